@@ -1,0 +1,122 @@
+// flopwise bench train | sample: throughput of the configured model on random data.
+#include <algorithm>
+#include <cstdio>
+
+#include "cli/common.h"
+#include "core/error.h"
+#include "core/rng.h"
+#include "core/system.h"
+#include "core/threads.h"
+#include "core/timer.h"
+#include "infer/generator.h"
+#include "kernels/matmul.h"
+#include "nn/flops.h"
+#include "nn/model.h"
+#include "train/optimizer.h"
+#include "train/trainer.h"
+
+namespace fw::cli {
+
+namespace {
+struct BenchFlags {
+  int64_t steps = 10, warmup = 2;
+  int64_t prompt_tokens = 64, new_tokens = 256;
+  ConfigFlags config;
+  CommonFlags common;
+};
+
+void random_tokens(std::vector<int32_t>& v, int64_t vocab, Rng& rng) {
+  for (auto& t : v) t = int32_t(rng.next_u64() % uint64_t(vocab));
+}
+
+void bench_train(const BenchFlags& f) {
+  f.common.apply();
+  Config cfg = f.config.build();
+  check_memory(training_memory_bytes(cfg), "this bench config");
+  FW_CHECK(f.steps >= 1 && f.warmup >= 0, "bench: --steps must be >= 1 and --warmup >= 0");
+  const TrainConfig& tc = cfg.train;
+  const int64_t B = tc.micro_batch(), T = tc.seq_len;
+  Model model(cfg.model);
+  model.init_weights(uint64_t(tc.seed));
+  model.enable_grads();
+  AdamW adam;
+  adam.init(model.num_params());
+  Activations acts(model, B, T, true);
+  Rng rng(uint64_t(tc.seed));
+  std::vector<int32_t> in(static_cast<size_t>(B * T)), tgt(static_cast<size_t>(B * T));
+  const double peak = sgemm_peak_flops();
+  double best = 1e30, total = 0;
+  for (int64_t s = 0; s < f.warmup + f.steps; s++) {
+    const double t0 = now_seconds();
+    model.grads.zero();
+    for (int64_t micro = 0; micro < tc.grad_accum; micro++) {
+      random_tokens(in, cfg.model.vocab_size, rng);
+      random_tokens(tgt, cfg.model.vocab_size, rng);
+      model_forward(model, acts, in.data(), tgt.data());
+      model_backward(model, acts, in.data(), tgt.data(), 1.0f / float(tc.grad_accum));
+    }
+    adam.update(model, tc.lr, tc.weight_decay, tc.grad_clip);
+    const double dt = now_seconds() - t0;
+    if (s >= f.warmup) {
+      total += dt;
+      best = std::min(best, dt);
+    }
+  }
+  const FlopCount fc = count_flops(cfg.model, T);
+  const double step_s = total / double(f.steps);
+  const double tps = double(tc.batch_size * T) / step_s;
+  const double mfu = tps * fc.train_per_token() / peak;
+  nlohmann::json j = {{"tokens_per_s", tps},          {"mfu", mfu},
+                      {"flops_per_token", fc.train_per_token()},
+                      {"forward_flops_per_token", fc.forward_per_token()},
+                      {"step_ms", 1e3 * step_s},      {"best_step_ms", 1e3 * best},
+                      {"peak_gflops", peak / 1e9},    {"params", model.num_params()},
+                      {"threads", num_threads()},     {"cpu", cpu_model_name()}};
+  if (f.common.json) print_json(j);
+  else std::printf("bench train: %.0f tokens/s, MFU %.1f%% (peak %.0f GFLOP/s sgemm), %.1f ms/step, "
+                   "%.1f MFLOP/token training\n", tps, 100 * mfu, peak / 1e9, 1e3 * step_s,
+                   fc.train_per_token() / 1e6);
+}
+
+void bench_sample(const BenchFlags& f) {
+  f.common.apply();
+  Config cfg = f.config.build();
+  FW_CHECK(f.prompt_tokens >= 1 && f.new_tokens >= 1, "bench: --prompt-tokens and --new-tokens must be >= 1");
+  Model model(cfg.model);
+  model.init_weights(uint64_t(cfg.train.seed));
+  Rng rng(uint64_t(cfg.train.seed));
+  std::vector<int32_t> prompt(static_cast<size_t>(f.prompt_tokens));
+  random_tokens(prompt, cfg.model.vocab_size, rng);
+  Generator gen(model, f.prompt_tokens + f.new_tokens);
+  generate(gen, prompt, 8, SamplingParams{}, 1);  // warm up caches and threads
+  GenerateResult r = generate(gen, prompt, f.new_tokens, SamplingParams{}, 1);
+  const double tps = double(r.tokens.size()) / r.seconds;
+  nlohmann::json j = {{"tokens_per_s", tps}, {"new_tokens", f.new_tokens},
+                      {"prompt_tokens", f.prompt_tokens}, {"seconds", r.seconds},
+                      {"threads", num_threads()}};
+  if (f.common.json) print_json(j);
+  else std::printf("bench sample: %.1f tokens/s (batch 1, %lld new tokens after a %lld-token prompt, KV cache)\n",
+                   tps, (long long)f.new_tokens, (long long)f.prompt_tokens);
+}
+}  // namespace
+
+void register_bench(CLI::App& app) {
+  auto* bench = app.add_subcommand("bench", "measure training or sampling throughput");
+  bench->require_subcommand(1);
+  auto ft = std::make_shared<BenchFlags>();
+  auto* tr = bench->add_subcommand("train", "training tokens/s and MFU on random tokens");
+  tr->add_option("--steps", ft->steps, "timed steps");
+  tr->add_option("--warmup", ft->warmup, "untimed steps first");
+  ft->config.add(tr);
+  ft->common.add(tr);
+  tr->callback([ft]() { bench_train(*ft); });
+  auto fs = std::make_shared<BenchFlags>();
+  auto* sa = bench->add_subcommand("sample", "batch-1 sampling tokens/s with the KV cache");
+  sa->add_option("--prompt-tokens", fs->prompt_tokens, "prompt length");
+  sa->add_option("--new-tokens", fs->new_tokens, "tokens to generate");
+  fs->config.add(sa);
+  fs->common.add(sa);
+  sa->callback([fs]() { bench_sample(*fs); });
+}
+
+}  // namespace fw::cli

@@ -1,0 +1,38 @@
+// Shared pieces of the subcommands: config flags, thread count, JSON summaries.
+#pragma once
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "train/config.h"
+
+namespace fw::cli {
+
+struct ConfigFlags {
+  std::string file;
+  std::vector<std::string> sets;
+  void add(CLI::App* sub);
+  Config build() const;  // defaults, then the file, then each --set in order; validated
+};
+
+struct CommonFlags {
+  bool json = false;
+  int threads = 0;
+  void add(CLI::App* sub);
+  void apply() const;  // sets the thread count
+};
+
+// Prints `j` as one line on stdout (invalid UTF-8 in strings replaced).
+void print_json(const nlohmann::json& j);
+
+// Progress and notes go to stderr so stdout stays the result.
+void note(const std::string& line);
+
+void register_prepare(CLI::App& app);
+void register_train(CLI::App& app);
+void register_eval(CLI::App& app);
+void register_sample(CLI::App& app);
+void register_bench(CLI::App& app);
+
+}  // namespace fw::cli

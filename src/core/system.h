@@ -1,0 +1,16 @@
+// Facts about the machine the process runs on.
+#pragma once
+#include <cstdint>
+#include <string>
+
+namespace fw {
+
+// MemAvailable from /proc/meminfo in bytes (0 if unknown).
+uint64_t available_memory_bytes();
+
+// "AMD EPYC ..." from /proc/cpuinfo's model name ("unknown" if absent).
+std::string cpu_model_name();
+
+std::string human_bytes(double bytes);  // "1.5 GiB"
+
+}  // namespace fw

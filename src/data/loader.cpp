@@ -1,0 +1,42 @@
+#include "data/loader.h"
+
+#include "core/error.h"
+#include "data/token_file.h"
+
+namespace fw {
+
+TokenLoader::TokenLoader(const std::string& path, int64_t vocab_size)
+    : tokens_(read_token_file(path)), name_(path) {
+  check(vocab_size);
+}
+
+TokenLoader::TokenLoader(std::vector<int32_t> tokens, int64_t vocab_size, std::string name)
+    : tokens_(std::move(tokens)), name_(std::move(name)) {
+  check(vocab_size);
+}
+
+void TokenLoader::check(int64_t vocab_size) const {
+  FW_CHECK(tokens_.size() >= 2, name_, ": only ", tokens_.size(),
+           " tokens; need at least 2 to form an (input, target) pair");
+  for (size_t i = 0; i < tokens_.size(); i++)
+    FW_CHECK(tokens_[i] >= 0 && tokens_[i] < vocab_size, name_, ": token ", i, " has id ",
+             tokens_[i], " >= model.vocab_size = ", vocab_size,
+             " (was the file made with another tokenizer?)");
+}
+
+void TokenLoader::set_position(int64_t p) {
+  FW_CHECK(p >= 0 && p < size(), name_, ": data position ", p, " outside the file's ", size(),
+           " tokens (checkpoint from another data set?)");
+  pos_ = p;
+}
+
+void TokenLoader::next_batch(int32_t* inputs, int32_t* targets, int64_t B, int64_t T) {
+  const int64_t n = size();
+  for (int64_t i = 0; i < B * T; i++) {
+    inputs[i] = tokens_[size_t((pos_ + i) % n)];
+    targets[i] = tokens_[size_t((pos_ + i + 1) % n)];
+  }
+  pos_ = (pos_ + B * T) % n;
+}
+
+}  // namespace fw

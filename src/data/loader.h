@@ -1,0 +1,32 @@
+// Batches of (input, target) windows from a token stream. Reads B·T+1 consecutive
+// tokens from the current position (wrapping at the end) and advances by B·T, so a
+// pass visits every token once. The position is part of the checkpoint.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace fw {
+
+class TokenLoader {
+ public:
+  // Loads `path` and checks every id is < vocab_size (naming the first bad one).
+  TokenLoader(const std::string& path, int64_t vocab_size);
+  TokenLoader(std::vector<int32_t> tokens, int64_t vocab_size, std::string name);
+
+  // inputs, targets: (B, T). targets[b,t] = the token after inputs[b,t].
+  void next_batch(int32_t* inputs, int32_t* targets, int64_t B, int64_t T);
+
+  int64_t position() const { return pos_; }
+  void set_position(int64_t p);
+  int64_t size() const { return int64_t(tokens_.size()); }
+  const std::string& name() const { return name_; }
+
+ private:
+  void check(int64_t vocab_size) const;
+  std::vector<int32_t> tokens_;
+  std::string name_;
+  int64_t pos_ = 0;
+};
+
+}  // namespace fw

@@ -1,0 +1,54 @@
+// Autoregressive decoding with a KV cache. Each layer keeps the rotated keys and
+// the values of every token fed so far (1,H,capacity,hd); feeding n new tokens runs
+// the blocks on those n tokens only, attending to the cache.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <vector>
+
+#include "core/buffer.h"
+#include "core/rng.h"
+#include "infer/sampling.h"
+#include "nn/model.h"
+
+namespace fw {
+
+class Generator {
+ public:
+  // capacity: cache rows (tokens of context); chunk: most tokens fed in one call.
+  Generator(const Model& model, int64_t capacity, int64_t chunk = 64);
+
+  // Appends tokens to the context; returns the logits (V) after the last one.
+  // Fails if the cache would overflow (see generate() for sliding).
+  float* feed(const int32_t* tokens, int64_t n);
+  int64_t length() const { return len_; }
+  int64_t capacity() const { return cap_; }
+  int64_t vocab_size() const { return m_.cfg.vocab_size; }
+  void reset() { len_ = 0; }
+
+ private:
+  const Model& m_;
+  int64_t cap_, chunk_, len_ = 0;
+  BlockDims dims_;  // (1, chunk)
+  Arena arena_;
+  std::vector<float*> kcache_, vcache_;  // per layer (1,H,cap,hd)
+  BlockActs acts_;
+  BlockScratch scratch_;
+  float *x_, *y_, *lnf_, *rstd_, *logits_;
+  std::vector<int32_t> pos_;
+  RopeTable rope_;
+};
+
+struct GenerateResult {
+  std::vector<int32_t> tokens;  // the new tokens
+  double seconds;               // prefill + decode
+};
+
+// Feeds the prompt, then samples n_new tokens. When the cache is full, the context
+// slides: the last capacity/2 tokens are fed again from position 0.
+// on_token (may be null) sees each new token as it is sampled.
+GenerateResult generate(Generator& gen, const std::vector<int32_t>& prompt, int64_t n_new,
+                        const SamplingParams& sp, uint64_t seed,
+                        const std::function<void(int32_t)>& on_token = nullptr);
+
+}  // namespace fw

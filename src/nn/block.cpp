@@ -1,0 +1,92 @@
+#include "nn/block.h"
+
+#include "core/threads.h"
+#include "kernels/attention.h"
+#include "kernels/gelu.h"
+#include "kernels/matmul.h"
+#include "kernels/rmsnorm.h"
+#include "kernels/rope.h"
+
+namespace fw {
+
+void RopeTable::build(int64_t n, int64_t hd) {
+  npos = n;
+  cos.resize(size_t(n * hd / 2));
+  sin.resize(size_t(n * hd / 2));
+  rope_table(cos.data(), sin.data(), n, hd);
+}
+
+void for_each_block_act(BlockActs& a, const BlockDims& d, int64_t Tk,
+                        const std::function<void(float*&, size_t)>& f) {
+  const size_t BT = size_t(d.B * d.T), C = size_t(d.C), F = size_t(d.F);
+  f(a.ln1, BT * C);
+  f(a.rstd1, BT);
+  f(a.q, BT * C);
+  f(a.k, BT * C);
+  f(a.v, BT * C);
+  f(a.P, size_t(d.B * d.H * d.T * Tk));
+  f(a.atty, BT * C);
+  f(a.h, BT * C);
+  f(a.ln2, BT * C);
+  f(a.rstd2, BT);
+  f(a.fc, BT * F);
+  f(a.g, BT * F);
+}
+
+void for_each_block_scratch(BlockScratch& s, const BlockDims& d, bool backward,
+                            const std::function<void(float*&, size_t)>& f) {
+  const size_t BT = size_t(d.B * d.T), C = size_t(d.C), F = size_t(d.F);
+  f(s.qkv, BT * 3 * C);
+  if (!backward) return;
+  f(s.datty, BT * C);
+  f(s.dq, BT * C);
+  f(s.dk, BT * C);
+  f(s.dv, BT * C);
+  f(s.dfc, BT * F);
+  f(s.dnorm, BT * C);
+  f(s.dattn, size_t(num_threads()) * size_t(d.T * d.T));
+}
+
+void block_forward(const BlockDims& d, const BlockWeights& w, BlockActs& a, BlockScratch& s,
+                   float* y, const float* x, const int32_t* pos, const RopeTable& rope,
+                   const KvSlot& kv) {
+  const int64_t BT = d.B * d.T, C = d.C, F = d.F;
+  // attention sub-block
+  rmsnorm_forward(a.ln1, a.rstd1, x, w.attn_norm, BT, C);
+  matmul_forward(s.qkv, a.ln1, w.qkv, BT, C, 3 * C);
+  rope_split_forward(a.q, kv.k, kv.v, s.qkv, pos, rope.cos.data(), rope.sin.data(), d.B, d.T, d.H,
+                     d.hd(), kv.Tcap, kv.off);
+  attention_forward(a.atty, a.P, a.q, kv.k, kv.v, d.B, d.H, d.T, kv.off + d.T, kv.Tcap, d.hd(),
+                    kv.off);
+  matmul_forward(a.h, a.atty, w.out, BT, C, C);
+#pragma omp parallel for simd schedule(static)
+  for (int64_t i = 0; i < BT * C; i++) a.h[i] += x[i];
+  // MLP sub-block
+  rmsnorm_forward(a.ln2, a.rstd2, a.h, w.mlp_norm, BT, C);
+  matmul_forward(a.fc, a.ln2, w.fc, BT, C, F);
+  gelu_forward(a.g, a.fc, BT * F);
+  matmul_forward(y, a.g, w.proj, BT, F, C);
+#pragma omp parallel for simd schedule(static)
+  for (int64_t i = 0; i < BT * C; i++) y[i] += a.h[i];
+}
+
+void block_backward(const BlockDims& d, const BlockWeights& w, const BlockWeights& dw,
+                    const BlockActs& a, BlockScratch& s, float* dres, const float* x,
+                    const int32_t* pos, const RopeTable& rope) {
+  const int64_t BT = d.B * d.T, C = d.C, F = d.F;
+  // MLP: y = h + proj(gelu(fc(norm(h))));  dres holds ∂L/∂y and becomes ∂L/∂h.
+  matmul_backward(s.dfc, dw.proj, dres, a.g, w.proj, BT, F, C);
+  gelu_backward(s.dfc, s.dfc, a.fc, BT * F);
+  matmul_backward(s.dnorm, dw.fc, s.dfc, a.ln2, w.fc, BT, C, F);
+  rmsnorm_backward(dres, dw.mlp_norm, s.dnorm, a.h, w.mlp_norm, a.rstd2, BT, C);
+  // attention: h = x + out(attn(norm(x)));  dres becomes ∂L/∂x.
+  matmul_backward(s.datty, dw.out, dres, a.atty, w.out, BT, C, C);
+  attention_backward(s.dq, s.dk, s.dv, s.dattn, s.datty, a.P, a.q, a.k, a.v, d.B, d.H, d.T,
+                     d.hd());
+  rope_split_backward(s.qkv, s.dq, s.dk, s.dv, pos, rope.cos.data(), rope.sin.data(), d.B, d.T,
+                      d.H, d.hd());
+  matmul_backward(s.dnorm, dw.qkv, s.qkv, a.ln1, w.qkv, BT, C, 3 * C);
+  rmsnorm_backward(dres, dw.attn_norm, s.dnorm, x, w.attn_norm, a.rstd1, BT, C);
+}
+
+}  // namespace fw

@@ -1,0 +1,89 @@
+// A pre-norm transformer block as a hand-written forward/backward pair:
+//   h = x + Attn(RMSNorm(x)),   y = h + MLP(RMSNorm(h))
+// Attn: fused QKV projection, rotary on q and k, causal softmax attention, output
+// projection. MLP: fc (F×C), GELU, proj (C×F).
+#pragma once
+#include <cstdint>
+#include <functional>
+
+#include "core/buffer.h"
+
+namespace fw {
+
+struct BlockDims {
+  int64_t B, T, C, H, F;  // batch, tokens per row, width, heads, MLP hidden
+  int64_t hd() const { return C / H; }
+};
+
+// Views into the flat parameter (or gradient) buffer.
+struct BlockWeights {
+  float* attn_norm;  // (C)
+  float* qkv;        // (3C, C)
+  float* out;        // (C, C)
+  float* mlp_norm;   // (C)
+  float* fc;         // (F, C)
+  float* proj;       // (C, F)
+};
+
+// What the forward keeps for the backward, per block.
+struct BlockActs {
+  float* ln1;    // (B,T,C)   RMSNorm(x)
+  float* rstd1;  // (B,T)
+  float* q;      // (B,H,T,hd) rotated queries
+  float* k;      // (B,H,T,hd) rotated keys   (training's own "cache")
+  float* v;      // (B,H,T,hd)
+  float* P;      // (B,H,T,Tk) attention probabilities
+  float* atty;   // (B,T,C)   attention output before projection
+  float* h;      // (B,T,C)   residual after attention
+  float* ln2;    // (B,T,C)
+  float* rstd2;  // (B,T)
+  float* fc;     // (B,T,F)   pre-activation
+  float* g;      // (B,T,F)   GELU(fc)
+};
+
+// Where this call's keys and values go: rows off..off+T of caches (B,H,Tcap,hd).
+// Training points it at BlockActs::k/v with Tcap = T, off = 0.
+struct KvSlot {
+  float* k;
+  float* v;
+  int64_t Tcap;
+  int64_t off;
+};
+
+// Scratch shared by all blocks (one live block at a time).
+struct BlockScratch {
+  float* qkv;     // (B,T,3C)
+  float* datty;   // (B,T,C)
+  float* dq;      // (B,H,T,hd)
+  float* dk;      // (B,H,T,hd)
+  float* dv;      // (B,H,T,hd)
+  float* dfc;     // (B,T,F)
+  float* dnorm;   // (B,T,C)   gradient at a norm's output
+  float* dattn;   // (threads,T,T)
+};
+
+// Rotary angle table for positions 0..npos-1.
+struct RopeTable {
+  Buffer cos, sin;  // (npos, hd/2)
+  int64_t npos = 0;
+  void build(int64_t npos, int64_t hd);
+};
+
+// Visit every activation buffer with its size; called once to size an arena and
+// once to carve it, so the two can never disagree. Tk: keys per query row in P.
+void for_each_block_act(BlockActs& a, const BlockDims& d, int64_t Tk,
+                        const std::function<void(float*&, size_t)>& f);
+void for_each_block_scratch(BlockScratch& s, const BlockDims& d, bool backward,
+                            const std::function<void(float*&, size_t)>& f);
+
+// x, y (B,T,C); pos (B,T) the tokens' positions (rotation angles).
+void block_forward(const BlockDims& d, const BlockWeights& w, BlockActs& a, BlockScratch& s,
+                   float* y, const float* x, const int32_t* pos, const RopeTable& rope,
+                   const KvSlot& kv);
+
+// dres (B,T,C): in = ∂L/∂y, out = ∂L/∂x. Weight gradients accumulate into dw.
+void block_backward(const BlockDims& d, const BlockWeights& w, const BlockWeights& dw,
+                    const BlockActs& a, BlockScratch& s, float* dres, const float* x,
+                    const int32_t* pos, const RopeTable& rope);
+
+}  // namespace fw

@@ -1,0 +1,171 @@
+#include "nn/model.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "core/error.h"
+#include "kernels/cross_entropy.h"
+#include "kernels/embedding.h"
+#include "kernels/matmul.h"
+#include "kernels/rmsnorm.h"
+
+namespace fw {
+
+Model::Model(const ModelConfig& c) : cfg(c) {
+  cfg.validate();
+  const int64_t V = cfg.vocab_size, C = cfg.d_model, F = cfg.hidden();
+  size_t off = 0;
+  auto add = [&](std::string name, std::vector<int64_t> shape, bool decay) {
+    tensors.push_back({std::move(name), off, std::move(shape), decay});
+    off += tensors.back().numel();
+  };
+  add("embedding.weight", {V, C}, true);
+  for (int64_t l = 0; l < cfg.n_layers; l++) {
+    std::string p = "blocks." + std::to_string(l) + ".";
+    add(p + "attn_norm.weight", {C}, false);
+    add(p + "attn.qkv.weight", {3 * C, C}, true);
+    add(p + "attn.out.weight", {C, C}, true);
+    add(p + "mlp_norm.weight", {C}, false);
+    add(p + "mlp.fc.weight", {F, C}, true);
+    add(p + "mlp.proj.weight", {C, F}, true);
+  }
+  add("final_norm.weight", {C}, false);
+  if (!cfg.tie_embeddings) add("lm_head.weight", {V, C}, true);
+  params.resize(off);
+  w = views(params.data());
+}
+
+size_t Model::count_params(const ModelConfig& c) {
+  const size_t V = c.vocab_size, C = c.d_model, F = c.hidden(), L = c.n_layers;
+  return V * C * (c.tie_embeddings ? 1 : 2) + L * (2 * C + 4 * C * C + 2 * F * C) + C;
+}
+
+size_t Model::num_embedding_params() const {
+  return size_t(cfg.vocab_size * cfg.d_model) * (cfg.tie_embeddings ? 1 : 2);
+}
+
+ModelWeights Model::views(float* base) const {
+  ModelWeights v;
+  size_t i = 0;
+  auto next = [&]() { return base + tensors[i++].offset; };
+  v.embedding = next();
+  for (int64_t l = 0; l < cfg.n_layers; l++) {
+    BlockWeights b;
+    b.attn_norm = next();
+    b.qkv = next();
+    b.out = next();
+    b.mlp_norm = next();
+    b.fc = next();
+    b.proj = next();
+    v.blocks.push_back(b);
+  }
+  v.final_norm = next();
+  v.lm_head = cfg.tie_embeddings ? v.embedding : next();
+  return v;
+}
+
+void Model::enable_grads() {
+  if (grads.size() != params.size()) grads.resize(params.size());
+  dw = views(grads.data());
+}
+
+// GPT-2 style: N(0, 0.02) for matrices, residual-output projections scaled by
+// 1/√(2·n_layers) so the residual stream's variance does not grow with depth;
+// norm gains start at 1.
+void Model::init_weights(uint64_t seed) {
+  Rng rng(seed);
+  const float resid_std = 0.02f / std::sqrt(2.0f * float(cfg.n_layers));
+  for (const auto& t : tensors) {
+    float* p = params.data() + t.offset;
+    const size_t n = t.numel();
+    if (!t.decay) {
+      for (size_t i = 0; i < n; i++) p[i] = 1.0f;
+      continue;
+    }
+    bool resid = t.name.ends_with("attn.out.weight") || t.name.ends_with("mlp.proj.weight");
+    float sd = resid ? resid_std : 0.02f;
+    for (size_t i = 0; i < n; i++) p[i] = sd * rng.normal();
+  }
+}
+
+// ---- activations -------------------------------------------------------------
+
+void Activations::layout(const ModelConfig& cfg, const std::function<void(float*&, size_t)>& f) {
+  const size_t BT = size_t(dims.B * dims.T), C = size_t(dims.C);
+  res.resize(size_t(cfg.n_layers + 1));
+  blocks.resize(size_t(cfg.n_layers));
+  for (auto& r : res) f(r, BT * C);
+  for (auto& b : blocks) for_each_block_act(b, dims, dims.T, f);
+  for_each_block_scratch(scratch, dims, with_backward, f);
+  f(lnf, BT * C);
+  f(rstdf, BT);
+  f(logits, BT * size_t(cfg.vocab_size));
+  f(losses, BT);
+  if (with_backward) f(dres, BT * C);
+}
+
+static BlockDims dims_of(const ModelConfig& c, int64_t B, int64_t T) {
+  return {B, T, c.d_model, c.n_heads, c.hidden()};
+}
+
+size_t Activations::bytes(const ModelConfig& cfg, int64_t B, int64_t T, bool backward) {
+  Activations probe;  // only its layout() is used, to count
+  probe.dims = dims_of(cfg, B, T);
+  probe.with_backward = backward;
+  size_t floats = 0;
+  probe.layout(cfg, [&](float*&, size_t n) { floats += Arena::rounded(n); });
+  return floats * sizeof(float);
+}
+
+Activations::Activations(const Model& m, int64_t B, int64_t T, bool backward)
+    : dims(dims_of(m.cfg, B, T)), with_backward(backward) {
+  FW_CHECK(T >= 1 && T <= m.cfg.max_seq_len, "config: train.seq_len = ", T,
+           " must be in [1, model.max_seq_len = ", m.cfg.max_seq_len, "]");
+  layout(m.cfg, [&](float*&, size_t n) { arena_.reserve(n); });
+  arena_.allocate();
+  layout(m.cfg, [&](float*& p, size_t n) { p = arena_.take(n); });
+  pos.resize(size_t(B * T));
+  for (int64_t b = 0; b < B; b++)
+    for (int64_t t = 0; t < T; t++) pos[size_t(b * T + t)] = int32_t(t);
+  rope.build(T, dims.hd());
+}
+
+// ---- forward / backward --------------------------------------------------------
+
+float model_forward(Model& m, Activations& a, const int32_t* tokens, const int32_t* targets) {
+  const BlockDims& d = a.dims;
+  const int64_t BT = d.B * d.T, C = d.C, V = m.cfg.vocab_size;
+  embedding_forward(a.res[0], tokens, m.w.embedding, BT, C);
+  for (int64_t l = 0; l < m.cfg.n_layers; l++) {
+    BlockActs& ba = a.blocks[size_t(l)];
+    block_forward(d, m.w.blocks[size_t(l)], ba, a.scratch, a.res[size_t(l + 1)], a.res[size_t(l)],
+                  a.pos.data(), a.rope, KvSlot{ba.k, ba.v, d.T, 0});
+  }
+  rmsnorm_forward(a.lnf, a.rstdf, a.res.back(), m.w.final_norm, BT, C);
+  matmul_forward(a.logits, a.lnf, m.w.lm_head, BT, C, V);
+  if (!targets) return 0.0f;
+  softmax_xent_forward(a.logits, a.losses, targets, BT, V);
+  double sum = 0;
+  for (int64_t i = 0; i < BT; i++) sum += a.losses[i];
+  return float(sum / double(BT));
+}
+
+void model_backward(Model& m, Activations& a, const int32_t* tokens, const int32_t* targets,
+                    float scale) {
+  FW_CHECK(a.with_backward && m.grads.size() == m.params.size(),
+           "internal: backward without gradient buffers");
+  const BlockDims& d = a.dims;
+  const int64_t BT = d.B * d.T, C = d.C, V = m.cfg.vocab_size;
+  // loss = scale · mean(losses): dlogits = scale/BT · (p − onehot)
+  softmax_xent_backward(a.logits, targets, BT, V, scale / float(BT));
+  float* dlnf = a.scratch.dnorm;
+  matmul_backward(dlnf, m.dw.lm_head, a.logits, a.lnf, m.w.lm_head, BT, C, V);
+  std::fill(a.dres, a.dres + BT * C, 0.0f);  // rmsnorm_backward accumulates
+  rmsnorm_backward(a.dres, m.dw.final_norm, dlnf, a.res.back(), m.w.final_norm, a.rstdf, BT, C);
+  for (int64_t l = m.cfg.n_layers - 1; l >= 0; l--)
+    block_backward(d, m.w.blocks[size_t(l)], m.dw.blocks[size_t(l)], a.blocks[size_t(l)], a.scratch,
+                   a.dres, a.res[size_t(l)], a.pos.data(), a.rope);
+  embedding_backward(m.dw.embedding, a.dres, tokens, BT, C);
+}
+
+}  // namespace fw

@@ -1,0 +1,92 @@
+// The decoder-only transformer: token embedding, n_layers pre-norm blocks, final
+// RMSNorm, output head (tied to the embedding by default), cross-entropy.
+// Parameters and gradients each live in one flat buffer with named views, in the
+// order of `tensors` (which is also the checkpoint's order).
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "core/buffer.h"
+#include "core/rng.h"
+#include "nn/block.h"
+#include "nn/config.h"
+
+namespace fw {
+
+struct ParamTensor {
+  std::string name;
+  size_t offset;               // into the flat buffer, in floats
+  std::vector<int64_t> shape;
+  bool decay;                  // weight decay applies (matrices yes, norm gains no)
+  size_t numel() const {
+    size_t n = 1;
+    for (auto s : shape) n *= size_t(s);
+    return n;
+  }
+};
+
+// Typed views of one flat buffer (parameters or gradients).
+struct ModelWeights {
+  float* embedding;                 // (V, C)
+  std::vector<BlockWeights> blocks;
+  float* final_norm;                // (C)
+  float* lm_head;                   // (V, C): == embedding when tied
+};
+
+class Model {
+ public:
+  explicit Model(const ModelConfig& cfg);  // validates cfg; parameters zeroed
+  ModelConfig cfg;
+  std::vector<ParamTensor> tensors;
+  Buffer params;  // (num_params)
+  Buffer grads;   // (num_params) once enable_grads() was called
+  ModelWeights w, dw;
+
+  size_t num_params() const { return params.size(); }
+  size_t num_embedding_params() const;  // embedding (+ untied head)
+  void init_weights(uint64_t seed);
+  void enable_grads();
+  static size_t count_params(const ModelConfig& cfg);
+
+ private:
+  ModelWeights views(float* base) const;
+};
+
+// Everything one forward/backward on a (B, T) batch needs, carved from one arena
+// sized at construction. No allocation happens inside a step.
+class Activations {
+ public:
+  Activations(const Model& m, int64_t B, int64_t T, bool backward);
+  // Bytes an Activations of this shape would take (for the memory estimate).
+  static size_t bytes(const ModelConfig& cfg, int64_t B, int64_t T, bool backward);
+
+  BlockDims dims;
+  bool with_backward;
+  std::vector<float*> res;        // n_layers+1 residual streams (B,T,C)
+  std::vector<BlockActs> blocks;  // per layer
+  BlockScratch scratch;
+  float* lnf;     // (B,T,C)   final RMSNorm output
+  float* rstdf;   // (B,T)
+  float* logits;  // (B,T,V)   logits → probabilities → dlogits
+  float* losses;  // (B,T)
+  float* dres;    // (B,T,C)   residual gradient (backward)
+  std::vector<int32_t> pos;  // (B,T) positions 0..T-1
+  RopeTable rope;
+
+ private:
+  Activations() = default;  // for bytes(): lays out without allocating
+  void layout(const ModelConfig& cfg, const std::function<void(float*&, size_t)>& f);
+  Arena arena_;
+};
+
+// Mean cross-entropy over the B·T targets (targets may be null: logits only).
+float model_forward(Model& m, Activations& a, const int32_t* tokens, const int32_t* targets);
+
+// Accumulates (+=) into m.grads the gradient of scale · mean loss. Needs the forward
+// of the same batch just before.
+void model_backward(Model& m, Activations& a, const int32_t* tokens, const int32_t* targets,
+                    float scale);
+
+}  // namespace fw

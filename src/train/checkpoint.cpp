@@ -1,0 +1,111 @@
+#include "train/checkpoint.h"
+
+#include <filesystem>
+
+#include "core/error.h"
+#include "data/safetensors.h"
+
+namespace fw {
+
+namespace fs = std::filesystem;
+
+static constexpr const char* kFormat = "flopwise-1";
+
+std::string model_file(const std::string& run_or_file) {
+  if (fs::is_directory(run_or_file)) return (fs::path(run_or_file) / "model.safetensors").string();
+  return run_or_file;
+}
+
+static int64_t parse_int(const SafetensorsFile& f, const std::string& key) {
+  const std::string& s = f.meta(key);
+  try {
+    size_t used = 0;
+    long long v = std::stoll(s, &used);
+    if (used == s.size()) return v;
+  } catch (const std::exception&) {
+  }
+  fail(f.path(), ": metadata '", key, "' = '", s, "' is not an integer");
+}
+
+void save_checkpoint(const std::string& run_dir, const Model& model, const Config& cfg,
+                     const std::string& tokenizer, const AdamW& opt, const TrainingState& st) {
+  std::map<std::string, std::string> meta = {
+      {"format", "pt"},  // lets PyTorch's safetensors loader accept it
+      {"flopwise.format", kFormat},
+      {"flopwise.config", to_json(cfg).dump()},
+      {"flopwise.tokenizer", tokenizer},
+      {"flopwise.step", std::to_string(st.step)},
+  };
+  std::vector<SafeTensor> weights, moments;
+  for (const auto& t : model.tensors) {
+    weights.push_back({t.name, t.shape, model.params.data() + t.offset});
+    moments.push_back({"adamw.m." + t.name, t.shape, opt.m.data() + t.offset});
+    moments.push_back({"adamw.v." + t.name, t.shape, opt.v.data() + t.offset});
+  }
+  auto state_meta = meta;
+  state_meta["flopwise.data_pos"] = std::to_string(st.data_pos);
+  state_meta["flopwise.data_dir"] = st.data_dir;
+  state_meta["flopwise.adamw_step"] = std::to_string(opt.step);
+  for (int i = 0; i < 4; i++) state_meta["flopwise.rng" + std::to_string(i)] = std::to_string(st.rng[size_t(i)]);
+  write_safetensors((fs::path(run_dir) / "state.safetensors").string(), moments, state_meta);
+  write_safetensors((fs::path(run_dir) / "model.safetensors").string(), weights, meta);
+}
+
+LoadedModel load_model(const std::string& run_or_file) {
+  const std::string path = model_file(run_or_file);
+  FW_CHECK(fs::exists(path), path, ": checkpoint not found");
+  SafetensorsFile f(path);
+  FW_CHECK(f.meta("flopwise.format") == kFormat, path, ": checkpoint format '",
+           f.meta("flopwise.format"), "', this flopwise reads '", kFormat, "'");
+  LoadedModel out;
+  nlohmann::json cj;
+  try {
+    cj = nlohmann::json::parse(f.meta("flopwise.config"));
+  } catch (const nlohmann::json::parse_error&) {
+    fail(path, ": metadata 'flopwise.config' is not valid JSON");
+  }
+  apply_json(out.config, cj, path + " (flopwise.config)");
+  try {
+    out.config.validate();
+  } catch (const Error& e) {
+    fail(path, ": ", e.what());
+  }
+  out.tokenizer = f.meta("flopwise.tokenizer");
+  out.step = parse_int(f, "flopwise.step");
+  out.model = std::make_unique<Model>(out.config.model);
+  Model& m = *out.model;
+  for (const auto& t : m.tensors) f.read_f32(t.name, t.shape, m.params.data() + t.offset);
+  FW_CHECK(f.names().size() == m.tensors.size(), path, ": holds ", f.names().size(),
+           " tensors, the config's model has ", m.tensors.size());
+  return out;
+}
+
+void load_training_state(const std::string& run_dir, const Model& model, const Config& cfg,
+                         int64_t model_step, AdamW& opt, TrainingState& st) {
+  const std::string path = (fs::path(run_dir) / "state.safetensors").string();
+  FW_CHECK(fs::exists(path), path, ": optimizer state not found (cannot resume)");
+  SafetensorsFile f(path);
+  st.step = parse_int(f, "flopwise.step");
+  FW_CHECK(st.step == model_step, path, ": step ", st.step, " but model.safetensors is at step ",
+           model_step, " (torn checkpoint pair; cannot resume exactly)");
+  FW_CHECK(f.meta("flopwise.config") == to_json(cfg).dump(), path,
+           ": config differs from model.safetensors");
+  st.data_pos = parse_int(f, "flopwise.data_pos");
+  st.data_dir = f.meta("flopwise.data_dir");
+  for (int i = 0; i < 4; i++) {
+    const std::string key = "flopwise.rng" + std::to_string(i);
+    try {
+      st.rng[size_t(i)] = std::stoull(f.meta(key));
+    } catch (const std::logic_error&) {
+      fail(path, ": metadata '", key, "' is not an unsigned integer");
+    }
+  }
+  opt.init(model.num_params());
+  opt.step = parse_int(f, "flopwise.adamw_step");
+  for (const auto& t : model.tensors) {
+    f.read_f32("adamw.m." + t.name, t.shape, opt.m.data() + t.offset);
+    f.read_f32("adamw.v." + t.name, t.shape, opt.v.data() + t.offset);
+  }
+}
+
+}  // namespace fw

@@ -1,0 +1,46 @@
+// Checkpoints of a run folder:
+//   RUN/model.safetensors  weights; __metadata__ holds the config (JSON), the
+//                          tokenizer and the step, so the file describes itself.
+//   RUN/state.safetensors  AdamW moments; __metadata__ holds step, data position
+//                          and RNG state: what resume needs for the same trajectory.
+// Both are written atomically; the state file first, so a crash between the two
+// renames leaves a model one step behind its state, which load detects by step.
+#pragma once
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "nn/model.h"
+#include "train/config.h"
+#include "train/optimizer.h"
+
+namespace fw {
+
+struct TrainingState {
+  int64_t step = 0;      // optimizer steps done
+  int64_t data_pos = 0;  // next token of the training stream
+  std::array<uint64_t, 4> rng{};
+  std::string data_dir;  // the data the run trains on (resume defaults to it)
+};
+
+// RUN folder → RUN/model.safetensors; a file path is returned as is.
+std::string model_file(const std::string& run_or_file);
+
+void save_checkpoint(const std::string& run_dir, const Model& model, const Config& cfg,
+                     const std::string& tokenizer, const AdamW& opt, const TrainingState& st);
+
+struct LoadedModel {
+  Config config;
+  std::unique_ptr<Model> model;
+  std::string tokenizer;
+  int64_t step = 0;
+};
+// Validates config and every tensor's name, dtype and shape.
+LoadedModel load_model(const std::string& run_or_file);
+
+// Loads RUN/state.safetensors into opt and st; fails if its step differs from model_step.
+void load_training_state(const std::string& run_dir, const Model& model, const Config& cfg,
+                         int64_t model_step, AdamW& opt, TrainingState& st);
+
+}  // namespace fw

@@ -1,0 +1,20 @@
+#include "train/evaluate.h"
+
+#include <vector>
+
+namespace fw {
+
+EvalResult evaluate(Model& model, Activations& acts, TokenLoader& data, int64_t tokens) {
+  const int64_t B = acts.dims.B, T = acts.dims.T;
+  const int64_t batches = std::max<int64_t>(1, tokens / (B * T));
+  std::vector<int32_t> in(static_cast<size_t>(B * T)), tgt(static_cast<size_t>(B * T));
+  data.set_position(0);
+  double sum = 0;
+  for (int64_t i = 0; i < batches; i++) {
+    data.next_batch(in.data(), tgt.data(), B, T);
+    sum += model_forward(model, acts, in.data(), tgt.data());
+  }
+  return {sum / double(batches), batches * B * T};
+}
+
+}  // namespace fw

@@ -1,0 +1,37 @@
+// The training loop: AdamW with warmup + cosine, gradient accumulation, clipping,
+// periodic validation, checkpoints, exact resume, and a stop on NaN/Inf loss that
+// keeps the last good checkpoint.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#include "train/config.h"
+
+namespace fw {
+
+struct TrainOptions {
+  std::string data_dir;    // holds train.bin and val.bin (resume: empty = the run's own)
+  std::string run_dir;     // output run folder (created), or the run to resume
+  bool resume = false;     // continue run_dir from its checkpoint
+  int64_t stop_after = 0;  // > 0: end this invocation after that step, with a checkpoint
+  std::function<void(const std::string&)> log = nullptr;  // progress lines (null: silent)
+};
+
+struct TrainSummary {
+  int64_t step = 0;
+  double train_loss = 0, val_loss = 0;  // last logged train loss, last validation loss
+  double tokens_per_s = 0, mfu = 0;     // over this invocation's steps
+  double flops_per_token = 0;           // exact training FLOPs per token (3 × forward)
+  bool finished = false;                // reached train.steps
+};
+
+// Fresh run: cfg is used. Resume: the run's saved config is used (cfg ignored).
+TrainSummary run_training(const Config& cfg, const TrainOptions& opt);
+
+// Bytes a training run of this config allocates (weights, gradients, AdamW moments,
+// activations); refused before allocation when the machine lacks them.
+size_t training_memory_bytes(const Config& cfg);
+void check_memory(size_t bytes, const std::string& what);
+
+}  // namespace fw

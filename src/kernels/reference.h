@@ -198,6 +198,15 @@ void softmax_xent_forward(T* logits, T* losses, const int32_t* targets, int64_t 
   }
 }
 
+// probs (M,V) → dlogits = (p − onehot(target)) · scale
+template <typename T>
+void softmax_xent_backward(T* probs, const int32_t* targets, int64_t M, int64_t V, T scale) {
+  for (int64_t i = 0; i < M; i++) {
+    probs[i * V + targets[i]] -= T(1);
+    for (int64_t j = 0; j < V; j++) probs[i * V + j] *= scale;
+  }
+}
+
 template <typename T>
 void adamw_update(T* p, const T* g, T* m, T* v, int64_t n, T lr, T b1, T b2, T eps, T wd,
                   int64_t step, T grad_scale) {

@@ -180,7 +180,7 @@ TrainSummary run_training(const Config& cfg_in, const TrainOptions& opt) {
     if (st.step % tc.log_every == 0 || last || do_eval) {
       const double tps = double(window_steps * tokens_per_step) / window_seconds;
       const double mfu = tps * fc.train_per_token() / peak;
-      nlohmann::json row = {{"step", st.step}, {"loss", window_loss / double(window_steps)},
+      nlohmann::json row = {{"step", st.step}, {"loss", loss},
                             {"lr", lr}, {"grad_norm", gnorm}, {"tokens_per_s", tps}, {"mfu", mfu},
                             {"tokens", st.step * tokens_per_step},
                             {"flops", double(st.step * tokens_per_step) * fc.train_per_token()}};

@@ -1,0 +1,173 @@
+// Every optimised kernel against its plain reference version (src/kernels/reference.h).
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <vector>
+
+#include "core/rng.h"
+#include "kernels/adamw.h"
+#include "kernels/attention.h"
+#include "kernels/cross_entropy.h"
+#include "kernels/embedding.h"
+#include "kernels/gelu.h"
+#include "kernels/matmul.h"
+#include "kernels/reference.h"
+#include "kernels/rmsnorm.h"
+#include "kernels/rope.h"
+
+using namespace fw;
+
+namespace {
+
+std::vector<float> randn(size_t n, uint64_t seed, float sd = 1.0f) {
+  Rng r(seed);
+  std::vector<float> v(n);
+  for (auto& x : v) x = sd * r.normal();
+  return v;
+}
+
+// max |a-b| / (1 + |b|)
+double max_rel(const std::vector<float>& a, const std::vector<float>& b) {
+  EXPECT_EQ(a.size(), b.size());
+  double m = 0;
+  for (size_t i = 0; i < a.size(); i++) m = std::max(m, std::abs(double(a[i]) - b[i]) / (1 + std::abs(double(b[i]))));
+  return m;
+}
+
+}  // namespace
+
+TEST(Kernels, MatmulForwardBackward) {
+  const int64_t M = 37, K = 29, N = 23;
+  auto x = randn(M * K, 1), w = randn(N * K, 2), dy = randn(M * N, 3);
+  std::vector<float> y(M * N), yr(M * N), dx(M * K), dxr(M * K), dw(N * K, 0.5f), dwr(N * K, 0.5f);
+  matmul_forward(y.data(), x.data(), w.data(), M, K, N);
+  ref::matmul_forward(yr.data(), x.data(), w.data(), M, K, N);
+  EXPECT_LT(max_rel(y, yr), 1e-5);
+  matmul_backward(dx.data(), dw.data(), dy.data(), x.data(), w.data(), M, K, N);
+  ref::matmul_backward(dxr.data(), dwr.data(), dy.data(), x.data(), w.data(), M, K, N);
+  EXPECT_LT(max_rel(dx, dxr), 1e-5);
+  EXPECT_LT(max_rel(dw, dwr), 1e-5);  // accumulated onto 0.5, not overwritten
+}
+
+TEST(Kernels, RmsNorm) {
+  const int64_t M = 19, C = 48;
+  auto x = randn(M * C, 4), w = randn(C, 5), dy = randn(M * C, 6);
+  std::vector<float> y(M * C), yr(M * C), r(M), rr(M);
+  rmsnorm_forward(y.data(), r.data(), x.data(), w.data(), M, C);
+  ref::rmsnorm_forward(yr.data(), rr.data(), x.data(), w.data(), M, C, kNormEps);
+  EXPECT_LT(max_rel(y, yr), 1e-5);
+  EXPECT_LT(max_rel(r, rr), 1e-5);
+  std::vector<float> dx(M * C, 1.0f), dxr(M * C, 1.0f), dw(C, 0.0f), dwr(C, 0.0f);
+  rmsnorm_backward(dx.data(), dw.data(), dy.data(), x.data(), w.data(), r.data(), M, C);
+  ref::rmsnorm_backward(dxr.data(), dwr.data(), dy.data(), x.data(), w.data(), rr.data(), M, C);
+  EXPECT_LT(max_rel(dx, dxr), 1e-5);
+  EXPECT_LT(max_rel(dw, dwr), 1e-5);
+}
+
+TEST(Kernels, Gelu) {
+  const int64_t n = 1000;
+  auto x = randn(n, 7, 3.0f), dy = randn(n, 8);
+  std::vector<float> y(n), dx(n);
+  gelu_forward(y.data(), x.data(), n);
+  gelu_backward(dx.data(), dy.data(), x.data(), n);
+  for (int64_t i = 0; i < n; i++) {
+    EXPECT_NEAR(y[i], ref::gelu(double(x[i])), 1e-5);
+    EXPECT_NEAR(dx[i], dy[i] * ref::gelu_grad(double(x[i])), 1e-5);
+  }
+}
+
+TEST(Kernels, RopeSplitForwardBackward) {
+  const int64_t B = 2, T = 7, H = 3, hd = 8, C = H * hd, Tcap = 12, off = 3;
+  auto qkv = randn(B * T * 3 * C, 9);
+  std::vector<int32_t> pos(B * T);
+  for (int64_t i = 0; i < B * T; i++) pos[i] = int32_t((i * 5) % 11);  // arbitrary positions
+  std::vector<float> cs(11 * hd / 2), sn(11 * hd / 2);
+  rope_table(cs.data(), sn.data(), 11, hd);
+  std::vector<float> q(B * H * T * hd), k(B * H * Tcap * hd), v(B * H * Tcap * hd);
+  std::vector<float> qr = q, kr = k, vr = v;
+  rope_split_forward(q.data(), k.data(), v.data(), qkv.data(), pos.data(), cs.data(), sn.data(), B, T, H, hd, Tcap, off);
+  ref::rope_split_forward(qr.data(), kr.data(), vr.data(), qkv.data(), pos.data(), B, T, H, hd, Tcap, off);
+  EXPECT_LT(max_rel(q, qr), 1e-5);
+  EXPECT_LT(max_rel(k, kr), 1e-5);
+  EXPECT_LT(max_rel(v, vr), 1e-6);
+  auto dq = randn(B * H * T * hd, 10), dk = randn(B * H * T * hd, 11), dv = randn(B * H * T * hd, 12);
+  std::vector<float> d(B * T * 3 * C), dr(B * T * 3 * C);
+  rope_split_backward(d.data(), dq.data(), dk.data(), dv.data(), pos.data(), cs.data(), sn.data(), B, T, H, hd);
+  ref::rope_split_backward(dr.data(), dq.data(), dk.data(), dv.data(), pos.data(), B, T, H, hd);
+  EXPECT_LT(max_rel(d, dr), 1e-5);
+}
+
+TEST(Kernels, AttentionForwardBackward) {
+  const int64_t B = 2, H = 3, T = 11, hd = 8, C = H * hd;
+  auto q = randn(B * H * T * hd, 13), k = randn(B * H * T * hd, 14), v = randn(B * H * T * hd, 15);
+  std::vector<float> y(B * T * C), yr(B * T * C), P(B * H * T * T), Pr(B * H * T * T);
+  attention_forward(y.data(), P.data(), q.data(), k.data(), v.data(), B, H, T, T, T, hd, 0);
+  ref::attention_forward(yr.data(), Pr.data(), q.data(), k.data(), v.data(), B, H, T, T, T, hd, 0);
+  EXPECT_LT(max_rel(y, yr), 1e-5);
+  EXPECT_LT(max_rel(P, Pr), 1e-5);
+  auto dy = randn(B * T * C, 16);
+  std::vector<float> dq(q.size()), dk(q.size()), dv(q.size()), dqr(q.size()), dkr(q.size()), dvr(q.size());
+  std::vector<float> scratch(64 * T * T);
+  attention_backward(dq.data(), dk.data(), dv.data(), scratch.data(), dy.data(), P.data(), q.data(), k.data(), v.data(), B, H, T, hd);
+  ref::attention_backward(dqr.data(), dkr.data(), dvr.data(), dy.data(), Pr.data(), q.data(), k.data(), v.data(), B, H, T, hd);
+  EXPECT_LT(max_rel(dq, dqr), 1e-5);
+  EXPECT_LT(max_rel(dk, dkr), 1e-5);
+  EXPECT_LT(max_rel(dv, dvr), 1e-5);
+}
+
+// Decoding reads keys from a larger cache at an offset: queries at rows off..off+Tq.
+TEST(Kernels, AttentionWithCacheOffset) {
+  const int64_t B = 1, H = 2, Tq = 3, off = 5, Tk = off + Tq, Tcap = 10, hd = 4, C = H * hd;
+  auto q = randn(B * H * Tq * hd, 17), k = randn(B * H * Tcap * hd, 18), v = randn(B * H * Tcap * hd, 19);
+  std::vector<float> y(B * Tq * C), yr(B * Tq * C), P(B * H * Tq * Tk), Pr(B * H * Tq * Tk);
+  attention_forward(y.data(), P.data(), q.data(), k.data(), v.data(), B, H, Tq, Tk, Tcap, hd, off);
+  ref::attention_forward(yr.data(), Pr.data(), q.data(), k.data(), v.data(), B, H, Tq, Tk, Tcap, hd, off);
+  EXPECT_LT(max_rel(y, yr), 1e-5);
+  EXPECT_LT(max_rel(P, Pr), 1e-5);
+}
+
+TEST(Kernels, SoftmaxCrossEntropy) {
+  const int64_t M = 13, V = 37;
+  auto logits = randn(M * V, 20, 2.0f);
+  std::vector<int32_t> tgt(M);
+  for (int64_t i = 0; i < M; i++) tgt[i] = int32_t((i * 7) % V);
+  auto a = logits, b = logits;
+  std::vector<float> la(M), lb(M);
+  softmax_xent_forward(a.data(), la.data(), tgt.data(), M, V);
+  ref::softmax_xent_forward(b.data(), lb.data(), tgt.data(), M, V);
+  EXPECT_LT(max_rel(la, lb), 1e-5);
+  EXPECT_LT(max_rel(a, b), 1e-5);
+  softmax_xent_backward(a.data(), tgt.data(), M, V, 0.25f);
+  ref::softmax_xent_backward(b.data(), tgt.data(), M, V, 0.25f);
+  EXPECT_LT(max_rel(a, b), 1e-5);
+}
+
+TEST(Kernels, Embedding) {
+  const int64_t V = 10, C = 33, M = 25;
+  auto wte = randn(V * C, 21), dx = randn(M * C, 22);
+  std::vector<int32_t> tok(M);
+  for (int64_t i = 0; i < M; i++) tok[i] = int32_t((i * 3) % V);
+  std::vector<float> x(M * C), dw(V * C, 0.0f), dwr(V * C, 0.0f);
+  embedding_forward(x.data(), tok.data(), wte.data(), M, C);
+  for (int64_t i = 0; i < M; i++)
+    for (int64_t c = 0; c < C; c++) {
+      EXPECT_EQ(x[i * C + c], wte[tok[i] * C + c]);
+      dwr[tok[i] * C + c] += dx[i * C + c];
+    }
+  embedding_backward(dw.data(), dx.data(), tok.data(), M, C);
+  EXPECT_LT(max_rel(dw, dwr), 1e-6);
+}
+
+TEST(Kernels, AdamW) {
+  const int64_t n = 101;
+  auto p = randn(n, 23), g = randn(n, 24), m = randn(n, 25, 0.1f), v = randn(n, 26, 0.1f);
+  for (auto& x : v) x = std::abs(x);
+  auto pr = p, mr = m, vr = v;
+  AdamWHyper h{1e-2f, 0.9f, 0.95f, 1e-8f, 0.1f, 3, 0.5f};
+  adamw_update(p.data(), g.data(), m.data(), v.data(), n, h);
+  ref::adamw_update(pr.data(), g.data(), mr.data(), vr.data(), n, 1e-2f, 0.9f, 0.95f, 1e-8f, 0.1f, 3, 0.5f);
+  EXPECT_LT(max_rel(p, pr), 1e-6);
+  EXPECT_LT(max_rel(m, mr), 1e-6);
+  EXPECT_LT(max_rel(v, vr), 1e-6);
+  EXPECT_NEAR(sum_squares(g.data(), n), [&] { double s = 0; for (float x : g) s += double(x) * x; return s; }(), 1e-9);
+}

@@ -27,9 +27,9 @@ void run_train(const TrainFlags& f) {
     opt.run_dir = f.resume;
     opt.resume = true;
   } else {
+    cfg = f.config.build();
     FW_CHECK(!f.out.empty(), "train: --out RUN is required (or --resume RUN)");
     FW_CHECK(!f.data.empty(), "train: --data DIR is required");
-    cfg = f.config.build();
     opt.run_dir = f.out;
   }
   TrainSummary s = run_training(cfg, opt);

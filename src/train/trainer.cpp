@@ -107,9 +107,9 @@ TrainSummary run_training(const Config& cfg_in, const TrainOptions& opt) {
   const TrainConfig& tc = cfg.train;
   const int64_t B = tc.micro_batch(), T = tc.seq_len, A = tc.grad_accum;
   DataFiles files = find_data_files(data_dir);
+  const std::string data_tok = data_tokenizer(data_dir, cfg.model.vocab_size);
   TokenLoader train_data(files.train, cfg.model.vocab_size);
   TokenLoader val_data(files.val, cfg.model.vocab_size);
-  const std::string data_tok = data_tokenizer(data_dir, cfg.model.vocab_size);
   if (opt.resume)
     FW_CHECK(data_tok == tokenizer, data_dir, ": tokenizer '", data_tok, "' but the run was trained with '",
              tokenizer, "'");
@@ -160,9 +160,9 @@ TrainSummary run_training(const Config& cfg_in, const TrainOptions& opt) {
     const double lr = learning_rate(tc, st.step);
     const double gnorm = std::isfinite(loss) ? adam.update(*model, lr, tc.weight_decay, tc.grad_clip) : NAN;
     if (!std::isfinite(loss) || !std::isfinite(gnorm)) {
-      fail("step ", st.step + 1, ": training ", std::isfinite(loss) ? "gradient norm" : "loss", " is ",
-           std::isfinite(loss) ? gnorm : loss, "; stopped without saving (the last good checkpoint in ",
-           opt.run_dir, " is kept); try a lower train.lr");
+      fail("step ", st.step + 1, ": non-finite training loss (", loss, ") or gradient norm (", gnorm,
+           "); stopped without saving (the last good checkpoint in ", opt.run_dir,
+           " is kept); try a lower train.lr");
     }
     st.step++;
     steps_run++;

@@ -1,0 +1,285 @@
+// The flopwise program end to end: the happy path with --json summaries, and every
+// kind of bad input getting one clear line, a non-zero exit, and no damaged files.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
+#include "data/safetensors.h"
+#include "data/token_file.h"
+#include "nn/model.h"
+#include "test_util.h"
+
+using namespace fw;
+using fw::test::flopwise;
+namespace fs = std::filesystem;
+
+namespace {
+
+const char* kTiny =
+    "--set model.d_model=32 --set model.n_layers=2 --set model.n_heads=2 --set model.max_seq_len=32 "
+    "--set train.seq_len=32 --set train.batch_size=4 --set train.warmup=2 --set train.eval_tokens=128 "
+    "--set train.log_every=5";
+
+std::string slurp(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+nlohmann::json last_json_line(const std::string& out) {
+  std::string line, last;
+  std::istringstream in(out);
+  while (std::getline(in, line))
+    if (!line.empty()) last = line;
+  return nlohmann::json::parse(last);
+}
+
+// Text → DATA via `flopwise prepare`.
+std::string prepared_data(const std::string& name) {
+  std::string dir = test::temp_dir(name);
+  std::ofstream(dir + "/text.txt") << std::string(
+      "It is a truth universally acknowledged, that a single man in possession of a good fortune, "
+      "must be in want of a wife. However little known the feelings or views of such a man may be "
+      "on his first entering a neighbourhood, this truth is so well fixed in the minds of the "
+      "surrounding families, that he is considered the rightful property of some one or other of "
+      "their daughters.\n");
+  auto r = flopwise("prepare --input " + dir + "/text.txt --out " + dir + "/data");
+  EXPECT_EQ(r.code, 0) << r.out;
+  return dir + "/data";
+}
+
+// Expects failure with exit 1 and a message containing `what` on one line.
+void expect_error(const test::Run& r, const std::string& what) {
+  EXPECT_EQ(r.code, 1) << r.out;
+  EXPECT_NE(r.out.find("flopwise: error: "), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find(what), std::string::npos) << "expected '" << what << "' in: " << r.out;
+  const auto at = r.out.find("flopwise: error: ");
+  if (at != std::string::npos) {
+    EXPECT_EQ(r.out.find('\n', at), r.out.size() - 1) << "one line: " << r.out;
+  }
+}
+
+}  // namespace
+
+TEST(Cli, HappyPathWithJsonSummaries) {
+  std::string data = prepared_data("cli_happy");
+  std::string run = test::temp_dir("cli_happy_run");
+  auto t = flopwise("train --data " + data + " --out " + run + " " + kTiny + " --set train.steps=10 --json");
+  ASSERT_EQ(t.code, 0) << t.out;
+  auto tj = last_json_line(t.out);
+  for (auto key : {"step", "train_loss", "val_loss", "tokens_per_s", "mfu", "flops_per_token"})
+    EXPECT_TRUE(tj.contains(key)) << key;
+  EXPECT_EQ(tj["step"], 10);
+  EXPECT_NE(t.out.find("MFU"), std::string::npos) << "progress line shows MFU";
+  auto e = flopwise("eval --ckpt " + run + " --data " + data + " --json");
+  ASSERT_EQ(e.code, 0) << e.out;
+  auto ej = last_json_line(e.out);
+  EXPECT_GT(ej["val_loss"].get<double>(), 0);
+  EXPECT_GT(ej["tokens"].get<int64_t>(), 0);
+  auto s = flopwise("sample --ckpt " + run + "/model.safetensors --prompt 'It is' --tokens 20 --seed 3 --json");
+  ASSERT_EQ(s.code, 0) << s.out;
+  auto sj = last_json_line(s.out);
+  EXPECT_TRUE(sj["text"].is_string());
+  EXPECT_GT(sj["tokens_per_s"].get<double>(), 0);
+  // same seed, same text; greedy is deterministic too
+  auto s2 = flopwise("sample --ckpt " + run + " --prompt 'It is' --tokens 20 --seed 3 --json");
+  EXPECT_EQ(last_json_line(s2.out)["text"], sj["text"]);
+  auto b = flopwise(std::string("bench train --steps 1 --warmup 0 ") + kTiny + " --json");
+  ASSERT_EQ(b.code, 0) << b.out;
+  auto bj = last_json_line(b.out);
+  EXPECT_GT(bj["tokens_per_s"].get<double>(), 0);
+  EXPECT_GT(bj["mfu"].get<double>(), 0);
+  EXPECT_LT(bj["mfu"].get<double>(), 1.5);
+  auto bs = flopwise(std::string("bench sample --prompt-tokens 8 --new-tokens 8 ") + kTiny + " --json");
+  ASSERT_EQ(bs.code, 0) << bs.out;
+  EXPECT_GT(last_json_line(bs.out)["tokens_per_s"].get<double>(), 0);
+  for (auto sub : {"prepare", "train", "eval", "sample", "bench", "bench train", "bench sample"})
+    EXPECT_EQ(flopwise(std::string(sub) + " --help").code, 0) << sub;
+}
+
+TEST(Cli, MissingFiles) {
+  std::string dir = test::temp_dir("cli_missing");
+  expect_error(flopwise("prepare --input " + dir + "/nope.txt --out " + dir + "/d"), "nope.txt: cannot open");
+  expect_error(flopwise("train --data " + dir + "/nodata --out " + dir + "/r " + kTiny), "nodata: data folder not found");
+  expect_error(flopwise("eval --ckpt " + dir + "/norun --data " + dir), "checkpoint not found");
+  expect_error(flopwise("train --out " + dir + "/r --config " + dir + "/none.json"), "none.json: cannot open");
+}
+
+TEST(Cli, BadTokenFiles) {
+  std::string data = prepared_data("cli_badtok");
+  std::string run = test::temp_dir("cli_badtok_run");
+  std::string good = slurp(data + "/train.bin");
+  {  // wrong magic
+    std::string bad = good;
+    bad[0] = 'X';
+    std::ofstream(data + "/train.bin", std::ios::binary) << bad;
+    expect_error(flopwise("train --data " + data + " --out " + run + " " + kTiny), "wrong magic");
+  }
+  {  // truncated
+    std::ofstream(data + "/train.bin", std::ios::binary) << good.substr(0, good.size() - 10);
+    expect_error(flopwise("train --data " + data + " --out " + run + " " + kTiny), "truncated");
+  }
+  {  // shorter than the header
+    std::ofstream(data + "/train.bin", std::ios::binary) << "hello";
+    expect_error(flopwise("train --data " + data + " --out " + run + " " + kTiny), "shorter than the 1024-byte header");
+  }
+  std::ofstream(data + "/train.bin", std::ios::binary) << good;
+  // token ids >= vocab: the tokenizer's vocabulary is checked against the model's
+  expect_error(flopwise("train --data " + data + " --out " + run + " " + kTiny + " --set model.vocab_size=100"),
+               "tokenizer 'bytes' has vocab 256 but model.vocab_size = 100");
+  // and without meta.json (llm.c files), every token id is checked
+  fs::remove(data + "/meta.json");
+  expect_error(flopwise("train --data " + data + " --out " + run + " " + kTiny + " --set model.vocab_size=100"),
+               ">= model.vocab_size = 100");
+}
+
+TEST(Cli, LlmcTokenFilesLoad) {
+  // llm.c's naming (*_train.bin / *_val.bin) and its uint32 format (magic 20240801)
+  std::string dir = test::temp_dir("cli_llmc");
+  std::vector<int32_t> tok;
+  for (int i = 0; i < 3000; i++) tok.push_back((i * 7) % 256);
+  write_token_file(dir + "/shakespeare_train.bin", tok);
+  std::vector<int32_t> wide(tok.begin(), tok.begin() + 500);
+  wide.push_back(70000);  // forces the uint32 format...
+  write_token_file(dir + "/shakespeare_val.bin", wide);
+  EXPECT_EQ(read_token_file(dir + "/shakespeare_val.bin"), wide);
+  std::string run = test::temp_dir("cli_llmc_run");
+  // ...whose id 70000 a 256-token model must refuse, naming the file
+  expect_error(flopwise("train --data " + dir + " --out " + run + " " + kTiny + " --set train.steps=2"),
+               "shakespeare_val.bin: token 500 has id 70000");
+  wide.back() = 3;
+  write_token_file(dir + "/shakespeare_val.bin", wide);
+  auto r = flopwise("train --data " + dir + " --out " + run + " " + kTiny + " --set train.steps=2");
+  EXPECT_EQ(r.code, 0) << r.out;
+}
+
+TEST(Cli, BadConfigs) {
+  std::string data = prepared_data("cli_badcfg");
+  std::string run = test::temp_dir("cli_badcfg_run") + "/r";
+  auto train = [&](const std::string& extra) {
+    return flopwise("train --data " + data + " --out " + run + " " + kTiny + " " + extra);
+  };
+  expect_error(train("--set model.colour=3"), "unknown config field 'model.colour'");
+  expect_error(train("--set optim.lr=3"), "unknown config section 'optim'");
+  expect_error(train("--set model.n_heads=5"), "model.n_heads = 5 does not divide model.d_model = 32");
+  expect_error(train("--set model.d_model=0"), "model.d_model = 0 must be in");
+  expect_error(train("--set train.batch_size=0"), "train.batch_size = 0 must be positive");
+  expect_error(train("--set train.grad_accum=3"), "train.grad_accum = 3 does not divide train.batch_size = 4");
+  expect_error(train("--set train.seq_len=64"), "train.seq_len = 64 exceeds model.max_seq_len = 32");
+  expect_error(train("--set model.d_model=1.5"), "model.d_model must be an integer");
+  expect_error(train("--set model.tie_embeddings=3"), "must be true or false");
+  // a config file with an unknown field names the file and the field
+  std::string cfg = test::temp_dir("cli_badcfg_file") + "/c.json";
+  std::ofstream(cfg) << R"({"model": {"d_model": 64}, "train": {"stepz": 5}})";
+  expect_error(flopwise("train --data " + data + " --out " + run + " --config " + cfg), "c.json: unknown config field 'train.stepz'");
+  std::ofstream(cfg) << R"({"model": {"d_model": 64,}})";
+  expect_error(flopwise("train --data " + data + " --out " + run + " --config " + cfg), "c.json: invalid JSON");
+  // out-of-memory sized: refused with the estimate before allocating
+  expect_error(train("--set model.d_model=32768 --set model.n_heads=256 --set model.n_layers=64"), "of memory but only");
+  EXPECT_FALSE(fs::exists(run + "/model.safetensors"));
+}
+
+TEST(Cli, TornAndMismatchedCheckpoints) {
+  std::string data = prepared_data("cli_ckpt");
+  std::string run = test::temp_dir("cli_ckpt_run");
+  ASSERT_EQ(flopwise("train --data " + data + " --out " + run + " " + kTiny + " --set train.steps=4").code, 0);
+  const std::string model = run + "/model.safetensors", good = slurp(model);
+  std::string dir = test::temp_dir("cli_ckpt_bad");
+  // torn: cut off mid-tensor
+  std::ofstream(dir + "/torn.safetensors", std::ios::binary) << good.substr(0, good.size() / 2);
+  expect_error(flopwise("eval --ckpt " + dir + "/torn.safetensors --data " + data), "truncated checkpoint");
+  // torn inside the header
+  std::ofstream(dir + "/torn2.safetensors", std::ios::binary) << good.substr(0, 100);
+  expect_error(flopwise("eval --ckpt " + dir + "/torn2.safetensors --data " + data), "torn");
+  // not a checkpoint at all
+  std::ofstream(dir + "/junk.safetensors", std::ios::binary) << "junk";
+  expect_error(flopwise("sample --ckpt " + dir + "/junk.safetensors --prompt x"), "not a safetensors file");
+  // shape mismatch: weights of a d=32 model under a config that says d=48
+  {
+    SafetensorsFile f(model);
+    auto meta = f.metadata();
+    auto cfg = nlohmann::json::parse(meta["flopwise.config"]);
+    cfg["model"]["d_model"] = 48;
+    meta["flopwise.config"] = cfg.dump();
+    ModelConfig mc;
+    mc.d_model = 32;
+    mc.n_layers = 2;
+    mc.n_heads = 2;
+    mc.max_seq_len = 32;
+    Model m(mc);
+    std::vector<SafeTensor> ts;
+    for (auto& t : m.tensors) {
+      f.read_f32(t.name, t.shape, m.params.data() + t.offset);
+      ts.push_back({t.name, t.shape, m.params.data() + t.offset});
+    }
+    write_safetensors(dir + "/shape.safetensors", ts, meta);
+    expect_error(flopwise("eval --ckpt " + dir + "/shape.safetensors --data " + data),
+                 "tensor 'embedding.weight' has shape [256, 32], the config expects [256, 48]");
+    // unknown config field inside the checkpoint
+    cfg["model"]["d_model"] = 32;
+    cfg["model"]["wings"] = 2;
+    meta["flopwise.config"] = cfg.dump();
+    write_safetensors(dir + "/cfg.safetensors", ts, meta);
+    expect_error(flopwise("eval --ckpt " + dir + "/cfg.safetensors --data " + data), "unknown config field 'model.wings'");
+  }
+  // dtype mismatch: an F16 tensor where F32 is expected
+  {
+    std::string json = R"({"__metadata__":{"flopwise.format":"flopwise-1"},"embedding.weight":{"dtype":"F16","shape":[2],"data_offsets":[0,4]}})";
+    uint64_t n = json.size();
+    std::string bytes(reinterpret_cast<const char*>(&n), 8);
+    bytes += json + "abcd";
+    std::ofstream(dir + "/f16.safetensors", std::ios::binary) << bytes;
+    SafetensorsFile f(dir + "/f16.safetensors");
+    try {
+      std::vector<float> out(2);
+      f.read_f32("embedding.weight", {2}, out.data());
+      ADD_FAILURE() << "F16 read as F32";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("has dtype F16, expected F32"), std::string::npos) << e.what();
+    }
+  }
+  // torn pair: state from another step than the model
+  std::string run2 = test::temp_dir("cli_ckpt_run2");
+  ASSERT_EQ(flopwise("train --data " + data + " --out " + run2 + " " + kTiny + " --set train.steps=6 --stop-after 2").code, 0);
+  fs::copy_file(run + "/state.safetensors", run2 + "/state.safetensors", fs::copy_options::overwrite_existing);
+  const std::string before = slurp(run2 + "/model.safetensors");
+  expect_error(flopwise("train --resume " + run2), "torn checkpoint pair");
+  EXPECT_EQ(slurp(run2 + "/model.safetensors"), before) << "a failed resume must not touch the checkpoint";
+  expect_error(flopwise("train --resume " + run2 + " --set train.lr=1"), "--config/--set are not allowed");
+  EXPECT_EQ(slurp(model), good) << "nothing above may modify the original checkpoint";
+}
+
+TEST(Cli, NanLossStopsAndKeepsLastGoodCheckpoint) {
+  std::string data = prepared_data("cli_nan");
+  std::string run = test::temp_dir("cli_nan_run");
+  // lr 1e30 blows the weights up after one update; the second step is not finite
+  auto r = flopwise("train --data " + data + " --out " + run + " " + kTiny +
+                    " --set train.steps=10 --set train.warmup=0 --set train.lr=1e30 --set train.min_lr=0"
+                    " --set train.ckpt_every=1");
+  expect_error(r, "non-finite training loss");
+  EXPECT_NE(r.out.find("last good checkpoint"), std::string::npos);
+  SafetensorsFile f(run + "/model.safetensors");  // still a clean file...
+  EXPECT_EQ(f.meta("flopwise.step"), "1");        // ...from the last finite step
+}
+
+TEST(Cli, StopAfterThenResumeThroughTheCli) {
+  std::string data = prepared_data("cli_resume");
+  std::string a = test::temp_dir("cli_resume_a"), b = test::temp_dir("cli_resume_b");
+  const std::string args = std::string(kTiny) + " --set train.steps=12 --set train.eval_every=4";
+  ASSERT_EQ(flopwise("train --data " + data + " --out " + a + " " + args).code, 0);
+  auto p = flopwise("train --data " + data + " --out " + b + " " + args + " --stop-after 5 --json");
+  ASSERT_EQ(p.code, 0) << p.out;
+  EXPECT_EQ(last_json_line(p.out)["step"], 5);
+  EXPECT_EQ(last_json_line(p.out)["finished"], false);
+  auto q = flopwise("train --resume " + b + " --json");
+  ASSERT_EQ(q.code, 0) << q.out;
+  EXPECT_EQ(last_json_line(q.out)["step"], 12);
+  EXPECT_EQ(slurp(a + "/model.safetensors"), slurp(b + "/model.safetensors"));
+  expect_error(flopwise("train --resume " + b), "already finished");
+}

@@ -14,6 +14,7 @@
 #include "kernels/reference.h"
 #include "kernels/rmsnorm.h"
 #include "kernels/rope.h"
+#include "kernels/vec_math.h"
 
 using namespace fw;
 
@@ -170,4 +171,17 @@ TEST(Kernels, AdamW) {
   EXPECT_LT(max_rel(m, mr), 1e-6);
   EXPECT_LT(max_rel(v, vr), 1e-6);
   EXPECT_NEAR(sum_squares(g.data(), n), [&] { double s = 0; for (float x : g) s += double(x) * x; return s; }(), 1e-9);
+}
+
+TEST(Kernels, VectorisedExpAndErf) {
+  double worst_exp = 0, worst_erf = 0;
+  for (float x = -87.0f; x <= 88.0f; x += 0.01f) {
+    const double e = std::exp(double(x));
+    worst_exp = std::max(worst_exp, std::abs(vexp(x) - e) / e);
+  }
+  for (float x = -6.0f; x <= 6.0f; x += 0.001f)
+    worst_erf = std::max(worst_erf, std::abs(double(verf(x)) - std::erf(double(x))));
+  EXPECT_LT(worst_exp, 3e-7);
+  EXPECT_LT(worst_erf, 5e-7);
+  EXPECT_EQ(vexp(-200.0f), vexp(-87.0f));  // clamped, no denormal/NaN garbage
 }

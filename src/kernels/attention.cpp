@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include "kernels/vec_math.h"
+
 #include "kernels/matmul.h"
 
 namespace fw {
@@ -32,7 +34,7 @@ void attention_forward(float* y, float* P, const float* q, const float* k, const
       float sum = 0;
 #pragma omp simd reduction(+ : sum)
       for (int64_t j = 0; j < n; j++) {
-        row[j] = expf(row[j] - mx);
+        row[j] = vexp(row[j] - mx);
         sum += row[j];
       }
       const float inv = 1.0f / sum;

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include "kernels/vec_math.h"
+
 namespace fw {
 
 static inline void softmax_row(float* row, int64_t V) {
@@ -11,7 +13,7 @@ static inline void softmax_row(float* row, int64_t V) {
   float sum = 0;
 #pragma omp simd reduction(+ : sum)
   for (int64_t j = 0; j < V; j++) {
-    row[j] = expf(row[j] - mx);
+    row[j] = vexp(row[j] - mx);
     sum += row[j];
   }
   const float inv = 1.0f / sum;

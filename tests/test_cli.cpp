@@ -200,13 +200,11 @@ TEST(Cli, TornAndMismatchedCheckpoints) {
   // not a checkpoint at all
   std::ofstream(dir + "/junk.safetensors", std::ios::binary) << "junk";
   expect_error(flopwise("sample --ckpt " + dir + "/junk.safetensors --prompt x"), "not a safetensors file");
-  // shape mismatch: weights of a d=32 model under a config that says d=48
+  // shape mismatch: the embedding stored transposed (same bytes, wrong shape)
   {
     SafetensorsFile f(model);
     auto meta = f.metadata();
     auto cfg = nlohmann::json::parse(meta["flopwise.config"]);
-    cfg["model"]["d_model"] = 48;
-    meta["flopwise.config"] = cfg.dump();
     ModelConfig mc;
     mc.d_model = 32;
     mc.n_layers = 2;
@@ -218,9 +216,18 @@ TEST(Cli, TornAndMismatchedCheckpoints) {
       f.read_f32(t.name, t.shape, m.params.data() + t.offset);
       ts.push_back({t.name, t.shape, m.params.data() + t.offset});
     }
+    ts[0].shape = {32, 256};
     write_safetensors(dir + "/shape.safetensors", ts, meta);
     expect_error(flopwise("eval --ckpt " + dir + "/shape.safetensors --data " + data),
-                 "tensor 'embedding.weight' has shape [256, 32], the config expects [256, 48]");
+                 "tensor 'embedding.weight' has shape [32, 256], the config expects [256, 32]");
+    ts[0].shape = {256, 32};
+    // a config whose model is larger than the weights in the file: refused before allocating
+    cfg["model"]["d_model"] = 32;
+    cfg["model"]["n_layers"] = 400;
+    meta["flopwise.config"] = cfg.dump();
+    write_safetensors(dir + "/layers.safetensors", ts, meta);
+    expect_error(flopwise("sample --ckpt " + dir + "/layers.safetensors --prompt x"), "config and weights disagree");
+    cfg["model"]["n_layers"] = 2;
     // unknown config field inside the checkpoint
     cfg["model"]["d_model"] = 32;
     cfg["model"]["wings"] = 2;
@@ -244,6 +251,13 @@ TEST(Cli, TornAndMismatchedCheckpoints) {
       EXPECT_NE(std::string(e.what()).find("has dtype F16, expected F32"), std::string::npos) << e.what();
     }
   }
+  // data tokenized with another tokenizer than the checkpoint's
+  std::string other = test::temp_dir("cli_ckpt_other");
+  fs::copy(data, other, fs::copy_options::recursive | fs::copy_options::overwrite_existing);
+  std::ofstream(other + "/meta.json") << R"({"tokenizer": "other", "vocab_size": 256})";
+  expect_error(flopwise("eval --ckpt " + run + " --data " + other), "tokenized with 'other' but the checkpoint was trained with 'bytes'");
+  // a KV cache larger than memory is refused with the estimate
+  expect_error(flopwise("sample --ckpt " + run + " --prompt x --context 4000000000"), "of memory but only");
   // torn pair: state from another step than the model
   std::string run2 = test::temp_dir("cli_ckpt_run2");
   ASSERT_EQ(flopwise("train --data " + data + " --out " + run2 + " " + kTiny + " --set train.steps=6 --stop-after 2").code, 0);

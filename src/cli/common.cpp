@@ -9,7 +9,9 @@ namespace fw::cli {
 
 void ConfigFlags::add(CLI::App* sub) {
   sub->add_option("--config", file, "JSON config file (sections: model, train)");
-  sub->add_option("--set", sets, "override one field: section.key=value (repeatable)");
+  sub->add_option("--set", sets, "override one field: section.key=value (repeatable)")
+      ->expected(1)
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
 }
 
 Config ConfigFlags::build() const {

@@ -21,6 +21,9 @@ void run_eval(const EvalFlags& f) {
   LoadedModel lm = load_model(f.ckpt);
   const TrainConfig& tc = lm.config.train;
   DataFiles files = find_data_files(f.data);
+  const std::string data_tok = data_folder_tokenizer(f.data, lm.config.model.vocab_size);
+  FW_CHECK(data_tok == "unknown" || lm.tokenizer == "unknown" || data_tok == lm.tokenizer, f.data,
+           ": tokenized with '", data_tok, "' but the checkpoint was trained with '", lm.tokenizer, "'");
   TokenLoader val(files.val, lm.config.model.vocab_size);
   const int64_t tokens = f.tokens > 0 ? f.tokens : val.size() - 1;
   check_memory(Activations::bytes(lm.config.model, tc.micro_batch(), tc.seq_len, false), "eval");

@@ -6,6 +6,7 @@
 #include "data/tokenizer.h"
 #include "infer/generator.h"
 #include "train/checkpoint.h"
+#include "train/trainer.h"
 
 namespace fw::cli {
 
@@ -32,6 +33,7 @@ void run_sample(const SampleFlags& f) {
            lm.tokenizer, "' has more tokens than the model");
   std::vector<int32_t> prompt = tok->encode(f.prompt);
   const int64_t cap = f.context > 0 ? f.context : lm.config.model.max_seq_len;
+  check_memory(Generator::bytes(lm.config.model, cap), "sampling with this --context");
   Generator gen(*lm.model, cap);
   if (!f.common.json) {
     std::fputs(f.prompt.c_str(), stdout);

@@ -32,6 +32,7 @@ class SafetensorsFile {
   const std::string& meta(const std::string& key) const;
   bool has(const std::string& name) const { return entries_.count(name) > 0; }
   std::vector<std::string> names() const;
+  size_t data_bytes() const { return data_.size(); }  // all tensor bytes
   // Copies tensor `name` into out after checking it is F32 with exactly `shape`.
   void read_f32(const std::string& name, const std::vector<int64_t>& shape, float* out) const;
 

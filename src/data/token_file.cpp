@@ -4,6 +4,8 @@
 #include <filesystem>
 #include <fstream>
 
+#include <nlohmann/json.hpp>
+
 #include "core/error.h"
 #include "data/atomic_file.h"
 
@@ -90,6 +92,24 @@ DataFiles find_data_files(const std::string& dir) {
   FW_CHECK(!f.train.empty(), dir, ": no train.bin (or *_train.bin) token file");
   FW_CHECK(!f.val.empty(), dir, ": no val.bin (or *_val.bin) token file");
   return f;
+}
+
+std::string data_folder_tokenizer(const std::string& dir, int64_t vocab_size) {
+  const fs::path meta = fs::path(dir) / "meta.json";
+  if (!fs::exists(meta)) return "unknown";
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(std::ifstream(meta));
+  } catch (const nlohmann::json::parse_error&) {
+    fail(meta.string(), ": invalid JSON");
+  }
+  FW_CHECK(j.is_object() && j.contains("tokenizer") && j["tokenizer"].is_string(), meta.string(),
+           ": lacks a \"tokenizer\" string");
+  const std::string name = j["tokenizer"].get<std::string>();
+  const int64_t v = j.value("vocab_size", int64_t(0));
+  FW_CHECK(v <= vocab_size, meta.string(), ": tokenizer '", name, "' has vocab ", v,
+           " but model.vocab_size = ", vocab_size);
+  return name;
 }
 
 }  // namespace fw

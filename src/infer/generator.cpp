@@ -10,32 +10,44 @@
 
 namespace fw {
 
+static BlockDims chunk_dims(const ModelConfig& c, int64_t chunk) {
+  return {1, chunk, c.d_model, c.n_heads, c.hidden()};
+}
+
+void Generator::layout(Buffers& b, const ModelConfig& c, int64_t cap, int64_t chunk,
+                       const std::function<void(float*&, size_t)>& f) {
+  const size_t C = size_t(c.d_model), L = size_t(c.n_layers);
+  b.k.resize(L);
+  b.v.resize(L);
+  for (size_t l = 0; l < L; l++) {
+    f(b.k[l], size_t(cap) * C);
+    f(b.v[l], size_t(cap) * C);
+  }
+  const BlockDims d = chunk_dims(c, chunk);
+  for_each_block_act(b.acts, d, cap, f);
+  for_each_block_scratch(b.scratch, d, false, f);
+  f(b.x, size_t(chunk) * C);
+  f(b.y, size_t(chunk) * C);
+  f(b.lnf, C);
+  f(b.rstd, 1);
+  f(b.logits, size_t(c.vocab_size));
+}
+
+size_t Generator::bytes(const ModelConfig& cfg, int64_t capacity, int64_t chunk) {
+  Buffers b;
+  size_t floats = 0;
+  layout(b, cfg, capacity, std::min(chunk, capacity), [&](float*&, size_t n) { floats += Arena::rounded(n); });
+  return floats * sizeof(float);
+}
+
 Generator::Generator(const Model& model, int64_t capacity, int64_t chunk)
     : m_(model), cap_(capacity), chunk_(std::min(chunk, capacity)) {
-  const ModelConfig& c = m_.cfg;
   FW_CHECK(capacity >= 2, "sample: context capacity ", capacity, " too small");
-  dims_ = {1, chunk_, c.d_model, c.n_heads, c.hidden()};
-  const size_t C = size_t(c.d_model), L = size_t(c.n_layers);
-  kcache_.resize(L);
-  vcache_.resize(L);
-  auto layout = [&](const std::function<void(float*&, size_t)>& f) {
-    for (size_t l = 0; l < L; l++) {
-      f(kcache_[l], size_t(cap_) * C);
-      f(vcache_[l], size_t(cap_) * C);
-    }
-    for_each_block_act(acts_, dims_, cap_, f);  // P holds (1,H,chunk,cap)
-    for_each_block_scratch(scratch_, dims_, false, f);
-    f(x_, size_t(chunk_) * C);
-    f(y_, size_t(chunk_) * C);
-    f(lnf_, C);
-    f(rstd_, 1);
-    f(logits_, size_t(c.vocab_size));
-  };
-  layout([&](float*&, size_t n) { arena_.reserve(n); });
+  layout(b_, m_.cfg, cap_, chunk_, [&](float*&, size_t n) { arena_.reserve(n); });
   arena_.allocate();
-  layout([&](float*& p, size_t n) { p = arena_.take(n); });
+  layout(b_, m_.cfg, cap_, chunk_, [&](float*& p, size_t n) { p = arena_.take(n); });
   pos_.resize(size_t(chunk_));
-  rope_.build(cap_, c.head_dim());
+  rope_.build(cap_, m_.cfg.head_dim());
 }
 
 float* Generator::feed(const int32_t* tokens, int64_t n) {
@@ -48,22 +60,21 @@ float* Generator::feed(const int32_t* tokens, int64_t n) {
              " >= model.vocab_size = ", c.vocab_size);
   for (int64_t start = 0; start < n; start += chunk_) {
     const int64_t k = std::min(chunk_, n - start);
-    BlockDims d = dims_;
-    d.T = k;
+    const BlockDims d = chunk_dims(c, k);
     for (int64_t i = 0; i < k; i++) pos_[size_t(i)] = int32_t(len_ + i);
-    embedding_forward(x_, tokens + start, m_.w.embedding, k, C);
+    embedding_forward(b_.x, tokens + start, m_.w.embedding, k, C);
     for (int64_t l = 0; l < c.n_layers; l++) {
-      block_forward(d, m_.w.blocks[size_t(l)], acts_, scratch_, y_, x_, pos_.data(), rope_,
-                    KvSlot{kcache_[size_t(l)], vcache_[size_t(l)], cap_, len_});
-      std::swap(x_, y_);
+      block_forward(d, m_.w.blocks[size_t(l)], b_.acts, b_.scratch, b_.y, b_.x, pos_.data(), rope_,
+                    KvSlot{b_.k[size_t(l)], b_.v[size_t(l)], cap_, len_});
+      std::swap(b_.x, b_.y);
     }
     len_ += k;
     if (start + k == n) {  // logits of the last token only
-      rmsnorm_forward(lnf_, rstd_, x_ + (k - 1) * C, m_.w.final_norm, 1, C);
-      matmul_forward(logits_, lnf_, m_.w.lm_head, 1, C, c.vocab_size);
+      rmsnorm_forward(b_.lnf, b_.rstd, b_.x + (k - 1) * C, m_.w.final_norm, 1, C);
+      matmul_forward(b_.logits, b_.lnf, m_.w.lm_head, 1, C, c.vocab_size);
     }
   }
-  return logits_;
+  return b_.logits;
 }
 
 GenerateResult generate(Generator& gen, const std::vector<int32_t>& prompt, int64_t n_new,

@@ -17,6 +17,8 @@ class Generator {
  public:
   // capacity: cache rows (tokens of context); chunk: most tokens fed in one call.
   Generator(const Model& model, int64_t capacity, int64_t chunk = 64);
+  // Bytes a Generator of this shape allocates (for the memory estimate).
+  static size_t bytes(const ModelConfig& cfg, int64_t capacity, int64_t chunk = 64);
 
   // Appends tokens to the context; returns the logits (V) after the last one.
   // Fails if the cache would overflow (see generate() for sliding).
@@ -27,14 +29,21 @@ class Generator {
   void reset() { len_ = 0; }
 
  private:
+  struct Buffers {
+    std::vector<float*> k, v;  // per layer (1,H,cap,hd): rotated keys, values
+    BlockActs acts;            // one block's activations for (1, chunk); P is (1,H,chunk,cap)
+    BlockScratch scratch;
+    float *x, *y;              // (chunk, C) residual stream in and out of a block
+    float *lnf, *rstd;         // (1, C), (1): final norm of the last token
+    float* logits;             // (V)
+  };
+  static void layout(Buffers& b, const ModelConfig& c, int64_t cap, int64_t chunk,
+                     const std::function<void(float*&, size_t)>& f);
+
   const Model& m_;
   int64_t cap_, chunk_, len_ = 0;
-  BlockDims dims_;  // (1, chunk)
   Arena arena_;
-  std::vector<float*> kcache_, vcache_;  // per layer (1,H,cap,hd)
-  BlockActs acts_;
-  BlockScratch scratch_;
-  float *x_, *y_, *lnf_, *rstd_, *logits_;
+  Buffers b_;
   std::vector<int32_t> pos_;
   RopeTable rope_;
 };

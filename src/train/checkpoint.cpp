@@ -72,6 +72,9 @@ LoadedModel load_model(const std::string& run_or_file) {
   }
   out.tokenizer = f.meta("flopwise.tokenizer");
   out.step = parse_int(f, "flopwise.step");
+  const size_t expect = Model::count_params(out.config.model) * sizeof(float);
+  FW_CHECK(f.data_bytes() == expect, path, ": holds ", f.data_bytes(), " bytes of tensors, its config's model needs ",
+           expect, " (config and weights disagree)");
   out.model = std::make_unique<Model>(out.config.model);
   Model& m = *out.model;
   for (const auto& t : m.tensors) f.read_f32(t.name, t.shape, m.params.data() + t.offset);

@@ -55,23 +55,6 @@ static void truncate_metrics(const std::string& path, int64_t step) {
   std::ofstream(path, std::ios::trunc) << kept;
 }
 
-// The tokenizer recorded by `flopwise prepare` in DATA/meta.json ("unknown" for
-// token files made elsewhere, e.g. by llm.c's scripts).
-static std::string data_tokenizer(const std::string& dir, int64_t vocab_size) {
-  const fs::path meta = fs::path(dir) / "meta.json";
-  if (!fs::exists(meta)) return "unknown";
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(std::ifstream(meta));
-  } catch (const nlohmann::json::parse_error&) {
-    fail(meta.string(), ": invalid JSON");
-  }
-  const int64_t v = j.value("vocab_size", int64_t(0));
-  FW_CHECK(v <= vocab_size, meta.string(), ": tokenizer '", j.value("tokenizer", "?"), "' has vocab ",
-           v, " but model.vocab_size = ", vocab_size);
-  return j.value("tokenizer", "unknown");
-}
-
 TrainSummary run_training(const Config& cfg_in, const TrainOptions& opt) {
   auto log = [&](const std::string& s) {
     if (opt.log) opt.log(s);
@@ -107,7 +90,7 @@ TrainSummary run_training(const Config& cfg_in, const TrainOptions& opt) {
   const TrainConfig& tc = cfg.train;
   const int64_t B = tc.micro_batch(), T = tc.seq_len, A = tc.grad_accum;
   DataFiles files = find_data_files(data_dir);
-  const std::string data_tok = data_tokenizer(data_dir, cfg.model.vocab_size);
+  const std::string data_tok = data_folder_tokenizer(data_dir, cfg.model.vocab_size);
   TokenLoader train_data(files.train, cfg.model.vocab_size);
   TokenLoader val_data(files.val, cfg.model.vocab_size);
   if (opt.resume)

@@ -98,8 +98,12 @@ TEST(Kernels, RopeSplitForwardBackward) {
   EXPECT_LT(max_rel(d, dr), 1e-5);
 }
 
-TEST(Kernels, AttentionForwardBackward) {
-  const int64_t B = 2, H = 3, T = 11, hd = 8, C = H * hd;
+// T = 11 fits one row block; T = 150 spans several (blocks of 64 rows, then 22).
+class AttentionSizes : public ::testing::TestWithParam<int64_t> {};
+INSTANTIATE_TEST_SUITE_P(Kernels, AttentionSizes, ::testing::Values(11, 150));
+
+TEST_P(AttentionSizes, ForwardBackward) {
+  const int64_t B = 2, H = 3, T = GetParam(), hd = 8, C = H * hd;
   auto q = randn(B * H * T * hd, 13), k = randn(B * H * T * hd, 14), v = randn(B * H * T * hd, 15);
   std::vector<float> y(B * T * C), yr(B * T * C), P(B * H * T * T), Pr(B * H * T * T);
   attention_forward(y.data(), P.data(), q.data(), k.data(), v.data(), B, H, T, T, T, hd, 0);

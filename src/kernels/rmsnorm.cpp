@@ -3,7 +3,6 @@
 #include <omp.h>
 
 #include <cmath>
-#include <vector>
 
 namespace fw {
 
@@ -23,33 +22,35 @@ void rmsnorm_forward(float* y, float* rstd, const float* x, const float* w, int6
 }
 
 // With n = x·r:  dx = r·(dy∘w) − r³/C · x · Σ(dy∘w∘x),  dw = Σ_rows dy∘n.
-// dw is reduced per thread and summed in a fixed order, so results are deterministic.
+// Two passes: rows in parallel for dx, then column ranges in parallel for dw, so
+// each dw[c] is summed by one thread in row order (deterministic, no scratch).
 void rmsnorm_backward(float* dx, float* dw, const float* dy, const float* x, const float* w,
                       const float* rstd, int64_t M, int64_t C) {
-  int nt = omp_get_max_threads();
-  std::vector<float> dw_part(size_t(nt) * C, 0.0f);
-#pragma omp parallel num_threads(nt)
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < M; i++) {
+    const float* xi = x + i * C;
+    const float* dyi = dy + i * C;
+    float* dxi = dx + i * C;
+    const float r = rstd[i];
+    float dot = 0;
+#pragma omp simd reduction(+ : dot)
+    for (int64_t c = 0; c < C; c++) dot += dyi[c] * w[c] * xi[c];
+    const float k = r * r * r * dot / C;
+#pragma omp simd
+    for (int64_t c = 0; c < C; c++) dxi[c] += r * dyi[c] * w[c] - k * xi[c];
+  }
+#pragma omp parallel
   {
-    float* dwp = dw_part.data() + size_t(omp_get_thread_num()) * C;
-#pragma omp for schedule(static)
+    const int nt = omp_get_num_threads(), t = omp_get_thread_num();
+    const int64_t c0 = C * t / nt, c1 = C * (t + 1) / nt;
     for (int64_t i = 0; i < M; i++) {
       const float* xi = x + i * C;
       const float* dyi = dy + i * C;
-      float* dxi = dx + i * C;
-      float r = rstd[i];
-      float dot = 0;
-#pragma omp simd reduction(+ : dot)
-      for (int64_t c = 0; c < C; c++) dot += dyi[c] * w[c] * xi[c];
-      float k = r * r * r * dot / C;
+      const float r = rstd[i];
 #pragma omp simd
-      for (int64_t c = 0; c < C; c++) {
-        dxi[c] += r * dyi[c] * w[c] - k * xi[c];
-        dwp[c] += dyi[c] * xi[c] * r;
-      }
+      for (int64_t c = c0; c < c1; c++) dw[c] += dyi[c] * xi[c] * r;
     }
   }
-  for (int t = 0; t < nt; t++)
-    for (int64_t c = 0; c < C; c++) dw[c] += dw_part[size_t(t) * C + c];
 }
 
 }  // namespace fw

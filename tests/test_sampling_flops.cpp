@@ -1,0 +1,82 @@
+// The token sampler's filters, and the FLOP count against a hand computation.
+#include <gtest/gtest.h>
+
+#include <map>
+#include <vector>
+
+#include "infer/sampling.h"
+#include "nn/flops.h"
+#include "nn/model.h"
+
+using namespace fw;
+
+namespace {
+// logits for 6 tokens with probabilities ∝ 32, 16, 8, 4, 2, 1 (token 0 most likely)
+std::vector<float> ladder() { return {5, 4, 3, 2, 1, 0}; }
+
+std::map<int32_t, int> histogram(const SamplingParams& p, int draws) {
+  Rng rng(1);
+  std::map<int32_t, int> h;
+  for (int i = 0; i < draws; i++) {
+    auto l = ladder();
+    for (auto& x : l) x *= 0.6931472f;  // e^(k ln2) = 2^k
+    h[sample_token(l.data(), 6, p, rng)]++;
+  }
+  return h;
+}
+}  // namespace
+
+TEST(Sampling, GreedyTakesTheArgmax) {
+  Rng rng(1);
+  auto l = ladder();
+  EXPECT_EQ(sample_token(l.data(), 6, {0.0, 0, 1.0}, rng), 0);
+}
+
+TEST(Sampling, TopKKeepsOnlyTheKMostLikely) {
+  auto h = histogram({1.0, 2, 1.0}, 3000);
+  EXPECT_EQ(h.size(), 2u);
+  EXPECT_NEAR(h[0] / 3000.0, 2.0 / 3.0, 0.03);  // 32 : 16 renormalised
+}
+
+TEST(Sampling, TopPKeepsTheSmallestSetReachingP) {
+  // masses 32/63, 16/63, 8/63, ...: 0.508, 0.762, 0.889 → top_p 0.75 keeps 2 tokens
+  auto h = histogram({1.0, 0, 0.75}, 3000);
+  EXPECT_EQ(h.size(), 2u);
+  auto all = histogram({1.0, 0, 1.0}, 6000);
+  EXPECT_EQ(all.size(), 6u);
+  EXPECT_NEAR(all[5] / 6000.0, 1.0 / 63.0, 0.01);
+}
+
+TEST(Sampling, TemperatureSharpens) {
+  auto cold = histogram({0.25, 0, 1.0}, 3000);  // 2^(k/0.25) = 16^k: token 0 ≈ 94%
+  EXPECT_GT(cold[0] / 3000.0, 0.9);
+}
+
+// V=10, d=8, L=2, h=2, f=32, s=4, by SPEC.md §3 (Chinchilla App. F):
+//   embeddings 2·4·10·8 = 640; QKV 6·4·8·8 = 1536/layer; logits 2·16·8 = 256/layer;
+//   softmax 3·2·16 = 96/layer; values 256/layer; output 2·4·8·8 = 512/layer;
+//   MLP 4·4·8·32 = 4096/layer; final logits 2·4·8·10 = 640.
+//   forward = 640 + 2·(1536+256+96+256+512+4096) + 640 = 14784 per sequence.
+TEST(Flops, SmallConfigByHand) {
+  ModelConfig c;
+  c.vocab_size = 10;
+  c.d_model = 8;
+  c.n_layers = 2;
+  c.n_heads = 2;
+  c.mlp_hidden = 32;
+  const FlopCount f = count_flops(c, 4);
+  EXPECT_EQ(f.embeddings, 640);
+  EXPECT_EQ(f.attn_qkv, 3072);
+  EXPECT_EQ(f.attn_logits, 512);
+  EXPECT_EQ(f.attn_softmax, 192);
+  EXPECT_EQ(f.attn_values, 512);
+  EXPECT_EQ(f.attn_out, 1024);
+  EXPECT_EQ(f.mlp, 8192);
+  EXPECT_EQ(f.final_logits, 640);
+  EXPECT_EQ(f.forward_per_seq(), 14784);
+  EXPECT_EQ(f.forward_per_token(), 3696);
+  EXPECT_EQ(f.train_per_token(), 11088);
+  // N = V·d + L·(2d + 4d² + 2fd) + d = 80 + 2·(16 + 256 + 512) + 8 = 1656 (tied)
+  EXPECT_EQ(Model::count_params(c), 1656u);
+  EXPECT_EQ(six_n_per_token(c), 6.0 * 1656);
+}

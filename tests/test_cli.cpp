@@ -205,12 +205,7 @@ TEST(Cli, TornAndMismatchedCheckpoints) {
     SafetensorsFile f(model);
     auto meta = f.metadata();
     auto cfg = nlohmann::json::parse(meta["flopwise.config"]);
-    ModelConfig mc;
-    mc.d_model = 32;
-    mc.n_layers = 2;
-    mc.n_heads = 2;
-    mc.max_seq_len = 32;
-    Model m(mc);
+    Model m(test::small_model(32, 2, 2, 32));
     std::vector<SafeTensor> ts;
     for (auto& t : m.tensors) {
       f.read_f32(t.name, t.shape, m.params.data() + t.offset);

@@ -12,17 +12,13 @@
 #include "core/rng.h"
 #include "kernels/reference.h"
 #include "nn/model.h"
+#include "test_util.h"
 
 using namespace fw;
 
 namespace {
 
-std::vector<double> randn(size_t n, uint64_t seed, double sd = 1.0) {
-  Rng r(seed);
-  std::vector<double> v(n);
-  for (auto& x : v) x = sd * r.normal();
-  return v;
-}
+std::vector<double> randn(size_t n, uint64_t seed, double sd = 1.0) { return test::randn<double>(n, seed, sd); }
 
 double dot(const std::vector<double>& a, const std::vector<double>& b) {
   double s = 0;
@@ -133,15 +129,11 @@ TEST(GradCheck, SoftmaxCrossEntropy) {
 namespace {
 
 struct TinyModel {
-  ModelConfig cfg;
+  ModelConfig cfg = test::small_model(16, 2, 2, 8);
   int64_t B = 2, T = 8;
   std::vector<int32_t> in, tgt;
   explicit TinyModel(bool tied) {
     cfg.vocab_size = 11;
-    cfg.d_model = 16;
-    cfg.n_layers = 2;
-    cfg.n_heads = 2;
-    cfg.max_seq_len = 8;
     cfg.mlp_hidden = 24;
     cfg.tie_embeddings = tied;
     Rng r(99);

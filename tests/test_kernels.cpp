@@ -15,17 +15,12 @@
 #include "kernels/rmsnorm.h"
 #include "kernels/rope.h"
 #include "kernels/vec_math.h"
+#include "test_util.h"
 
 using namespace fw;
+using fw::test::randn;
 
 namespace {
-
-std::vector<float> randn(size_t n, uint64_t seed, float sd = 1.0f) {
-  Rng r(seed);
-  std::vector<float> v(n);
-  for (auto& x : v) x = sd * r.normal();
-  return v;
-}
 
 // max |a-b| / (1 + |b|)
 double max_rel(const std::vector<float>& a, const std::vector<float>& b) {
@@ -67,7 +62,7 @@ TEST(Kernels, RmsNorm) {
 
 TEST(Kernels, Gelu) {
   const int64_t n = 1000;
-  auto x = randn(n, 7, 3.0f), dy = randn(n, 8);
+  auto x = randn(n, 7, 3.0), dy = randn(n, 8);
   std::vector<float> y(n), dx(n);
   gelu_forward(y.data(), x.data(), n);
   gelu_backward(dx.data(), dy.data(), x.data(), n);
@@ -133,7 +128,7 @@ TEST(Kernels, AttentionWithCacheOffset) {
 
 TEST(Kernels, SoftmaxCrossEntropy) {
   const int64_t M = 13, V = 37;
-  auto logits = randn(M * V, 20, 2.0f);
+  auto logits = randn(M * V, 20, 2.0);
   std::vector<int32_t> tgt(M);
   for (int64_t i = 0; i < M; i++) tgt[i] = int32_t((i * 7) % V);
   auto a = logits, b = logits;
@@ -165,7 +160,7 @@ TEST(Kernels, Embedding) {
 
 TEST(Kernels, AdamW) {
   const int64_t n = 101;
-  auto p = randn(n, 23), g = randn(n, 24), m = randn(n, 25, 0.1f), v = randn(n, 26, 0.1f);
+  auto p = randn(n, 23), g = randn(n, 24), m = randn(n, 25, 0.1), v = randn(n, 26, 0.1);
   for (auto& x : v) x = std::abs(x);
   auto pr = p, mr = m, vr = v;
   AdamWHyper h{1e-2f, 0.9f, 0.95f, 1e-8f, 0.1f, 3, 0.5f};

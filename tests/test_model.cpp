@@ -40,10 +40,7 @@ std::string tiny_data(const std::string& name, const std::string& text) {
 
 Config tiny_config() {
   Config c;
-  c.model.d_model = 32;
-  c.model.n_layers = 2;
-  c.model.n_heads = 2;
-  c.model.max_seq_len = 32;
+  c.model = test::small_model(32, 2, 2, 32);
   c.train.seq_len = 32;
   c.train.batch_size = 4;
   c.train.steps = 30;
@@ -59,10 +56,7 @@ Config tiny_config() {
 
 TEST(Model, ParameterCountMatchesTensors) {
   for (bool tied : {true, false}) {
-    ModelConfig c;
-    c.d_model = 64;
-    c.n_heads = 4;
-    c.n_layers = 3;
+    ModelConfig c = test::small_model(64, 4, 3);
     c.mlp_hidden = 96;
     c.tie_embeddings = tied;
     Model m(c);
@@ -105,10 +99,7 @@ TEST(Model, SameSeedSameBits) {
 }
 
 TEST(Model, SafetensorsRoundTripBitExact) {
-  ModelConfig mc;
-  mc.d_model = 32;
-  mc.n_heads = 4;
-  mc.n_layers = 2;
+  ModelConfig mc = test::small_model(32, 4, 2);
   mc.tie_embeddings = false;
   Config c;
   c.model = mc;
@@ -183,11 +174,7 @@ TEST(Model, ResumeEqualsUninterruptedRun) {
 }
 
 TEST(Model, CachedDecodingEqualsFullForward) {
-  ModelConfig mc;
-  mc.d_model = 32;
-  mc.n_heads = 4;
-  mc.n_layers = 2;
-  mc.max_seq_len = 16;
+  ModelConfig mc = test::small_model(32, 4, 2, 16);
   Model m(mc);
   m.init_weights(11);
   for (size_t i = 0; i < m.params.size(); i++) m.params.data()[i] *= 5.0f;  // non-trivial attention

@@ -7,6 +7,7 @@
 #include "infer/sampling.h"
 #include "nn/flops.h"
 #include "nn/model.h"
+#include "test_util.h"
 
 using namespace fw;
 
@@ -58,11 +59,8 @@ TEST(Sampling, TemperatureSharpens) {
 //   MLP 4·4·8·32 = 4096/layer; final logits 2·4·8·10 = 640.
 //   forward = 640 + 2·(1536+256+96+256+512+4096) + 640 = 14784 per sequence.
 TEST(Flops, SmallConfigByHand) {
-  ModelConfig c;
+  ModelConfig c = test::small_model(8, 2, 2);
   c.vocab_size = 10;
-  c.d_model = 8;
-  c.n_layers = 2;
-  c.n_heads = 2;
   c.mlp_hidden = 32;
   const FlopCount f = count_flops(c, 4);
   EXPECT_EQ(f.embeddings, 640);

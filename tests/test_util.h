@@ -3,6 +3,10 @@
 #include <cstdio>
 #include <filesystem>
 #include <string>
+#include <vector>
+
+#include "core/rng.h"
+#include "nn/config.h"
 
 namespace fw::test {
 
@@ -32,6 +36,25 @@ inline Run flopwise(const std::string& args) {
   int status = pclose(f);
   r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   return r;
+}
+
+// n normal draws with standard deviation sd, from a fixed seed.
+template <typename T = float>
+std::vector<T> randn(size_t n, uint64_t seed, double sd = 1.0) {
+  Rng r(seed);
+  std::vector<T> v(n);
+  for (auto& x : v) x = T(sd * r.normal());
+  return v;
+}
+
+// A small model config (byte vocabulary unless changed).
+inline ModelConfig small_model(int64_t d, int64_t heads, int64_t layers, int64_t max_seq = 256) {
+  ModelConfig c;
+  c.d_model = d;
+  c.n_heads = heads;
+  c.n_layers = layers;
+  c.max_seq_len = max_seq;
+  return c;
 }
 
 }  // namespace fw::test

@@ -39,17 +39,7 @@ void attention_forward(float* y, float* P, const float* q, const float* k, const
       for (int64_t i = i0; i < i0 + rows; i++) {
         float* row = Pb + i * Tk;
         const int64_t n = std::min(Tk, q_off + i + 1);  // visible keys
-        float mx = -INFINITY;
-        for (int64_t j = 0; j < n; j++) mx = std::max(mx, row[j]);
-        float sum = 0;
-#pragma omp simd reduction(+ : sum)
-        for (int64_t j = 0; j < n; j++) {
-          row[j] = vexp(row[j] - mx);
-          sum += row[j];
-        }
-        const float inv = 1.0f / sum;
-#pragma omp simd
-        for (int64_t j = 0; j < n; j++) row[j] *= inv;
+        softmax_inplace(row, n);
         for (int64_t j = n; j < Tk; j++) row[j] = 0.0f;
       }
       sgemm('N', 'N', rows, hd, nk, 1.0f, Pblk, Tk, vb, hd, 0.0f, y + (b * Tq + i0) * C + h * hd, C);

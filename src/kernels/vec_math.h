@@ -1,4 +1,4 @@
-// exp and erf written as plain arithmetic so `#pragma omp simd` loops vectorise
+// exp, erf and softmax written as plain arithmetic so `#pragma omp simd` loops vectorise
 // them (glibc's scalar expf/erff would run one lane at a time).
 #pragma once
 #include <bit>
@@ -37,6 +37,21 @@ inline float verf(float x) {
   p = p * t + 0.254829592f;
   const float y = 1.0f - p * t * vexp(-a * a);
   return x < 0 ? -y : y;
+}
+
+// In-place softmax of row[0..n), max-subtracted for range.
+inline void softmax_inplace(float* row, int64_t n) {
+  float mx = row[0];
+  for (int64_t j = 1; j < n; j++) mx = row[j] > mx ? row[j] : mx;
+  float sum = 0;
+#pragma omp simd reduction(+ : sum)
+  for (int64_t j = 0; j < n; j++) {
+    row[j] = vexp(row[j] - mx);
+    sum += row[j];
+  }
+  const float inv = 1.0f / sum;
+#pragma omp simd
+  for (int64_t j = 0; j < n; j++) row[j] *= inv;
 }
 
 }  // namespace fw

@@ -105,10 +105,11 @@ TEST(Cli, HappyPathWithJsonSummaries) {
 
 TEST(Cli, MissingFiles) {
   std::string dir = test::temp_dir("cli_missing");
-  expect_error(flopwise("prepare --input " + dir + "/nope.txt --out " + dir + "/d"), "nope.txt: cannot open");
+  expect_error(flopwise("prepare --input " + dir + "/nope.txt --out " + dir + "/d"), "nope.txt: input file not found");
+  expect_error(flopwise("prepare --input " + dir + " --out " + dir + "/d"), "is a folder, not an input file");
   expect_error(flopwise("train --data " + dir + "/nodata --out " + dir + "/r " + kTiny), "nodata: data folder not found");
-  expect_error(flopwise("eval --ckpt " + dir + "/norun --data " + dir), "checkpoint not found");
-  expect_error(flopwise("train --out " + dir + "/r --config " + dir + "/none.json"), "none.json: cannot open");
+  expect_error(flopwise("eval --ckpt " + dir + "/norun --data " + dir), "checkpoint file not found");
+  expect_error(flopwise("train --out " + dir + "/r --config " + dir + "/none.json"), "none.json: config file not found");
 }
 
 TEST(Cli, BadTokenFiles) {

@@ -193,3 +193,27 @@ TEST(Model, CachedDecodingEqualsFullForward) {
   expect_row(lg, 5);
   for (int64_t t = 6; t < T; t++) expect_row(g.feed(&tok[t], 1), t);
 }
+
+// Past the cache's capacity the context slides: the last capacity/2 tokens are fed
+// again from position 0. The next token after a slide must be what a fresh
+// generator says for that same half-window.
+TEST(Model, GenerationSlidesPastTheCache) {
+  Model m(test::small_model(32, 4, 2, 16));
+  m.init_weights(12);
+  for (size_t i = 0; i < m.params.size(); i++) m.params.data()[i] *= 5.0f;
+  const int64_t cap = 8;
+  Generator g(m, cap);
+  std::vector<int32_t> prompt = {1, 2, 3};
+  SamplingParams greedy{0.0, 0, 1.0};
+  GenerateResult r = generate(g, prompt, 20, greedy, 0);
+  ASSERT_EQ(r.tokens.size(), 20u);
+  std::vector<int32_t> all = prompt;
+  all.insert(all.end(), r.tokens.begin(), r.tokens.end());
+  // the cache is full after all[0..8) and all[8] is sampled from it; then the context
+  // slides to its last 4 tokens, all[5..9), which predict all[9]
+  Generator fresh(m, cap);
+  std::vector<int32_t> window(all.begin() + 5, all.begin() + 9);
+  float* logits = fresh.feed(window.data(), 4);
+  Rng unused(0);
+  EXPECT_EQ(sample_token(logits, m.cfg.vocab_size, greedy, unused), all[9]);
+}

@@ -5,6 +5,7 @@
 
 #include "cli/common.h"
 #include "core/error.h"
+#include "core/files.h"
 #include "data/token_file.h"
 #include "data/tokenizer.h"
 
@@ -29,6 +30,7 @@ void run_prepare(const PrepareFlags& f) {
   // so every document contributes to both sides in proportion.
   std::vector<int32_t> train, val;
   for (const auto& path : f.inputs) {
+    require_readable_file(path, "input file");
     std::ifstream in(path, std::ios::binary);
     FW_CHECK(in, path, ": cannot open input file");
     std::stringstream ss;

@@ -4,6 +4,7 @@
 #include <fstream>
 
 #include "core/error.h"
+#include "core/files.h"
 #include "data/atomic_file.h"
 
 namespace fw {
@@ -43,6 +44,7 @@ void write_safetensors(const std::string& path, const std::vector<SafeTensor>& t
 }
 
 SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
+  require_readable_file(path, "checkpoint file");
   std::ifstream in(path, std::ios::binary);
   FW_CHECK(in, path, ": cannot open checkpoint file");
   in.seekg(0, std::ios::end);

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "core/files.h"
 #include "data/atomic_file.h"
 
 namespace fw {
@@ -14,6 +15,7 @@ namespace fw {
 namespace fs = std::filesystem;
 
 std::vector<int32_t> read_token_file(const std::string& path) {
+  require_readable_file(path, "token file");
   std::ifstream in(path, std::ios::binary);
   FW_CHECK(in, path, ": cannot open token file");
   in.seekg(0, std::ios::end);

@@ -53,7 +53,6 @@ void save_checkpoint(const std::string& run_dir, const Model& model, const Confi
 
 LoadedModel load_model(const std::string& run_or_file) {
   const std::string path = model_file(run_or_file);
-  FW_CHECK(fs::exists(path), path, ": checkpoint not found");
   SafetensorsFile f(path);
   FW_CHECK(f.meta("flopwise.format") == kFormat, path, ": checkpoint format '",
            f.meta("flopwise.format"), "', this flopwise reads '", kFormat, "'");

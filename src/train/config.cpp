@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "core/files.h"
 
 namespace fw {
 
@@ -119,6 +120,7 @@ void apply_json(Config& c, const nlohmann::json& j, const std::string& origin) {
 }
 
 void apply_config_file(Config& c, const std::string& path) {
+  require_readable_file(path, "config file");
   std::ifstream in(path);
   FW_CHECK(in, path, ": cannot open config file");
   nlohmann::json j;

@@ -1,0 +1,20 @@
+#include "core/files.h"
+
+#include <unistd.h>
+
+#include <filesystem>
+
+#include "core/error.h"
+
+namespace fw {
+
+void require_readable_file(const std::string& path, const std::string& what) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  const auto st = fs::status(path, ec);
+  FW_CHECK(fs::exists(st), path, ": ", what, " not found");
+  FW_CHECK(!fs::is_directory(st), path, ": is a folder, not ", std::string("aeiou").find(what[0]) != std::string::npos ? "an " : "a ", what);
+  FW_CHECK(::access(path.c_str(), R_OK) == 0, path, ": cannot read ", what, " (permission denied)");
+}
+
+}  // namespace fw

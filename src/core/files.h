@@ -1,0 +1,12 @@
+// The one check every reader makes before opening a file, so a missing file, a
+// folder, or an unreadable file each get their own clear message.
+#pragma once
+#include <string>
+
+namespace fw {
+
+// Throws fw::Error "<path>: <what> not found" / "is a folder, not a <what>" /
+// "cannot read <what>".
+void require_readable_file(const std::string& path, const std::string& what);
+
+}  // namespace fw

@@ -292,4 +292,8 @@ TEST(Cli, StopAfterThenResumeThroughTheCli) {
   EXPECT_EQ(last_json_line(q.out)["step"], 12);
   EXPECT_EQ(slurp(a + "/model.safetensors"), slurp(b + "/model.safetensors"));
   expect_error(flopwise("train --resume " + b), "already finished");
+  // a fresh run never overwrites an existing one
+  const std::string before = slurp(b + "/model.safetensors");
+  expect_error(flopwise("train --data " + data + " --out " + b + " " + args), "already holds a checkpoint");
+  EXPECT_EQ(slurp(b + "/model.safetensors"), before);
 }

@@ -55,141 +55,182 @@ static void truncate_metrics(const std::string& path, int64_t step) {
   std::ofstream(path, std::ios::trunc) << kept;
 }
 
-TrainSummary run_training(const Config& cfg_in, const TrainOptions& opt) {
-  auto log = [&](const std::string& s) {
-    if (opt.log) opt.log(s);
-  };
-  // ---- configuration and state ------------------------------------------------
-  Config cfg = cfg_in;
-  std::unique_ptr<Model> model;
-  AdamW adam;
-  TrainingState st;
-  std::string tokenizer;
+namespace {
+
+// One invocation of training: the state that lives across steps and the pieces of
+// a step, so run_training reads as the loop it is.
+class Trainer {
+ public:
+  Trainer(const Config& cfg_in, const TrainOptions& opt);
+  TrainSummary run();
+
+ private:
+  void log(const std::string& s) const {
+    if (opt_.log) opt_.log(s);
+  }
+  double step();  // one optimizer step over grad_accum micro-batches; returns the loss
+  void log_step(double loss, double lr, double gnorm, double val);
+  void save();
+
+  const TrainOptions& opt_;
+  Config cfg_;
+  std::unique_ptr<Model> model_;
+  AdamW adam_;
+  TrainingState st_;
+  std::string tokenizer_;
+  std::unique_ptr<TokenLoader> train_data_, val_data_;
+  std::unique_ptr<Activations> acts_;
+  std::vector<int32_t> inputs_, targets_;  // (B, T) one micro-batch
+  std::ofstream metrics_;
+  FlopCount flops_{};
+  double peak_ = 0;
+  // throughput: since the start of this invocation, and since the last progress line
+  double train_seconds_ = 0, window_seconds_ = 0, window_loss_ = 0;
+  int64_t steps_run_ = 0, window_steps_ = 0;
+};
+
+Trainer::Trainer(const Config& cfg_in, const TrainOptions& opt) : opt_(opt), cfg_(cfg_in) {
+  const std::string model_path = (fs::path(opt.run_dir) / "model.safetensors").string();
   if (opt.resume) {
     LoadedModel lm = load_model(opt.run_dir);
-    cfg = lm.config;
-    check_memory(training_memory_bytes(cfg), "resuming this run");
-    model = std::move(lm.model);
-    load_training_state(opt.run_dir, *model, cfg, lm.step, adam, st);
-    tokenizer = lm.tokenizer;
-    FW_CHECK(st.step < cfg.train.steps, opt.run_dir, ": already finished (step ", st.step, " of ",
-             cfg.train.steps, ")");
+    cfg_ = lm.config;
+    check_memory(training_memory_bytes(cfg_), "resuming this run");
+    model_ = std::move(lm.model);
+    load_training_state(opt.run_dir, *model_, cfg_, lm.step, adam_, st_);
+    tokenizer_ = lm.tokenizer;
+    FW_CHECK(st_.step < cfg_.train.steps, opt.run_dir, ": already finished (step ", st_.step, " of ",
+             cfg_.train.steps, ")");
   } else {
-    cfg.validate();
-    check_memory(training_memory_bytes(cfg), "this training config");
-    model = std::make_unique<Model>(cfg.model);
-    model->init_weights(uint64_t(cfg.train.seed));
-    adam.init(model->num_params());
-    st.rng = Rng(uint64_t(cfg.train.seed) ^ 0x5EEDull).state();
+    FW_CHECK(!fs::exists(model_path), opt.run_dir,
+             ": already holds a checkpoint; continue it with --resume or choose another --out");
+    cfg_.validate();
+    check_memory(training_memory_bytes(cfg_), "this training config");
+    model_ = std::make_unique<Model>(cfg_.model);
+    model_->init_weights(uint64_t(cfg_.train.seed));
+    adam_.init(model_->num_params());
+    st_.rng = Rng(uint64_t(cfg_.train.seed) ^ 0x5EEDull).state();
   }
-  FW_CHECK(opt.stop_after == 0 || opt.stop_after > st.step, "--stop-after ", opt.stop_after,
-           " is not after the run's current step ", st.step);
-  const std::string data_dir = opt.data_dir.empty() ? st.data_dir : opt.data_dir;
-  FW_CHECK(!data_dir.empty(), "train: --data DIR is required");
-  st.data_dir = fs::absolute(data_dir).string();
-  const TrainConfig& tc = cfg.train;
-  const int64_t B = tc.micro_batch(), T = tc.seq_len, A = tc.grad_accum;
-  DataFiles files = find_data_files(data_dir);
-  const std::string data_tok = data_folder_tokenizer(data_dir, cfg.model.vocab_size);
-  TokenLoader train_data(files.train, cfg.model.vocab_size);
-  TokenLoader val_data(files.val, cfg.model.vocab_size);
-  if (opt.resume)
-    FW_CHECK(data_tok == tokenizer, data_dir, ": tokenizer '", data_tok, "' but the run was trained with '",
-             tokenizer, "'");
-  tokenizer = data_tok;
-  train_data.set_position(st.data_pos);
-  Rng rng;
-  rng.set_state(st.rng);
+  FW_CHECK(opt.stop_after == 0 || opt.stop_after > st_.step, "--stop-after ", opt.stop_after,
+           " is not after the run's current step ", st_.step);
 
-  model->enable_grads();
-  Activations acts(*model, B, T, true);
+  // data
+  const std::string data_dir = opt.data_dir.empty() ? st_.data_dir : opt.data_dir;
+  FW_CHECK(!data_dir.empty(), "train: --data DIR is required");
+  st_.data_dir = fs::absolute(data_dir).string();
+  const DataFiles files = find_data_files(data_dir);
+  const std::string data_tok = data_folder_tokenizer(data_dir, cfg_.model.vocab_size);
+  FW_CHECK(!opt.resume || data_tok == tokenizer_, data_dir, ": tokenizer '", data_tok,
+           "' but the run was trained with '", tokenizer_, "'");
+  tokenizer_ = data_tok;
+  train_data_ = std::make_unique<TokenLoader>(files.train, cfg_.model.vocab_size);
+  val_data_ = std::make_unique<TokenLoader>(files.val, cfg_.model.vocab_size);
+  train_data_->set_position(st_.data_pos);
+
+  // buffers, run folder, accounting
+  const TrainConfig& tc = cfg_.train;
+  model_->enable_grads();
+  acts_ = std::make_unique<Activations>(*model_, tc.micro_batch(), tc.seq_len, true);
+  inputs_.resize(size_t(tc.micro_batch() * tc.seq_len));
+  targets_.resize(inputs_.size());
   fs::create_directories(opt.run_dir);
   const std::string metrics_path = (fs::path(opt.run_dir) / "metrics.jsonl").string();
-  if (opt.resume) truncate_metrics(metrics_path, st.step);
+  if (opt.resume) truncate_metrics(metrics_path, st_.step);
   else std::ofstream(metrics_path, std::ios::trunc);
-  std::ofstream(fs::path(opt.run_dir) / "config.json", std::ios::trunc) << to_json(cfg).dump(2) << "\n";
-  std::ofstream metrics(metrics_path, std::ios::app);
+  std::ofstream(fs::path(opt.run_dir) / "config.json", std::ios::trunc) << to_json(cfg_).dump(2) << "\n";
+  metrics_.open(metrics_path, std::ios::app);
+  flops_ = count_flops(cfg_.model, tc.seq_len);
+  peak_ = sgemm_peak_flops();
+  log(str("model: ", model_->num_params(), " parameters (",
+          model_->num_params() - model_->num_embedding_params(), " without embeddings); forward ",
+          flops_.forward_per_token() / 1e6, " MFLOP/token (exact), training ",
+          flops_.train_per_token() / 1e6, " MFLOP/token vs 6N = ", six_n_per_token(cfg_.model) / 1e6));
+  log(str("data: ", train_data_->size(), " train tokens (", files.train, "), ", val_data_->size(),
+          " val tokens; tokenizer ", tokenizer_, "; sgemm peak ", peak_ / 1e9, " GFLOP/s"));
+  if (opt.resume) log(str("resuming ", opt.run_dir, " at step ", st_.step, " of ", tc.steps));
+}
 
-  const FlopCount fc = count_flops(cfg.model, T);
-  const double peak = sgemm_peak_flops();
-  log(str("model: ", model->num_params(), " parameters (", model->num_params() - model->num_embedding_params(),
-          " without embeddings); forward ", fc.forward_per_token() / 1e6, " MFLOP/token (exact), training ",
-          fc.train_per_token() / 1e6, " MFLOP/token vs 6N = ", six_n_per_token(cfg.model) / 1e6));
-  log(str("data: ", train_data.size(), " train tokens (", files.train, "), ", val_data.size(),
-          " val tokens; tokenizer ", tokenizer, "; sgemm peak ", peak / 1e9, " GFLOP/s"));
-  if (opt.resume) log(str("resuming ", opt.run_dir, " at step ", st.step, " of ", tc.steps));
+double Trainer::step() {
+  const TrainConfig& tc = cfg_.train;
+  const int64_t B = tc.micro_batch(), T = tc.seq_len, A = tc.grad_accum;
+  model_->grads.zero();
+  double loss = 0;
+  for (int64_t micro = 0; micro < A; micro++) {
+    train_data_->next_batch(inputs_.data(), targets_.data(), B, T);
+    loss += model_forward(*model_, *acts_, inputs_.data(), targets_.data()) / double(A);
+    model_backward(*model_, *acts_, inputs_.data(), targets_.data(), 1.0f / float(A));
+  }
+  return loss;
+}
 
-  // ---- the loop -----------------------------------------------------------------
+void Trainer::log_step(double loss, double lr, double gnorm, double val) {
+  const TrainConfig& tc = cfg_.train;
+  const int64_t tokens_per_step = tc.batch_size * tc.seq_len;
+  const double tps = double(window_steps_ * tokens_per_step) / window_seconds_;
+  const double mfu = tps * flops_.train_per_token() / peak_;
+  nlohmann::json row = {{"step", st_.step}, {"loss", loss}, {"lr", lr}, {"grad_norm", gnorm},
+                        {"tokens_per_s", tps}, {"mfu", mfu}, {"tokens", st_.step * tokens_per_step},
+                        {"flops", double(st_.step * tokens_per_step) * flops_.train_per_token()}};
+  if (std::isfinite(val)) row["val_loss"] = val;
+  metrics_ << row.dump() << "\n" << std::flush;
+  const double eta = double(tc.steps - st_.step) * train_seconds_ / double(steps_run_);
+  const std::string val_part = std::isfinite(val) ? str(" | val ", val) : "";
+  char line[256];
+  std::snprintf(line, sizeof(line), "step %6lld/%lld | loss %.4f | lr %.2e | %6.0f tok/s | MFU %4.1f%% | ETA %s%s",
+                (long long)st_.step, (long long)tc.steps, window_loss_ / double(window_steps_), lr, tps,
+                100 * mfu, eta_str(eta).c_str(), val_part.c_str());
+  log(line);
+  window_seconds_ = window_loss_ = 0;
+  window_steps_ = 0;
+}
+
+void Trainer::save() {
+  st_.data_pos = train_data_->position();
+  save_checkpoint(opt_.run_dir, *model_, cfg_, tokenizer_, adam_, st_);
+}
+
+TrainSummary Trainer::run() {
+  const TrainConfig& tc = cfg_.train;
   TrainSummary sum;
-  sum.flops_per_token = fc.train_per_token();
-  std::vector<int32_t> inputs(static_cast<size_t>(B * T)), targets(static_cast<size_t>(B * T));
-  const int64_t tokens_per_step = tc.batch_size * T;
-  double train_seconds = 0, window_seconds = 0, window_loss = 0;
-  int64_t window_steps = 0, steps_run = 0;
-  auto save = [&]() {
-    st.data_pos = train_data.position();
-    st.rng = rng.state();
-    save_checkpoint(opt.run_dir, *model, cfg, tokenizer, adam, st);
-  };
-  while (st.step < tc.steps) {
+  sum.flops_per_token = flops_.train_per_token();
+  while (st_.step < tc.steps) {
     const double t0 = now_seconds();
-    model->grads.zero();
-    double loss = 0;
-    for (int64_t micro = 0; micro < A; micro++) {
-      train_data.next_batch(inputs.data(), targets.data(), B, T);
-      loss += model_forward(*model, acts, inputs.data(), targets.data()) / double(A);
-      model_backward(*model, acts, inputs.data(), targets.data(), 1.0f / float(A));
-    }
-    const double lr = learning_rate(tc, st.step);
-    const double gnorm = std::isfinite(loss) ? adam.update(*model, lr, tc.weight_decay, tc.grad_clip) : NAN;
-    if (!std::isfinite(loss) || !std::isfinite(gnorm)) {
-      fail("step ", st.step + 1, ": non-finite training loss (", loss, ") or gradient norm (", gnorm,
-           "); stopped without saving (the last good checkpoint in ", opt.run_dir,
-           " is kept); try a lower train.lr");
-    }
-    st.step++;
-    steps_run++;
+    const double loss = step();
+    const double lr = learning_rate(tc, st_.step);
+    const double gnorm = std::isfinite(loss) ? adam_.update(*model_, lr, tc.weight_decay, tc.grad_clip) : NAN;
+    FW_CHECK(std::isfinite(loss) && std::isfinite(gnorm), "step ", st_.step + 1,
+             ": non-finite training loss (", loss, ") or gradient norm (", gnorm,
+             "); stopped without saving (the last good checkpoint in ", opt_.run_dir,
+             " is kept); try a lower train.lr");
+    st_.step++;
+    steps_run_++;
     const double dt = now_seconds() - t0;
-    train_seconds += dt;
-    window_seconds += dt;
-    window_loss += loss;
-    window_steps++;
+    train_seconds_ += dt;
+    window_seconds_ += dt;
+    window_loss_ += loss;
+    window_steps_++;
     sum.train_loss = loss;
 
-    const bool last = st.step == tc.steps;
-    const bool do_eval = last || (tc.eval_every > 0 && st.step % tc.eval_every == 0);
-    double val = NAN;
-    if (do_eval) val = sum.val_loss = evaluate(*model, acts, val_data, tc.eval_tokens).loss;
-    if (st.step % tc.log_every == 0 || last || do_eval) {
-      const double tps = double(window_steps * tokens_per_step) / window_seconds;
-      const double mfu = tps * fc.train_per_token() / peak;
-      nlohmann::json row = {{"step", st.step}, {"loss", loss},
-                            {"lr", lr}, {"grad_norm", gnorm}, {"tokens_per_s", tps}, {"mfu", mfu},
-                            {"tokens", st.step * tokens_per_step},
-                            {"flops", double(st.step * tokens_per_step) * fc.train_per_token()}};
-      if (do_eval) row["val_loss"] = val;
-      metrics << row.dump() << "\n" << std::flush;
-      const double eta = double(tc.steps - st.step) * train_seconds / double(steps_run);
-      char line[256];
-      std::snprintf(line, sizeof(line), "step %6lld/%lld | loss %.4f | lr %.2e | %6.0f tok/s | MFU %4.1f%% | ETA %s%s",
-                    (long long)st.step, (long long)tc.steps, window_loss / double(window_steps), lr, tps,
-                    100 * mfu, eta_str(eta).c_str(), do_eval ? str(" | val ", val).c_str() : "");
-      log(line);
-      window_seconds = window_loss = 0;
-      window_steps = 0;
-    }
-    const bool stop_now = opt.stop_after > 0 && st.step == opt.stop_after && !last;
-    if (last || stop_now || (tc.ckpt_every > 0 && st.step % tc.ckpt_every == 0)) save();
+    const bool last = st_.step == tc.steps;
+    const bool do_eval = last || (tc.eval_every > 0 && st_.step % tc.eval_every == 0);
+    const double val = do_eval ? evaluate(*model_, *acts_, *val_data_, tc.eval_tokens).loss : NAN;
+    if (do_eval) sum.val_loss = val;
+    if (st_.step % tc.log_every == 0 || last || do_eval) log_step(loss, lr, gnorm, val);
+    const bool stop_now = opt_.stop_after > 0 && st_.step == opt_.stop_after && !last;
+    if (last || stop_now || (tc.ckpt_every > 0 && st_.step % tc.ckpt_every == 0)) save();
     if (stop_now) {
-      log(str("stopped after step ", st.step, " (--stop-after); continue with --resume ", opt.run_dir));
+      log(str("stopped after step ", st_.step, " (--stop-after); continue with --resume ", opt_.run_dir));
       break;
     }
   }
-  sum.step = st.step;
-  sum.finished = st.step == tc.steps;
-  sum.tokens_per_s = steps_run ? double(steps_run * tokens_per_step) / train_seconds : 0;
-  sum.mfu = sum.tokens_per_s * fc.train_per_token() / peak;
+  sum.step = st_.step;
+  sum.finished = st_.step == tc.steps;
+  sum.tokens_per_s = steps_run_ ? double(steps_run_ * tc.batch_size * tc.seq_len) / train_seconds_ : 0;
+  sum.mfu = sum.tokens_per_s * flops_.train_per_token() / peak_;
   return sum;
 }
+
+}  // namespace
+
+TrainSummary run_training(const Config& cfg, const TrainOptions& opt) { return Trainer(cfg, opt).run(); }
 
 }  // namespace fw

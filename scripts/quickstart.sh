@@ -12,6 +12,7 @@ steps=600
 
 corpus=(/usr/share/common-licenses/*)
 ./build/flopwise prepare --input "${corpus[@]}" --tokenizer bytes --out data/licenses
+rm -rf runs/quickstart  # this script's own run folder: each quick start trains afresh
 ./build/flopwise train --data data/licenses --out runs/quickstart \
   --config configs/quickstart.json --set train.steps=$steps
 ./build/flopwise sample --ckpt runs/quickstart --prompt "This License" --tokens 300 --seed 1

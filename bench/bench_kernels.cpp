@@ -11,6 +11,7 @@
 #include "kernels/attention.h"
 #include "kernels/gelu.h"
 #include "kernels/matmul.h"
+#include "kernels/matmul_bf16.h"
 #include "kernels/reference.h"
 #include "kernels/rmsnorm.h"
 
@@ -43,6 +44,29 @@ void BM_MatmulBackward(benchmark::State& s) {
   s.counters["FLOP/s"] = benchmark::Counter(4.0 * BT * C * N, benchmark::Counter::kIsIterationInvariantRate);
 }
 BENCHMARK(BM_MatmulBackward)->Arg(3 * C)->Arg(F)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+// bf16 operands (the activation rounded on the way in, as in training), fp32 result.
+void BM_MatmulForwardBf16(benchmark::State& s) {
+  const int64_t N = s.range(0);
+  auto x = randn(BT * C), w = randn(N * C);
+  std::vector<bf16> w16(w.size());
+  to_bf16(w16.data(), w.data(), int64_t(w.size()));
+  std::vector<float> y(BT * N);
+  for (auto _ : s) matmul_forward_bf16(y.data(), x.data(), w16.data(), BT, C, N);
+  s.counters["FLOP/s"] = benchmark::Counter(2.0 * BT * C * N, benchmark::Counter::kIsIterationInvariantRate);
+}
+BENCHMARK(BM_MatmulForwardBf16)->Arg(3 * C)->Arg(F)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+void BM_MatmulBackwardBf16(benchmark::State& s) {
+  const int64_t N = s.range(0);
+  auto x = randn(BT * C), w = randn(N * C), dy = randn(BT * N);
+  std::vector<bf16> w16(w.size());
+  to_bf16(w16.data(), w.data(), int64_t(w.size()));
+  std::vector<float> dx(BT * C), dw(N * C);
+  for (auto _ : s) matmul_backward_bf16(dx.data(), dw.data(), dy.data(), x.data(), w16.data(), BT, C, N);
+  s.counters["FLOP/s"] = benchmark::Counter(4.0 * BT * C * N, benchmark::Counter::kIsIterationInvariantRate);
+}
+BENCHMARK(BM_MatmulBackwardBf16)->Arg(3 * C)->Arg(F)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 void BM_AttentionForward(benchmark::State& s) {
   auto q = randn(BT * C), k = randn(BT * C), v = randn(BT * C);

@@ -192,3 +192,31 @@ void check_model_gradient(bool tied) {
 
 TEST(GradCheck, WholeModelTied) { check_model_gradient(true); }
 TEST(GradCheck, WholeModelUntied) { check_model_gradient(false); }
+
+// bf16 mode rounds the matrix products' operands to 8 mantissa bits and accumulates
+// in fp32: its gradient must agree with the fp32 gradient to within that rounding
+// (a transposed or missing product would be off by order 1).
+TEST(GradCheck, Bf16GradientMatchesFp32) {
+  TinyModel t(false);
+  Model m32(t.cfg), m16(t.cfg);
+  m32.init_weights(5);
+  for (size_t i = 0; i < m32.params.size(); i++) m32.params.data()[i] *= 3.0f;
+  std::copy(m32.params.data(), m32.params.data() + m32.params.size(), m16.params.data());
+  m16.enable_bf16();
+  for (Model* m : {&m32, &m16}) {
+    m->enable_grads();
+    Activations a(*m, t.B, t.T, true);
+    model_forward(*m, a, t.in.data(), t.tgt.data());
+    m->grads.zero();
+    model_backward(*m, a, t.in.data(), t.tgt.data(), 1.0f);
+  }
+  for (const auto& pt : m32.tensors) {
+    double diff = 0, norm = 0;
+    for (size_t i = pt.offset; i < pt.offset + pt.numel(); i++) {
+      const double g32 = m32.grads.data()[i], g16 = m16.grads.data()[i];
+      diff += (g16 - g32) * (g16 - g32);
+      norm += g32 * g32;
+    }
+    EXPECT_LT(std::sqrt(diff / norm), 3e-2) << pt.name;
+  }
+}

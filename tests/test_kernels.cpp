@@ -1,7 +1,9 @@
 // Every optimised kernel against its plain reference version (src/kernels/reference.h).
 #include <gtest/gtest.h>
 
+#include <bit>
 #include <cmath>
+#include <limits>
 #include <vector>
 
 #include "core/rng.h"
@@ -11,6 +13,7 @@
 #include "kernels/embedding.h"
 #include "kernels/gelu.h"
 #include "kernels/matmul.h"
+#include "kernels/matmul_bf16.h"
 #include "kernels/reference.h"
 #include "kernels/rmsnorm.h"
 #include "kernels/rope.h"
@@ -183,4 +186,48 @@ TEST(Kernels, VectorisedExpAndErf) {
   EXPECT_LT(worst_exp, 3e-7);
   EXPECT_LT(worst_erf, 5e-7);
   EXPECT_EQ(vexp(-200.0f), vexp(-87.0f));  // clamped, no denormal/NaN garbage
+}
+
+TEST(Kernels, Bf16RoundsToNearestEven) {
+  std::vector<float> x = {1.0f, -2.5f, 0.0f, 3.14159265f, 1e-20f, 65504.0f,
+                          std::bit_cast<float>(0x3F808000u),   // halfway, even below: rounds down
+                          std::bit_cast<float>(0x3F818000u),   // halfway, odd below: rounds up
+                          std::bit_cast<float>(0x3F808001u)};  // just above halfway: up
+  std::vector<bf16> y(x.size());
+  to_bf16(y.data(), x.data(), int64_t(x.size()));
+  EXPECT_EQ(y[0], 0x3F80);
+  EXPECT_EQ(bf16_to_float(y[1]), -2.5f);
+  EXPECT_EQ(y[2], 0x0000);
+  EXPECT_NEAR(bf16_to_float(y[3]), 3.14159265f, 3.14159265f / 128);
+  EXPECT_EQ(y[6], 0x3F80);
+  EXPECT_EQ(y[7], 0x3F82);
+  EXPECT_EQ(y[8], 0x3F81);
+  float nan = std::numeric_limits<float>::quiet_NaN();
+  bf16 n;
+  to_bf16(&n, &nan, 1);
+  EXPECT_TRUE(std::isnan(bf16_to_float(n)));
+}
+
+// The bf16 products equal fp32 products of the bf16-rounded operands (fp32
+// accumulation), which is what mixed precision promises.
+TEST(Kernels, MatmulBf16EqualsRoundedFp32) {
+  const int64_t M = 37, K = 29, N = 23;
+  auto x = randn(M * K, 31), w = randn(N * K, 32), dy = randn(M * N, 33);
+  auto rounded = [](std::vector<float> v) {
+    std::vector<bf16> h(v.size());
+    to_bf16(h.data(), v.data(), int64_t(v.size()));
+    for (size_t i = 0; i < v.size(); i++) v[i] = bf16_to_float(h[i]);
+    return v;
+  };
+  std::vector<bf16> w16(w.size());
+  to_bf16(w16.data(), w.data(), int64_t(w.size()));
+  auto xr = rounded(x), wr = rounded(w), dyr = rounded(dy);
+  std::vector<float> y(M * N), yr(M * N), dx(M * K), dxr(M * K), dw(N * K, 0.5f), dwr(N * K, 0.5f);
+  matmul_forward_bf16(y.data(), x.data(), w16.data(), M, K, N);
+  ref::matmul_forward(yr.data(), xr.data(), wr.data(), M, K, N);
+  EXPECT_LT(max_rel(y, yr), 1e-5);
+  matmul_backward_bf16(dx.data(), dw.data(), dy.data(), x.data(), w16.data(), M, K, N);
+  ref::matmul_backward(dxr.data(), dwr.data(), dyr.data(), xr.data(), wr.data(), M, K, N);
+  EXPECT_LT(max_rel(dx, dxr), 1e-5);
+  EXPECT_LT(max_rel(dw, dwr), 1e-5);  // accumulated onto 0.5
 }

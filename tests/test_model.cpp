@@ -64,17 +64,22 @@ TEST(Model, ParameterCountMatchesTensors) {
   }
 }
 
-TEST(Model, TinyModelOverfitsTinyCorpus) {
+class BothPrecisions : public ::testing::TestWithParam<bool> {};  // train.matmul_bf16
+INSTANTIATE_TEST_SUITE_P(Model, BothPrecisions, ::testing::Values(false, true),
+                         [](const auto& info) { return info.param ? "bf16" : "fp32"; });
+
+TEST_P(BothPrecisions, TinyModelOverfitsTinyCorpus) {
   // every character occurs once per cycle, so the next one is fully determined
   std::string data = tiny_data("overfit_data", "abcdefghijklmnopqrstuvwxyz0123456789,.;:!?");
   Config c = tiny_config();
+  c.train.matmul_bf16 = GetParam();
   c.train.steps = 200;
   c.train.lr = 1e-2;
   c.train.min_lr = 1e-3;
   c.train.eval_every = 0;
   TrainOptions o;
   o.data_dir = data;
-  o.run_dir = test::temp_dir("overfit_run");
+  o.run_dir = test::temp_dir(GetParam() ? "overfit_run16" : "overfit_run");
   TrainSummary s = run_training(c, o);
   EXPECT_TRUE(s.finished);
   EXPECT_LT(s.train_loss, 0.05);  // from ln(256) = 5.5
@@ -135,10 +140,11 @@ TEST(Model, SafetensorsRoundTripBitExact) {
   EXPECT_EQ(f.names().size(), m.tensors.size());
 }
 
-TEST(Model, ResumeEqualsUninterruptedRun) {
+TEST_P(BothPrecisions, ResumeEqualsUninterruptedRun) {
   std::string data = tiny_data("resume_data", "resume must continue the very same trajectory! ");
   Config c = tiny_config();
   c.train.grad_accum = 2;
+  c.train.matmul_bf16 = GetParam();
   TrainOptions full;
   full.data_dir = data;
   full.run_dir = test::temp_dir("resume_full");
@@ -173,11 +179,12 @@ TEST(Model, ResumeEqualsUninterruptedRun) {
   EXPECT_EQ(rows(full.run_dir + "/metrics.jsonl"), rows(part.run_dir + "/metrics.jsonl"));
 }
 
-TEST(Model, CachedDecodingEqualsFullForward) {
+TEST_P(BothPrecisions, CachedDecodingEqualsFullForward) {
   ModelConfig mc = test::small_model(32, 4, 2, 16);
   Model m(mc);
   m.init_weights(11);
   for (size_t i = 0; i < m.params.size(); i++) m.params.data()[i] *= 5.0f;  // non-trivial attention
+  if (GetParam()) m.enable_bf16();
   const int64_t T = 16;
   std::vector<int32_t> tok(T);
   for (int64_t i = 0; i < T; i++) tok[i] = int32_t((i * 37 + 5) % 256);

@@ -39,12 +39,13 @@ void bench_train(const BenchFlags& f) {
   Model model(cfg.model);
   model.init_weights(uint64_t(tc.seed));
   model.enable_grads();
+  apply_precision(model, cfg);
   AdamW adam;
   adam.init(model.num_params());
   Activations acts(model, B, T, true);
   Rng rng(uint64_t(tc.seed));
   std::vector<int32_t> in(static_cast<size_t>(B * T)), tgt(static_cast<size_t>(B * T));
-  const double peak = sgemm_peak_flops();
+  const double peak = peak_flops(cfg);
   double best = 1e30, total = 0;
   for (int64_t s = 0; s < f.warmup + f.steps; s++) {
     const double t0 = now_seconds();
@@ -56,6 +57,7 @@ void bench_train(const BenchFlags& f) {
       model_backward(model, acts, in.data(), tgt.data(), 1.0f / float(tc.grad_accum));
     }
     adam.update(model, tc.lr, tc.weight_decay, tc.grad_clip);
+    model.sync_bf16();
     const double dt = now_seconds() - t0;
     if (s >= f.warmup) {
       total += dt;
@@ -71,11 +73,12 @@ void bench_train(const BenchFlags& f) {
                       {"forward_flops_per_token", fc.forward_per_token()},
                       {"step_ms", 1e3 * step_s},      {"best_step_ms", 1e3 * best},
                       {"peak_gflops", peak / 1e9},    {"params", model.num_params()},
-                      {"threads", num_threads()},     {"cpu", cpu_model_name()}};
+                      {"threads", num_threads()},     {"cpu", cpu_model_name()},
+                      {"precision", tc.matmul_bf16 ? "bf16" : "fp32"}};
   if (f.common.json) print_json(j);
-  else std::printf("bench train: %.0f tokens/s, MFU %.1f%% (peak %.0f GFLOP/s sgemm), %.1f ms/step, "
-                   "%.1f MFLOP/token training\n", tps, 100 * mfu, peak / 1e9, 1e3 * step_s,
-                   fc.train_per_token() / 1e6);
+  else std::printf("bench train (%s): %.0f tokens/s, MFU %.1f%% (peak %.0f GFLOP/s), %.1f ms/step, "
+                   "%.1f MFLOP/token training\n", tc.matmul_bf16 ? "bf16 matmuls" : "fp32", tps, 100 * mfu,
+                   peak / 1e9, 1e3 * step_s, fc.train_per_token() / 1e6);
 }
 
 void bench_sample(const BenchFlags& f) {
@@ -84,6 +87,7 @@ void bench_sample(const BenchFlags& f) {
   FW_CHECK(f.prompt_tokens >= 1 && f.new_tokens >= 1, "bench: --prompt-tokens and --new-tokens must be >= 1");
   Model model(cfg.model);
   model.init_weights(uint64_t(cfg.train.seed));
+  apply_precision(model, cfg);
   Rng rng(uint64_t(cfg.train.seed));
   std::vector<int32_t> prompt(static_cast<size_t>(f.prompt_tokens));
   random_tokens(prompt, cfg.model.vocab_size, rng);

@@ -27,6 +27,7 @@ void run_eval(const EvalFlags& f) {
   TokenLoader val(files.val, lm.config.model.vocab_size);
   const int64_t tokens = f.tokens > 0 ? f.tokens : val.size() - 1;
   check_memory(Activations::bytes(lm.config.model, tc.micro_batch(), tc.seq_len, false), "eval");
+  apply_precision(*lm.model, lm.config);
   Activations acts(*lm.model, tc.micro_batch(), tc.seq_len, false);
   EvalResult r = evaluate(*lm.model, acts, val, tokens);
   if (f.common.json) print_json({{"val_loss", r.loss}, {"tokens", r.tokens}, {"step", lm.step}});

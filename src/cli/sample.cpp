@@ -34,6 +34,7 @@ void run_sample(const SampleFlags& f) {
   std::vector<int32_t> prompt = tok->encode(f.prompt);
   const int64_t cap = f.context > 0 ? f.context : lm.config.model.max_seq_len;
   check_memory(Generator::bytes(lm.config.model, cap), "sampling with this --context");
+  apply_precision(*lm.model, lm.config);
   Generator gen(*lm.model, cap);
   if (!f.common.json) {
     std::fputs(f.prompt.c_str(), stdout);

@@ -5,7 +5,7 @@
 #include "core/error.h"
 #include "core/timer.h"
 #include "kernels/embedding.h"
-#include "kernels/matmul.h"
+#include "nn/linear.h"
 #include "kernels/rmsnorm.h"
 
 namespace fw {
@@ -71,7 +71,7 @@ float* Generator::feed(const int32_t* tokens, int64_t n) {
     len_ += k;
     if (start + k == n) {  // logits of the last token only
       rmsnorm_forward(b_.lnf, b_.rstd, b_.x + (k - 1) * C, m_.w.final_norm, 1, C);
-      matmul_forward(b_.logits, b_.lnf, m_.w.lm_head, 1, C, c.vocab_size);
+      linear_forward(b_.logits, b_.lnf, m_.w.lm_head, m_.w.lm_head16, 1, C, c.vocab_size);
     }
   }
   return b_.logits;

@@ -3,7 +3,7 @@
 #include "core/threads.h"
 #include "kernels/attention.h"
 #include "kernels/gelu.h"
-#include "kernels/matmul.h"
+#include "nn/linear.h"
 #include "kernels/rmsnorm.h"
 #include "kernels/rope.h"
 
@@ -53,19 +53,19 @@ void block_forward(const BlockDims& d, const BlockWeights& w, BlockActs& a, Bloc
   const int64_t BT = d.B * d.T, C = d.C, F = d.F;
   // attention sub-block
   rmsnorm_forward(a.ln1, a.rstd1, x, w.attn_norm, BT, C);
-  matmul_forward(s.qkv, a.ln1, w.qkv, BT, C, 3 * C);
+  linear_forward(s.qkv, a.ln1, w.qkv, w.qkv16, BT, C, 3 * C);
   rope_split_forward(a.q, kv.k, kv.v, s.qkv, pos, rope.cos.data(), rope.sin.data(), d.B, d.T, d.H,
                      d.hd(), kv.Tcap, kv.off);
   attention_forward(a.atty, a.P, a.q, kv.k, kv.v, d.B, d.H, d.T, kv.off + d.T, kv.Tcap, d.hd(),
                     kv.off);
-  matmul_forward(a.h, a.atty, w.out, BT, C, C);
+  linear_forward(a.h, a.atty, w.out, w.out16, BT, C, C);
 #pragma omp parallel for simd schedule(static)
   for (int64_t i = 0; i < BT * C; i++) a.h[i] += x[i];
   // MLP sub-block
   rmsnorm_forward(a.ln2, a.rstd2, a.h, w.mlp_norm, BT, C);
-  matmul_forward(a.fc, a.ln2, w.fc, BT, C, F);
+  linear_forward(a.fc, a.ln2, w.fc, w.fc16, BT, C, F);
   gelu_forward(a.g, a.fc, BT * F);
-  matmul_forward(y, a.g, w.proj, BT, F, C);
+  linear_forward(y, a.g, w.proj, w.proj16, BT, F, C);
 #pragma omp parallel for simd schedule(static)
   for (int64_t i = 0; i < BT * C; i++) y[i] += a.h[i];
 }
@@ -75,17 +75,17 @@ void block_backward(const BlockDims& d, const BlockWeights& w, const BlockWeight
                     const int32_t* pos, const RopeTable& rope) {
   const int64_t BT = d.B * d.T, C = d.C, F = d.F;
   // MLP: y = h + proj(gelu(fc(norm(h))));  dres holds ∂L/∂y and becomes ∂L/∂h.
-  matmul_backward(s.dfc, dw.proj, dres, a.g, w.proj, BT, F, C);
+  linear_backward(s.dfc, dw.proj, dres, a.g, w.proj, w.proj16, BT, F, C);
   gelu_backward(s.dfc, s.dfc, a.fc, BT * F);
-  matmul_backward(s.dnorm, dw.fc, s.dfc, a.ln2, w.fc, BT, C, F);
+  linear_backward(s.dnorm, dw.fc, s.dfc, a.ln2, w.fc, w.fc16, BT, C, F);
   rmsnorm_backward(dres, dw.mlp_norm, s.dnorm, a.h, w.mlp_norm, a.rstd2, BT, C);
   // attention: h = x + out(attn(norm(x)));  dres becomes ∂L/∂x.
-  matmul_backward(s.datty, dw.out, dres, a.atty, w.out, BT, C, C);
+  linear_backward(s.datty, dw.out, dres, a.atty, w.out, w.out16, BT, C, C);
   attention_backward(s.dq, s.dk, s.dv, s.dattn, s.datty, a.P, a.q, a.k, a.v, d.B, d.H, d.T,
                      d.hd());
   rope_split_backward(s.qkv, s.dq, s.dk, s.dv, pos, rope.cos.data(), rope.sin.data(), d.B, d.T,
                       d.H, d.hd());
-  matmul_backward(s.dnorm, dw.qkv, s.qkv, a.ln1, w.qkv, BT, C, 3 * C);
+  linear_backward(s.dnorm, dw.qkv, s.qkv, a.ln1, w.qkv, w.qkv16, BT, C, 3 * C);
   rmsnorm_backward(dres, dw.attn_norm, s.dnorm, x, w.attn_norm, a.rstd1, BT, C);
 }
 

@@ -15,7 +15,8 @@ struct BlockDims {
   int64_t hd() const { return C / H; }
 };
 
-// Views into the flat parameter (or gradient) buffer.
+// Views into the flat parameter (or gradient) buffer, and, in bf16 mode, into the
+// bf16 copy of the parameters (null otherwise).
 struct BlockWeights {
   float* attn_norm;  // (C)
   float* qkv;        // (3C, C)
@@ -23,6 +24,7 @@ struct BlockWeights {
   float* mlp_norm;   // (C)
   float* fc;         // (F, C)
   float* proj;       // (C, F)
+  const uint16_t *qkv16 = nullptr, *out16 = nullptr, *fc16 = nullptr, *proj16 = nullptr;
 };
 
 // What the forward keeps for the backward, per block.

@@ -6,7 +6,8 @@
 #include "core/error.h"
 #include "kernels/cross_entropy.h"
 #include "kernels/embedding.h"
-#include "kernels/matmul.h"
+#include "kernels/matmul_bf16.h"
+#include "nn/linear.h"
 #include "kernels/rmsnorm.h"
 
 namespace fw {
@@ -32,7 +33,7 @@ Model::Model(const ModelConfig& c) : cfg(c) {
   add("final_norm.weight", {C}, false);
   if (!cfg.tie_embeddings) add("lm_head.weight", {V, C}, true);
   params.resize(off);
-  w = views(params.data());
+  w = views(params.data(), nullptr);
 }
 
 size_t Model::count_params(const ModelConfig& c) {
@@ -44,29 +45,46 @@ size_t Model::num_embedding_params() const {
   return size_t(cfg.vocab_size * cfg.d_model) * (cfg.tie_embeddings ? 1 : 2);
 }
 
-ModelWeights Model::views(float* base) const {
+ModelWeights Model::views(float* base, const uint16_t* base16) const {
   ModelWeights v;
   size_t i = 0;
   auto next = [&]() { return base + tensors[i++].offset; };
+  // the bf16 copy of the tensor just taken by next()
+  auto copy16 = [&]() { return base16 ? base16 + tensors[i - 1].offset : nullptr; };
   v.embedding = next();
   for (int64_t l = 0; l < cfg.n_layers; l++) {
     BlockWeights b;
     b.attn_norm = next();
     b.qkv = next();
+    b.qkv16 = copy16();
     b.out = next();
+    b.out16 = copy16();
     b.mlp_norm = next();
     b.fc = next();
+    b.fc16 = copy16();
     b.proj = next();
+    b.proj16 = copy16();
     v.blocks.push_back(b);
   }
   v.final_norm = next();
   v.lm_head = cfg.tie_embeddings ? v.embedding : next();
+  if (base16) v.lm_head16 = base16 + (v.lm_head - base);
   return v;
 }
 
 void Model::enable_grads() {
   if (grads.size() != params.size()) grads.resize(params.size());
-  dw = views(grads.data());
+  dw = views(grads.data(), nullptr);
+}
+
+void Model::enable_bf16() {
+  params16.resize(params.size());
+  sync_bf16();
+  w = views(params.data(), params16.data());
+}
+
+void Model::sync_bf16() {
+  if (bf16_enabled()) to_bf16(params16.data(), params.data(), int64_t(params.size()));
 }
 
 // GPT-2 style: N(0, 0.02) for matrices, residual-output projections scaled by
@@ -142,7 +160,7 @@ float model_forward(Model& m, Activations& a, const int32_t* tokens, const int32
                   a.pos.data(), a.rope, KvSlot{ba.k, ba.v, d.T, 0});
   }
   rmsnorm_forward(a.lnf, a.rstdf, a.res.back(), m.w.final_norm, BT, C);
-  matmul_forward(a.logits, a.lnf, m.w.lm_head, BT, C, V);
+  linear_forward(a.logits, a.lnf, m.w.lm_head, m.w.lm_head16, BT, C, V);
   if (!targets) return 0.0f;
   softmax_xent_forward(a.logits, a.losses, targets, BT, V);
   double sum = 0;
@@ -159,7 +177,7 @@ void model_backward(Model& m, Activations& a, const int32_t* tokens, const int32
   // loss = scale · mean(losses): dlogits = scale/BT · (p − onehot)
   softmax_xent_backward(a.logits, targets, BT, V, scale / float(BT));
   float* dlnf = a.scratch.dnorm;
-  matmul_backward(dlnf, m.dw.lm_head, a.logits, a.lnf, m.w.lm_head, BT, C, V);
+  linear_backward(dlnf, m.dw.lm_head, a.logits, a.lnf, m.w.lm_head, m.w.lm_head16, BT, C, V);
   std::fill(a.dres, a.dres + BT * C, 0.0f);  // rmsnorm_backward accumulates
   rmsnorm_backward(a.dres, m.dw.final_norm, dlnf, a.res.back(), m.w.final_norm, a.rstdf, BT, C);
   for (int64_t l = m.cfg.n_layers - 1; l >= 0; l--)

@@ -33,6 +33,7 @@ struct ModelWeights {
   std::vector<BlockWeights> blocks;
   float* final_norm;                // (C)
   float* lm_head;                   // (V, C): == embedding when tied
+  const uint16_t* lm_head16 = nullptr;  // its bf16 copy in bf16 mode
 };
 
 class Model {
@@ -42,16 +43,22 @@ class Model {
   std::vector<ParamTensor> tensors;
   Buffer params;  // (num_params)
   Buffer grads;   // (num_params) once enable_grads() was called
+  std::vector<uint16_t> params16;  // (num_params) bf16 copy, in bf16 mode
   ModelWeights w, dw;
 
   size_t num_params() const { return params.size(); }
   size_t num_embedding_params() const;  // embedding (+ untied head)
   void init_weights(uint64_t seed);
   void enable_grads();
+  // bf16 mode: matrix products take bf16 copies of the weights (fp32 accumulation).
+  // sync_bf16() refreshes the copies after the fp32 weights change.
+  void enable_bf16();
+  void sync_bf16();
+  bool bf16_enabled() const { return !params16.empty(); }
   static size_t count_params(const ModelConfig& cfg);
 
  private:
-  ModelWeights views(float* base) const;
+  ModelWeights views(float* base, const uint16_t* base16) const;
 };
 
 // Everything one forward/backward on a (B, T) batch needs, carved from one arena

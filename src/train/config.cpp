@@ -33,6 +33,7 @@ std::vector<Field> fields(Config& c) {
       {"train", "grad_accum", &t.grad_accum},   {"train", "seed", &t.seed},
       {"train", "eval_every", &t.eval_every},   {"train", "eval_tokens", &t.eval_tokens},
       {"train", "ckpt_every", &t.ckpt_every},   {"train", "log_every", &t.log_every},
+      {"train", "matmul_bf16", &t.matmul_bf16},
   };
 }
 

@@ -26,6 +26,7 @@ struct TrainConfig {
   int64_t eval_tokens = 32768;  // validation tokens per pass
   int64_t ckpt_every = 500;  // steps between checkpoints (0: only at the end)
   int64_t log_every = 10;    // steps between progress lines and metrics rows
+  bool matmul_bf16 = false;  // matrix products in bf16 (fp32 accumulation, fp32 master weights)
 
   int64_t micro_batch() const { return batch_size / grad_accum; }
   void validate() const;

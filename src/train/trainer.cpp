@@ -1,5 +1,6 @@
 #include "train/trainer.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -12,6 +13,7 @@
 #include "data/loader.h"
 #include "data/token_file.h"
 #include "kernels/matmul.h"
+#include "kernels/matmul_bf16.h"
 #include "nn/flops.h"
 #include "nn/model.h"
 #include "train/checkpoint.h"
@@ -24,8 +26,23 @@ namespace fw {
 namespace fs = std::filesystem;
 
 size_t training_memory_bytes(const Config& cfg) {
-  const size_t weights = Model::count_params(cfg.model) * sizeof(float) * 4;  // p, g, m, v
-  return weights + Activations::bytes(cfg.model, cfg.train.micro_batch(), cfg.train.seq_len, true);
+  const size_t n = Model::count_params(cfg.model);
+  size_t bytes = n * sizeof(float) * 4;  // p, g, m, v
+  bytes += Activations::bytes(cfg.model, cfg.train.micro_batch(), cfg.train.seq_len, true);
+  if (cfg.train.matmul_bf16) {  // bf16 weight copy, and bf16 copies of two matmul operands
+    const size_t BT = size_t(cfg.train.micro_batch() * cfg.train.seq_len);
+    const size_t widest = size_t(std::max({3 * cfg.model.d_model, cfg.model.hidden(), cfg.model.vocab_size}));
+    bytes += n * 2 + 2 * BT * widest * 2;
+  }
+  return bytes;
+}
+
+void apply_precision(Model& model, const Config& cfg) {
+  if (cfg.train.matmul_bf16) model.enable_bf16();
+}
+
+double peak_flops(const Config& cfg) {
+  return cfg.train.matmul_bf16 ? bf16_peak_flops() : sgemm_peak_flops();
 }
 
 void check_memory(size_t bytes, const std::string& what) {
@@ -129,6 +146,7 @@ Trainer::Trainer(const Config& cfg_in, const TrainOptions& opt) : opt_(opt), cfg
   // buffers, run folder, accounting
   const TrainConfig& tc = cfg_.train;
   model_->enable_grads();
+  apply_precision(*model_, cfg_);
   acts_ = std::make_unique<Activations>(*model_, tc.micro_batch(), tc.seq_len, true);
   inputs_.resize(size_t(tc.micro_batch() * tc.seq_len));
   targets_.resize(inputs_.size());
@@ -139,13 +157,14 @@ Trainer::Trainer(const Config& cfg_in, const TrainOptions& opt) : opt_(opt), cfg
   std::ofstream(fs::path(opt.run_dir) / "config.json", std::ios::trunc) << to_json(cfg_).dump(2) << "\n";
   metrics_.open(metrics_path, std::ios::app);
   flops_ = count_flops(cfg_.model, tc.seq_len);
-  peak_ = sgemm_peak_flops();
+  peak_ = peak_flops(cfg_);
   log(str("model: ", model_->num_params(), " parameters (",
           model_->num_params() - model_->num_embedding_params(), " without embeddings); forward ",
           flops_.forward_per_token() / 1e6, " MFLOP/token (exact), training ",
           flops_.train_per_token() / 1e6, " MFLOP/token vs 6N = ", six_n_per_token(cfg_.model) / 1e6));
   log(str("data: ", train_data_->size(), " train tokens (", files.train, "), ", val_data_->size(),
-          " val tokens; tokenizer ", tokenizer_, "; sgemm peak ", peak_ / 1e9, " GFLOP/s"));
+          " val tokens; tokenizer ", tokenizer_, "; ", tc.matmul_bf16 ? "bf16 matmul" : "fp32 sgemm",
+          " peak ", peak_ / 1e9, " GFLOP/s"));
   if (opt.resume) log(str("resuming ", opt.run_dir, " at step ", st_.step, " of ", tc.steps));
 }
 
@@ -197,6 +216,7 @@ TrainSummary Trainer::run() {
     const double loss = step();
     const double lr = learning_rate(tc, st_.step);
     const double gnorm = std::isfinite(loss) ? adam_.update(*model_, lr, tc.weight_decay, tc.grad_clip) : NAN;
+    model_->sync_bf16();  // the bf16 copies follow the updated fp32 weights
     FW_CHECK(std::isfinite(loss) && std::isfinite(gnorm), "step ", st_.step + 1,
              ": non-finite training loss (", loss, ") or gradient norm (", gnorm,
              "); stopped without saving (the last good checkpoint in ", opt_.run_dir,

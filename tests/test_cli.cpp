@@ -15,6 +15,7 @@
 #include "test_util.h"
 
 using namespace fw;
+using fw::test::slurp;
 using fw::test::flopwise;
 namespace fs = std::filesystem;
 
@@ -24,13 +25,6 @@ const char* kTiny =
     "--set model.d_model=32 --set model.n_layers=2 --set model.n_heads=2 --set model.max_seq_len=32 "
     "--set train.seq_len=32 --set train.batch_size=4 --set train.warmup=2 --set train.eval_tokens=128 "
     "--set train.log_every=5";
-
-std::string slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 nlohmann::json last_json_line(const std::string& out) {
   std::string line, last;

@@ -15,16 +15,10 @@
 #include "train/trainer.h"
 
 using namespace fw;
+using fw::test::slurp;
 namespace fs = std::filesystem;
 
 namespace {
-
-std::string slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 // A data folder of a short repeating byte text.
 std::string tiny_data(const std::string& name, const std::string& text) {

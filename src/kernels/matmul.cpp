@@ -37,16 +37,8 @@ double sgemm_peak_flops() {
   Buffer a(M * K), b(N * K), c(M * N);
   std::fill(a.data(), a.data() + M * K, 0.5f);
   std::fill(b.data(), b.data() + N * K, 0.25f);
-  // Warm up (threads spun up, clocks settled), then the best of at least 0.4 s of
-  // repetitions: a single short measurement on a shared machine can read far low.
-  for (int rep = 0; rep < 3; rep++) sgemm('N', 'T', M, N, K, 1.0f, a.data(), K, b.data(), K, 0.0f, c.data(), N);
-  double best = 1e30;
-  const double start = now_seconds();
-  for (int rep = 0; rep < 10 || now_seconds() - start < 0.4; rep++) {
-    double t0 = now_seconds();
-    sgemm('N', 'T', M, N, K, 1.0f, a.data(), K, b.data(), K, 0.0f, c.data(), N);
-    best = std::min(best, now_seconds() - t0);
-  }
+  const double best = best_seconds(
+      [&] { sgemm('N', 'T', M, N, K, 1.0f, a.data(), K, b.data(), K, 0.0f, c.data(), N); });
   peak = 2.0 * M * N * K / best;
   return peak;
 }

@@ -108,14 +108,7 @@ double bf16_peak_flops() {
   std::vector<bf16> a(size_t(M * K), 0x3F00), b(size_t(N * K), 0x3E80);  // 0.5, 0.25
   Buffer c(size_t(M * N));
   auto& mm = primitive(Kind::forward, M, K, N, tag::ab, tag::ba, false);
-  for (int rep = 0; rep < 3; rep++) run(mm, M, K, N, tag::ab, tag::ba, a.data(), b.data(), c.data());
-  double best = 1e30;
-  const double start = now_seconds();
-  for (int rep = 0; rep < 10 || now_seconds() - start < 0.4; rep++) {
-    double t0 = now_seconds();
-    run(mm, M, K, N, tag::ab, tag::ba, a.data(), b.data(), c.data());
-    best = std::min(best, now_seconds() - t0);
-  }
+  const double best = best_seconds([&] { run(mm, M, K, N, tag::ab, tag::ba, a.data(), b.data(), c.data()); });
   peak = 2.0 * M * N * K / best;
   return peak;
 }

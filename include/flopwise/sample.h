@@ -1,0 +1,7 @@
+// flopwise public API: sampling with a KV cache.
+//   fw::LoadedModel lm = fw::load_model("runs/a");
+//   fw::Generator gen(*lm.model, lm.config.model.max_seq_len);
+//   fw::GenerateResult r = fw::generate(gen, prompt_ids, 100, {0.8, 0, 0.95}, /*seed=*/1);
+#pragma once
+#include "infer/generator.h"
+#include "infer/sampling.h"

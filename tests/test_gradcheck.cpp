@@ -132,10 +132,11 @@ struct TinyModel {
   ModelConfig cfg = test::small_model(16, 2, 2, 8);
   int64_t B = 2, T = 8;
   std::vector<int32_t> in, tgt;
-  explicit TinyModel(bool tied) {
+  explicit TinyModel(bool tied, const ModConfig& mod = ModConfig{}) {
     cfg.vocab_size = 11;
     cfg.mlp_hidden = 24;
     cfg.tie_embeddings = tied;
+    cfg.mod = mod;
     Rng r(99);
     for (int64_t i = 0; i < B * T; i++) {
       in.push_back(int32_t(r.next_u64() % 11));
@@ -146,8 +147,21 @@ struct TinyModel {
 
 // For every parameter tensor, the directional derivative along a random unit
 // direction u (and along the gradient itself) against (L(θ+εu) − L(θ−εu)) / 2ε.
-void check_model_gradient(bool tied) {
-  TinyModel t(tied);
+// The objective is the LM loss plus MoD's weighted auxiliary losses. The MoD
+// predictor's input gradient is stopped, so its loss counts as a function of the
+// predictor's own weights only: for every other tensor the objective leaves it out
+// (a predictor that leaked gradient into the residual stream fails here).
+double objective(const Model& m, const Activations& a, double lm, bool predictor_tensor) {
+  double obj = lm + a.aux_loss;
+  if (!predictor_tensor)
+    for (int64_t l = 0; l < m.cfg.n_layers; l++)
+      if (m.cfg.mod.routed(l) && m.cfg.mod.predictor())
+        obj -= m.cfg.mod.predictor_weight * a.routed[size_t(l)].predictor_bce;
+  return obj;
+}
+
+void check_model_gradient(bool tied, const ModConfig& mod = ModConfig{}) {
+  TinyModel t(tied, mod);
   Model m(t.cfg);
   m.init_weights(5);
   // larger weights than the 0.02 init so every term carries signal, yet the loss
@@ -177,9 +191,10 @@ void check_model_gradient(bool tied) {
       std::vector<float> saved(p, p + n);
       const double eps = 1e-3;
       for (size_t i = 0; i < n; i++) p[i] = float(saved[i] + eps * u[i]);
-      const double lp = model_forward(m, a, t.in.data(), t.tgt.data());
+      const bool pred = pt.name.find(".predictor.") != std::string::npos;
+      const double lp = objective(m, a, model_forward(m, a, t.in.data(), t.tgt.data()), pred);
       for (size_t i = 0; i < n; i++) p[i] = float(saved[i] - eps * u[i]);
-      const double lm = model_forward(m, a, t.in.data(), t.tgt.data());
+      const double lm = objective(m, a, model_forward(m, a, t.in.data(), t.tgt.data()), pred);
       std::copy(saved.begin(), saved.end(), p);
       const double numeric = (lp - lm) / (2 * eps);
       EXPECT_NEAR(analytic, numeric, 1e-3 + 1e-2 * std::abs(numeric))
@@ -192,6 +207,23 @@ void check_model_gradient(bool tied) {
 
 TEST(GradCheck, WholeModelTied) { check_model_gradient(true); }
 TEST(GradCheck, WholeModelUntied) { check_model_gradient(false); }
+
+// Mixture-of-Depths: every other block routed at capacity 1/2, the router on the
+// gradient path through the gate, both auxiliary losses weighted up so their
+// gradients are checked too (the predictor's BCE reaches only its own weights).
+// Verified to fail without any one term of the routed backward.
+TEST(GradCheck, WholeModelMoD) {
+  for (const char* gate : {"raw", "sigmoid"}) {
+    ModConfig mod;
+    mod.enabled = true;
+    mod.capacity = 0.5;
+    mod.gate = gate;
+    mod.bce_weight = 10;  // large, so the auxiliary gradients stand well above float noise
+    mod.predictor_weight = 100;  // reaches only the predictor tensors
+    SCOPED_TRACE(gate);
+    check_model_gradient(false, mod);
+  }
+}
 
 // bf16 mode rounds the matrix products' operands to 8 mantissa bits and accumulates
 // in fp32: its gradient must agree with the fp32 gradient to within that rounding

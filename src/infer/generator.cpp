@@ -43,6 +43,9 @@ size_t Generator::bytes(const ModelConfig& cfg, int64_t capacity, int64_t chunk)
 Generator::Generator(const Model& model, int64_t capacity, int64_t chunk)
     : m_(model), cap_(capacity), chunk_(std::min(chunk, capacity)) {
   FW_CHECK(capacity >= 2, "sample: context capacity ", capacity, " too small");
+  FW_CHECK(!model.cfg.mod.enabled,
+           "sample: Mixture-of-Depths models cannot be sampled yet (causal routing with a KV cache "
+           "is not implemented); eval works with top-k routing");
   layout(b_, m_.cfg, cap_, chunk_, [&](float*&, size_t n) { arena_.reserve(n); });
   arena_.allocate();
   layout(b_, m_.cfg, cap_, chunk_, [&](float*& p, size_t n) { p = arena_.take(n); });

@@ -2,8 +2,29 @@
 // first field that makes the model impossible.
 #pragma once
 #include <cstdint>
+#include <algorithm>
+#include <string>
 
 namespace fw {
+
+// Mixture-of-Depths (Raposo et al. 2024): every `every`-th block (blocks every-1,
+// 2·every-1, ...) processes only the top-k = max(1, round(capacity·T)) tokens of each
+// sequence by a learned router; the others pass by on the residual stream.
+struct ModConfig {
+  bool enabled = false;
+  double capacity = 0.125;
+  int64_t every = 2;
+  std::string gate = "raw";     // raw: g(r) = r (the paper) | sigmoid: g(r) = σ(r)
+  std::string causal = "both";  // router_bce | predictor | both: how sampling decides
+  double bce_weight = 0.01;     // router BCE loss weight (added to the LM loss)
+  double predictor_weight = 1.0;  // predictor BCE loss weight (trains the predictor only)
+  int64_t predictor_hidden = 0;   // 0 means d_model / 8
+
+  bool routed(int64_t layer) const { return enabled && layer % every == every - 1; }
+  int64_t k(int64_t T) const;  // tokens per sequence a routed block processes
+  bool router_bce() const { return causal == "router_bce" || causal == "both"; }
+  bool predictor() const { return causal == "predictor" || causal == "both"; }
+};
 
 struct ModelConfig {
   int64_t vocab_size = 256;
@@ -13,9 +34,11 @@ struct ModelConfig {
   int64_t max_seq_len = 256;  // longest training sequence; the KV cache's default size
   int64_t mlp_hidden = 0;     // 0 means 4 · d_model
   bool tie_embeddings = true; // output head shares the token embedding
+  ModConfig mod;
 
   int64_t hidden() const { return mlp_hidden > 0 ? mlp_hidden : 4 * d_model; }
   int64_t head_dim() const { return d_model / n_heads; }
+  int64_t predictor_hidden() const { return mod.predictor_hidden > 0 ? mod.predictor_hidden : std::max<int64_t>(1, d_model / 8); }
   void validate() const;  // throws fw::Error("config: model.<field> ...")
 };
 

@@ -16,29 +16,44 @@ Model::Model(const ModelConfig& c) : cfg(c) {
   cfg.validate();
   const int64_t V = cfg.vocab_size, C = cfg.d_model, F = cfg.hidden();
   size_t off = 0;
-  auto add = [&](std::string name, std::vector<int64_t> shape, bool decay) {
-    tensors.push_back({std::move(name), off, std::move(shape), decay});
+  auto add = [&](std::string name, std::vector<int64_t> shape, bool decay, Init init) {
+    tensors.push_back({std::move(name), off, std::move(shape), decay, init});
     off += tensors.back().numel();
   };
-  add("embedding.weight", {V, C}, true);
+  add("embedding.weight", {V, C}, true, Init::normal);
   for (int64_t l = 0; l < cfg.n_layers; l++) {
     std::string p = "blocks." + std::to_string(l) + ".";
-    add(p + "attn_norm.weight", {C}, false);
-    add(p + "attn.qkv.weight", {3 * C, C}, true);
-    add(p + "attn.out.weight", {C, C}, true);
-    add(p + "mlp_norm.weight", {C}, false);
-    add(p + "mlp.fc.weight", {F, C}, true);
-    add(p + "mlp.proj.weight", {C, F}, true);
+    add(p + "attn_norm.weight", {C}, false, Init::ones);
+    add(p + "attn.qkv.weight", {3 * C, C}, true, Init::normal);
+    add(p + "attn.out.weight", {C, C}, true, Init::residual);
+    add(p + "mlp_norm.weight", {C}, false, Init::ones);
+    add(p + "mlp.fc.weight", {F, C}, true, Init::normal);
+    add(p + "mlp.proj.weight", {C, F}, true, Init::residual);
+    if (cfg.mod.routed(l)) {
+      add(p + "router.weight", {C}, false, Init::normal);
+      if (cfg.mod.predictor()) {
+        const int64_t P = cfg.predictor_hidden();
+        add(p + "predictor.fc.weight", {P, C}, true, Init::normal);
+        add(p + "predictor.fc.bias", {P}, false, Init::zeros);
+        add(p + "predictor.out.weight", {1, P}, true, Init::normal);
+        add(p + "predictor.out.bias", {1}, false, Init::zeros);
+      }
+    }
   }
-  add("final_norm.weight", {C}, false);
-  if (!cfg.tie_embeddings) add("lm_head.weight", {V, C}, true);
+  add("final_norm.weight", {C}, false, Init::ones);
+  if (!cfg.tie_embeddings) add("lm_head.weight", {V, C}, true, Init::normal);
   params.resize(off);
   w = views(params.data(), nullptr);
 }
 
 size_t Model::count_params(const ModelConfig& c) {
-  const size_t V = c.vocab_size, C = c.d_model, F = c.hidden(), L = c.n_layers;
-  return V * C * (c.tie_embeddings ? 1 : 2) + L * (2 * C + 4 * C * C + 2 * F * C) + C;
+  const size_t V = c.vocab_size, C = c.d_model, F = c.hidden(), L = c.n_layers,
+               P = c.predictor_hidden();
+  size_t routed = 0;
+  for (int64_t l = 0; l < c.n_layers; l++) routed += c.mod.routed(l);
+  const size_t per_router = C + (c.mod.predictor() ? P * C + P + P + 1 : 0);
+  return V * C * (c.tie_embeddings ? 1 : 2) + L * (2 * C + 4 * C * C + 2 * F * C) + C +
+         routed * per_router;
 }
 
 size_t Model::num_embedding_params() const {
@@ -65,6 +80,18 @@ ModelWeights Model::views(float* base, const uint16_t* base16) const {
     b.proj = next();
     b.proj16 = copy16();
     v.blocks.push_back(b);
+    RouterWeights r;
+    if (cfg.mod.routed(l)) {
+      r.router = next();
+      if (cfg.mod.predictor()) {
+        r.pred_hidden = cfg.predictor_hidden();
+        r.pred_fc = next();
+        r.pred_fc_b = next();
+        r.pred_out = next();
+        r.pred_out_b = next();
+      }
+    }
+    v.routers.push_back(r);
   }
   v.final_norm = next();
   v.lm_head = cfg.tie_embeddings ? v.embedding : next();
@@ -96,13 +123,15 @@ void Model::init_weights(uint64_t seed) {
   for (const auto& t : tensors) {
     float* p = params.data() + t.offset;
     const size_t n = t.numel();
-    if (!t.decay) {
-      for (size_t i = 0; i < n; i++) p[i] = 1.0f;
-      continue;
+    switch (t.init) {
+      case Init::ones: std::fill(p, p + n, 1.0f); break;
+      case Init::zeros: std::fill(p, p + n, 0.0f); break;
+      case Init::normal:
+      case Init::residual: {
+        const float sd = t.init == Init::residual ? resid_std : 0.02f;
+        for (size_t i = 0; i < n; i++) p[i] = sd * rng.normal();
+      }
     }
-    bool resid = t.name.ends_with("attn.out.weight") || t.name.ends_with("mlp.proj.weight");
-    float sd = resid ? resid_std : 0.02f;
-    for (size_t i = 0; i < n; i++) p[i] = sd * rng.normal();
   }
 }
 
@@ -112,8 +141,14 @@ void Activations::layout(const ModelConfig& cfg, const std::function<void(float*
   const size_t BT = size_t(dims.B * dims.T), C = size_t(dims.C);
   res.resize(size_t(cfg.n_layers + 1));
   blocks.resize(size_t(cfg.n_layers));
+  routed.resize(size_t(cfg.n_layers));
   for (auto& r : res) f(r, BT * C);
-  for (auto& b : blocks) for_each_block_act(b, dims, dims.T, f);
+  for (int64_t l = 0; l < cfg.n_layers; l++) {
+    if (cfg.mod.routed(l))
+      for_each_routed_act(routed[size_t(l)], dims, cfg.mod, cfg.predictor_hidden(), with_backward, f);
+    else
+      for_each_block_act(blocks[size_t(l)], dims, dims.T, f);
+  }
   for_each_block_scratch(scratch, dims, with_backward, f);
   f(lnf, BT * C);
   f(rstdf, BT);
@@ -154,10 +189,17 @@ float model_forward(Model& m, Activations& a, const int32_t* tokens, const int32
   const BlockDims& d = a.dims;
   const int64_t BT = d.B * d.T, C = d.C, V = m.cfg.vocab_size;
   embedding_forward(a.res[0], tokens, m.w.embedding, BT, C);
+  a.aux_loss = 0;
   for (int64_t l = 0; l < m.cfg.n_layers; l++) {
-    BlockActs& ba = a.blocks[size_t(l)];
-    block_forward(d, m.w.blocks[size_t(l)], ba, a.scratch, a.res[size_t(l + 1)], a.res[size_t(l)],
-                  a.pos.data(), a.rope, KvSlot{ba.k, ba.v, d.T, 0});
+    const size_t i = size_t(l);
+    if (m.cfg.mod.routed(l)) {
+      a.aux_loss += routed_forward(d, m.cfg.mod, gate_of(m.cfg.mod), m.w.blocks[i], m.w.routers[i],
+                                   a.routed[i], a.scratch, a.res[i + 1], a.res[i], a.rope);
+      continue;
+    }
+    BlockActs& ba = a.blocks[i];
+    block_forward(d, m.w.blocks[i], ba, a.scratch, a.res[i + 1], a.res[i], a.pos.data(), a.rope,
+                  KvSlot{ba.k, ba.v, d.T, 0});
   }
   rmsnorm_forward(a.lnf, a.rstdf, a.res.back(), m.w.final_norm, BT, C);
   linear_forward(a.logits, a.lnf, m.w.lm_head, m.w.lm_head16, BT, C, V);
@@ -180,9 +222,15 @@ void model_backward(Model& m, Activations& a, const int32_t* tokens, const int32
   linear_backward(dlnf, m.dw.lm_head, a.logits, a.lnf, m.w.lm_head, m.w.lm_head16, BT, C, V);
   std::fill(a.dres, a.dres + BT * C, 0.0f);  // rmsnorm_backward accumulates
   rmsnorm_backward(a.dres, m.dw.final_norm, dlnf, a.res.back(), m.w.final_norm, a.rstdf, BT, C);
-  for (int64_t l = m.cfg.n_layers - 1; l >= 0; l--)
-    block_backward(d, m.w.blocks[size_t(l)], m.dw.blocks[size_t(l)], a.blocks[size_t(l)], a.scratch,
-                   a.dres, a.res[size_t(l)], a.pos.data(), a.rope);
+  for (int64_t l = m.cfg.n_layers - 1; l >= 0; l--) {
+    const size_t i = size_t(l);
+    if (m.cfg.mod.routed(l))
+      routed_backward(d, m.cfg.mod, gate_of(m.cfg.mod), m.w.blocks[i], m.w.routers[i], m.dw.blocks[i],
+                      m.dw.routers[i], a.routed[i], a.scratch, a.dres, a.res[i], a.rope, scale);
+    else
+      block_backward(d, m.w.blocks[i], m.dw.blocks[i], a.blocks[i], a.scratch, a.dres, a.res[i],
+                     a.pos.data(), a.rope);
+  }
   embedding_backward(m.dw.embedding, a.dres, tokens, BT, C);
 }
 

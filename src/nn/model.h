@@ -11,15 +11,21 @@
 #include "core/buffer.h"
 #include "core/rng.h"
 #include "nn/block.h"
+#include "nn/routed_block.h"
 #include "nn/config.h"
 
 namespace fw {
+
+// How a tensor starts: N(0, 0.02); N(0, 0.02/√(2L)) for projections into the
+// residual stream; ones (norm gains); zeros (biases).
+enum class Init { normal, residual, ones, zeros };
 
 struct ParamTensor {
   std::string name;
   size_t offset;               // into the flat buffer, in floats
   std::vector<int64_t> shape;
-  bool decay;                  // weight decay applies (matrices yes, norm gains no)
+  bool decay;                  // weight decay applies (matrices yes, vectors no)
+  Init init;
   size_t numel() const {
     size_t n = 1;
     for (auto s : shape) n *= size_t(s);
@@ -27,10 +33,21 @@ struct ParamTensor {
   }
 };
 
+// A routed (Mixture-of-Depths) block's own parameters; null in dense blocks.
+struct RouterWeights {
+  float* router = nullptr;      // (C)    r = w · x
+  float* pred_fc = nullptr;     // (P, C) causal predictor: d → P → 1, SiLU
+  float* pred_fc_b = nullptr;   // (P)
+  float* pred_out = nullptr;    // (1, P)
+  float* pred_out_b = nullptr;  // (1)
+  int64_t pred_hidden = 0;      // P
+};
+
 // Typed views of one flat buffer (parameters or gradients).
 struct ModelWeights {
   float* embedding;                 // (V, C)
   std::vector<BlockWeights> blocks;
+  std::vector<RouterWeights> routers;  // per layer
   float* final_norm;                // (C)
   float* lm_head;                   // (V, C): == embedding when tied
   const uint16_t* lm_head16 = nullptr;  // its bf16 copy in bf16 mode
@@ -72,7 +89,8 @@ class Activations {
   BlockDims dims;
   bool with_backward;
   std::vector<float*> res;        // n_layers+1 residual streams (B,T,C)
-  std::vector<BlockActs> blocks;  // per layer
+  std::vector<BlockActs> blocks;  // per dense layer
+  std::vector<RoutedActs> routed; // per routed (MoD) layer, by layer index
   BlockScratch scratch;
   float* lnf;     // (B,T,C)   final RMSNorm output
   float* rstdf;   // (B,T)
@@ -81,6 +99,7 @@ class Activations {
   float* dres;    // (B,T,C)   residual gradient (backward)
   std::vector<int32_t> pos;  // (B,T) positions 0..T-1
   RopeTable rope;
+  double aux_loss = 0;  // the last forward's weighted MoD auxiliary losses
 
  private:
   Activations() = default;  // for bytes(): lays out without allocating
@@ -88,11 +107,13 @@ class Activations {
   Arena arena_;
 };
 
-// Mean cross-entropy over the B·T targets (targets may be null: logits only).
+// Mean cross-entropy over the B·T targets (targets may be null: logits only). MoD
+// models also leave their weighted auxiliary losses in a.aux_loss; the training
+// objective is the sum of the two.
 float model_forward(Model& m, Activations& a, const int32_t* tokens, const int32_t* targets);
 
-// Accumulates (+=) into m.grads the gradient of scale · mean loss. Needs the forward
-// of the same batch just before.
+// Accumulates (+=) into m.grads the gradient of scale · (mean loss + aux loss).
+// Needs the forward of the same batch just before.
 void model_backward(Model& m, Activations& a, const int32_t* tokens, const int32_t* targets,
                     float scale);
 

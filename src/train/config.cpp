@@ -11,7 +11,7 @@ namespace fw {
 
 namespace {
 
-using FieldPtr = std::variant<int64_t*, double*, bool*>;
+using FieldPtr = std::variant<int64_t*, double*, bool*, std::string*>;
 struct Field {
   std::string section, key;
   FieldPtr ptr;
@@ -21,6 +21,7 @@ struct Field {
 std::vector<Field> fields(Config& c) {
   ModelConfig& m = c.model;
   TrainConfig& t = c.train;
+  ModConfig& d = c.model.mod;
   return {
       {"model", "vocab_size", &m.vocab_size},   {"model", "d_model", &m.d_model},
       {"model", "n_layers", &m.n_layers},       {"model", "n_heads", &m.n_heads},
@@ -34,6 +35,11 @@ std::vector<Field> fields(Config& c) {
       {"train", "eval_every", &t.eval_every},   {"train", "eval_tokens", &t.eval_tokens},
       {"train", "ckpt_every", &t.ckpt_every},   {"train", "log_every", &t.log_every},
       {"train", "matmul_bf16", &t.matmul_bf16},
+      {"mod", "enabled", &d.enabled},           {"mod", "capacity", &d.capacity},
+      {"mod", "every", &d.every},               {"mod", "gate", &d.gate},
+      {"mod", "causal", &d.causal},             {"mod", "bce_weight", &d.bce_weight},
+      {"mod", "predictor_weight", &d.predictor_weight},
+      {"mod", "predictor_hidden", &d.predictor_hidden},
   };
 }
 
@@ -42,7 +48,10 @@ void set_field(const Field& f, const nlohmann::json& v, const std::string& origi
   std::visit(
       [&](auto* p) {
         using T = std::remove_pointer_t<decltype(p)>;
-        if constexpr (std::is_same_v<T, bool>) {
+        if constexpr (std::is_same_v<T, std::string>) {
+          FW_CHECK(v.is_string(), origin, ": ", name, " must be a string, got ", v.dump());
+          *p = v.get<std::string>();
+        } else if constexpr (std::is_same_v<T, bool>) {
           FW_CHECK(v.is_boolean(), origin, ": ", name, " must be true or false, got ", v.dump());
           *p = v.get<bool>();
         } else if constexpr (std::is_same_v<T, int64_t>) {

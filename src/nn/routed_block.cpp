@@ -1,0 +1,201 @@
+#include "nn/routed_block.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "kernels/matmul.h"
+#include "nn/model.h"
+
+namespace fw {
+
+Gate gate_of(const ModConfig& mod) { return mod.gate == "sigmoid" ? Gate::sigmoid : Gate::raw; }
+
+namespace {
+
+float sigmoid(float z) { return 1.0f / (1.0f + std::exp(-z)); }
+float gate_value(Gate g, float r) { return g == Gate::raw ? r : g == Gate::sigmoid ? sigmoid(r) : 1.0f; }
+float gate_grad(Gate g, float r) {
+  if (g == Gate::raw) return 1.0f;
+  if (g == Gate::one) return 0.0f;
+  const float s = sigmoid(r);
+  return s * (1.0f - s);
+}
+// BCE of σ(z) against t, from the logit, stable for large |z|
+double bce_with_logit(float z, float t) {
+  return std::max(z, 0.0f) - z * t + std::log1p(std::exp(-std::fabs(z)));
+}
+float silu(float h) { return h * sigmoid(h); }
+float silu_grad(float h) {
+  const float s = sigmoid(h);
+  return s * (1.0f + h * (1.0f - s));
+}
+
+BlockDims selected_dims(const BlockDims& d, const ModConfig& mod) {
+  BlockDims k = d;
+  k.T = mod.k(d.T);
+  return k;
+}
+
+}  // namespace
+
+void for_each_routed_act(RoutedActs& a, const BlockDims& d, const ModConfig& mod, int64_t P,
+                         bool backward, const std::function<void(float*&, size_t)>& f) {
+  const BlockDims dk = selected_dims(d, mod);
+  const size_t BT = size_t(d.B * d.T), Bk = size_t(dk.B * dk.T), C = size_t(d.C);
+  for_each_block_act(a.inner, dk, dk.T, f);
+  f(a.r, BT);
+  f(a.xs, Bk * C);
+  f(a.ys, Bk * C);
+  if (backward) {
+    f(a.gs, Bk * C);
+    f(a.dxs, Bk * C);
+    f(a.dr, BT);
+  }
+  if (mod.predictor()) {
+    f(a.pred_h, BT * size_t(P));
+    f(a.pred_p, BT);
+    if (backward) f(a.dpred_h, BT * size_t(P));
+  }
+  a.idx.resize(Bk);
+  a.order.resize(BT);
+  a.selected.resize(BT);
+}
+
+double routed_forward(const BlockDims& d, const ModConfig& mod, Gate gate, const BlockWeights& w,
+                      const RouterWeights& rw, RoutedActs& a, BlockScratch& s, float* y,
+                      const float* x, const RopeTable& rope) {
+  const BlockDims dk = selected_dims(d, mod);
+  const int64_t B = d.B, T = d.T, C = d.C, k = dk.T, BT = B * T;
+  // router logits
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < BT; i++) {
+    float acc = 0;
+#pragma omp simd reduction(+ : acc)
+    for (int64_t c = 0; c < C; c++) acc += x[i * C + c] * rw.router[c];
+    a.r[i] = acc;
+  }
+  // expert-choice top-k per sequence, then back into position order
+  std::fill(a.selected.begin(), a.selected.end(), 0);
+  for (int64_t b = 0; b < B; b++) {
+    int32_t* ord = a.order.data() + b * T;
+    const float* rb = a.r + b * T;
+    for (int64_t t = 0; t < T; t++) ord[t] = int32_t(t);
+    std::partial_sort(ord, ord + k, ord + T, [&](int32_t i, int32_t j) {
+      return rb[i] > rb[j] || (rb[i] == rb[j] && i < j);
+    });
+    std::sort(ord, ord + k);
+    for (int64_t j = 0; j < k; j++) {
+      a.idx[size_t(b * k + j)] = ord[j];
+      a.selected[size_t(b * T + ord[j])] = 1;
+    }
+  }
+  // the block on the selected tokens only; their positions are their original ones
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < B * k; i++)
+    std::memcpy(a.xs + i * C, x + ((i / k) * T + a.idx[size_t(i)]) * C, size_t(C) * 4);
+  block_forward(dk, w, a.inner, s, a.ys, a.xs, a.idx.data(), rope, KvSlot{a.inner.k, a.inner.v, k, 0});
+  // y = x everywhere; selected tokens add g(r)·Δ with Δ = block(x) − x
+  std::memcpy(y, x, size_t(BT * C) * 4);
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < B * k; i++) {
+    const int64_t row = (i / k) * T + a.idx[size_t(i)];
+    const float g = gate_value(gate, a.r[row]);
+    for (int64_t c = 0; c < C; c++) y[row * C + c] += g * (a.ys[i * C + c] - a.xs[i * C + c]);
+  }
+  // auxiliary losses and how well each causal decision matches top-k
+  double rb = 0, pb = 0, racc = 0, pacc = 0;
+  if (mod.predictor()) {
+    const int64_t P = rw.pred_hidden;
+    matmul_forward(a.pred_h, x, rw.pred_fc, BT, C, P);
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < BT; i++) {
+      float z = rw.pred_out_b[0];
+      for (int64_t p = 0; p < P; p++) {
+        a.pred_h[i * P + p] += rw.pred_fc_b[p];
+        z += rw.pred_out[p] * silu(a.pred_h[i * P + p]);
+      }
+      a.pred_p[i] = z;
+    }
+  }
+  for (int64_t i = 0; i < BT; i++) {
+    const float t = a.selected[size_t(i)];
+    rb += bce_with_logit(a.r[i], t);
+    racc += (a.r[i] > 0) == (t > 0);
+    if (mod.predictor()) {
+      pb += bce_with_logit(a.pred_p[i], t);
+      pacc += (a.pred_p[i] > 0) == (t > 0);
+    }
+  }
+  a.router_bce = rb / double(BT);
+  a.router_accuracy = racc / double(BT);
+  a.predictor_bce = pb / double(BT);
+  a.predictor_accuracy = pacc / double(BT);
+  return (mod.router_bce() ? mod.bce_weight * a.router_bce : 0.0) +
+         (mod.predictor() ? mod.predictor_weight * a.predictor_bce : 0.0);
+}
+
+void routed_backward(const BlockDims& d, const ModConfig& mod, Gate gate, const BlockWeights& w,
+                     const RouterWeights& rw, const BlockWeights& dw, const RouterWeights& drw,
+                     RoutedActs& a, BlockScratch& s, float* dres, const float* x,
+                     const RopeTable& rope, float aux_scale) {
+  const BlockDims dk = selected_dims(d, mod);
+  const int64_t B = d.B, T = d.T, C = d.C, k = dk.T, BT = B * T;
+  // the router BCE's gradient at every token
+  const float rw_bce = mod.router_bce() ? aux_scale * float(mod.bce_weight) / float(BT) : 0.0f;
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < BT; i++) a.dr[i] = rw_bce * (sigmoid(a.r[i]) - float(a.selected[size_t(i)]));
+  // selected tokens: y = x + g(r)·(ys − xs) with ys = block(xs)
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < B * k; i++) {
+    const int64_t row = (i / k) * T + a.idx[size_t(i)];
+    const float g = gate_value(gate, a.r[row]);
+    float dot = 0;  // <Δ, ∂L/∂y>
+    for (int64_t c = 0; c < C; c++) {
+      const float gy = dres[row * C + c];
+      a.gs[i * C + c] = gy;
+      a.dxs[i * C + c] = g * gy;  // ∂L/∂ys
+      dot += (a.ys[i * C + c] - a.xs[i * C + c]) * gy;
+    }
+    a.dr[row] += gate_grad(gate, a.r[row]) * dot;
+  }
+  block_backward(dk, w, dw, a.inner, s, a.dxs, a.xs, a.idx.data(), rope);  // dxs: ∂L/∂xs via the block
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < B * k; i++) {
+    const int64_t row = (i / k) * T + a.idx[size_t(i)];
+    const float g = gate_value(gate, a.r[row]);
+    for (int64_t c = 0; c < C; c++) dres[row * C + c] += a.dxs[i * C + c] - g * a.gs[i * C + c];
+  }
+  // router: r = w_r·x, so ∂L/∂x += dr·w_r and ∂L/∂w_r += Σ dr·x
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < BT; i++)
+    for (int64_t c = 0; c < C; c++) dres[i * C + c] += a.dr[i] * rw.router[c];
+#pragma omp parallel
+  {  // each thread owns a column range: deterministic sums in row order
+    const int nt = omp_get_num_threads(), t = omp_get_thread_num();
+    const int64_t c0 = C * t / nt, c1 = C * (t + 1) / nt;
+    for (int64_t i = 0; i < BT; i++)
+      for (int64_t c = c0; c < c1; c++) drw.router[c] += a.dr[i] * x[i * C + c];
+  }
+  // predictor: trains on its own BCE; no gradient flows into x (stop-gradient)
+  if (mod.predictor()) {
+    const int64_t P = rw.pred_hidden;
+    const float pw = aux_scale * float(mod.predictor_weight) / float(BT);
+    for (int64_t i = 0; i < BT; i++) {
+      const float dz = pw * (sigmoid(a.pred_p[i]) - float(a.selected[size_t(i)]));
+      drw.pred_out_b[0] += dz;
+      for (int64_t p = 0; p < P; p++) {
+        const float h = a.pred_h[i * P + p];
+        drw.pred_out[p] += dz * silu(h);
+        const float dh = dz * rw.pred_out[p] * silu_grad(h);
+        a.dpred_h[i * P + p] = dh;
+        drw.pred_fc_b[p] += dh;
+      }
+    }
+    matmul_backward(nullptr, drw.pred_fc, a.dpred_h, x, rw.pred_fc, BT, C, P);
+  }
+}
+
+}  // namespace fw

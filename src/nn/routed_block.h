@@ -1,0 +1,63 @@
+// A Mixture-of-Depths routed block (Raposo et al. 2024), as a forward/backward pair.
+//   r = x·w_r per token; the k = max(1, round(c·T)) tokens of each sequence with the
+//   largest r are selected (ties to the earlier token) and kept in position order;
+//   the dense block runs on those k tokens only, with their ORIGINAL positions for
+//   rotary and causality; y_i = x_i + g(r_i)·(block(x)_i − x_i) for selected tokens,
+//   y_i = x_i for the rest. g puts the router on the gradient path.
+// Auxiliary losses teach sampling to decide causally (top-k over a sequence is not
+// causal): a BCE on σ(r) against "was selected" (trains the router), and a small
+// predictor MLP d → P → 1 on the block input with its input gradient stopped.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <vector>
+
+#include "nn/block.h"
+#include "nn/config.h"
+
+namespace fw {
+
+struct RouterWeights;
+
+// g(r): raw (the paper), sigmoid, or one (g = 1, no router gradient: a routed block
+// with capacity 1 then equals a dense block; for tests).
+enum class Gate { raw, sigmoid, one };
+Gate gate_of(const ModConfig& mod);
+
+struct RoutedActs {
+  BlockActs inner;  // the dense block on the selected tokens, shape (B, k)
+  float* r;         // (B,T)   router logits
+  float* xs;        // (B,k,C) selected inputs
+  float* ys;        // (B,k,C) the block's outputs for them
+  float* gs;        // (B,k,C) backward: ∂L/∂y at the selected tokens
+  float* dxs;       // (B,k,C) backward: gradient through the block
+  float* dr;        // (B,T)   backward: ∂L/∂r
+  float* pred_h;    // (B,T,P) predictor hidden pre-activation (predictor only)
+  float* pred_p;    // (B,T)   predictor logits
+  float* dpred_h;   // (B,T,P) backward
+  std::vector<int32_t> idx;       // (B,k) selected positions, ascending
+  std::vector<int32_t> order;     // (B,T) top-k scratch
+  std::vector<uint8_t> selected;  // (B,T) the BCE targets
+  // this forward's auxiliary losses (unweighted means over B·T) and accuracies of
+  // the causal decisions (σ(r) > 0.5, predictor > 0.5) against top-k
+  double router_bce = 0, predictor_bce = 0, router_accuracy = 0, predictor_accuracy = 0;
+};
+
+// Visit every float buffer (for sizing and carving the arena) and size the int ones.
+void for_each_routed_act(RoutedActs& a, const BlockDims& d, const ModConfig& mod, int64_t P,
+                         bool backward, const std::function<void(float*&, size_t)>& f);
+
+// x, y (B,T,C). Returns the weighted auxiliary loss (bce_weight·router BCE +
+// predictor_weight·predictor BCE) this block adds to the training objective.
+double routed_forward(const BlockDims& d, const ModConfig& mod, Gate gate, const BlockWeights& w,
+                      const RouterWeights& rw, RoutedActs& a, BlockScratch& s, float* y,
+                      const float* x, const RopeTable& rope);
+
+// dres (B,T,C): in ∂L/∂y, out ∂L/∂x. Weight gradients accumulate. aux_scale scales
+// the auxiliary losses' gradients like the LM loss's (1 / grad_accum).
+void routed_backward(const BlockDims& d, const ModConfig& mod, Gate gate, const BlockWeights& w,
+                     const RouterWeights& rw, const BlockWeights& dw, const RouterWeights& drw,
+                     RoutedActs& a, BlockScratch& s, float* dres, const float* x,
+                     const RopeTable& rope, float aux_scale);
+
+}  // namespace fw

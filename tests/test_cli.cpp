@@ -169,6 +169,12 @@ TEST(Cli, BadConfigs) {
   expect_error(train("--set train.seq_len=64"), "train.seq_len = 64 exceeds model.max_seq_len = 32");
   expect_error(train("--set model.d_model=1.5"), "model.d_model must be an integer");
   expect_error(train("--set model.tie_embeddings=3"), "must be true or false");
+  expect_error(train("--set mod.enabled=true --set mod.capacity=0"), "mod.capacity = 0 must be in (0, 1]");
+  expect_error(train("--set mod.enabled=true --set mod.capacity=1.5"), "mod.capacity = 1.5 must be in (0, 1]");
+  expect_error(train("--set mod.enabled=true --set mod.every=0"), "mod.every = 0 must be >= 1");
+  expect_error(train("--set mod.enabled=true --set mod.gate=tanh"), "mod.gate = 'tanh' must be 'raw' or 'sigmoid'");
+  expect_error(train("--set mod.enabled=true --set mod.causal=oracle"), "mod.causal = 'oracle' must be");
+  expect_error(train("--set mod.gate=3"), "mod.gate must be a string");
   // a config file with an unknown field names the file and the field
   std::string cfg = test::temp_dir("cli_badcfg_file") + "/c.json";
   std::ofstream(cfg) << R"({"model": {"d_model": 64}, "train": {"stepz": 5}})";
@@ -286,6 +292,11 @@ TEST(Cli, StopAfterThenResumeThroughTheCli) {
   EXPECT_EQ(last_json_line(q.out)["step"], 12);
   EXPECT_EQ(slurp(a + "/model.safetensors"), slurp(b + "/model.safetensors"));
   expect_error(flopwise("train --resume " + b), "already finished");
+  // a MoD run trains and evaluates; sampling it is refused until causal decoding exists
+  std::string mod_run = test::temp_dir("cli_resume_mod");
+  ASSERT_EQ(flopwise("train --data " + data + " --out " + mod_run + " " + args + " --set mod.enabled=true").code, 0);
+  EXPECT_EQ(flopwise("eval --ckpt " + mod_run + " --data " + data).code, 0);
+  expect_error(flopwise("sample --ckpt " + mod_run + " --prompt x"), "Mixture-of-Depths models cannot be sampled yet");
   // a fresh run never overwrites an existing one
   const std::string before = slurp(b + "/model.safetensors");
   expect_error(flopwise("train --data " + data + " --out " + b + " " + args), "already holds a checkpoint");

@@ -78,3 +78,29 @@ TEST(Flops, SmallConfigByHand) {
   EXPECT_EQ(Model::count_params(c), 1656u);
   EXPECT_EQ(six_n_per_token(c), 6.0 * 1656);
 }
+
+// The same model with block 1 routed at capacity 1/4 (k = 1 of s = 4), predictor
+// width P = 2: block 1 counts t = 1 token for projections/MLP and t² for attention,
+// plus the router 2·s·d = 64 and the predictor s·(2·d·P + 2·P) = 4·(32 + 4) = 144.
+//   block 0: 1536 + 256 + 96 + 256 + 512 + 4096 = 6752
+//   block 1: QKV 6·1·8·8 = 384; logits 2·1·8 = 16; softmax 3·2·1 = 6; values 16;
+//            output 2·1·8·8 = 128; MLP 4·1·8·32 = 1024 → 1574
+//   forward = 640 + 6752 + 1574 + 640 + 64 + 144 = 9814 per sequence
+TEST(Flops, MixtureOfDepthsByHand) {
+  ModelConfig c = test::small_model(8, 2, 2);
+  c.vocab_size = 10;
+  c.mlp_hidden = 32;
+  c.mod.enabled = true;
+  c.mod.capacity = 0.25;
+  c.mod.predictor_hidden = 2;
+  const FlopCount f = count_flops(c, 4);
+  EXPECT_EQ(f.attn_qkv, 1536 + 384);
+  EXPECT_EQ(f.attn_softmax, 96 + 6);
+  EXPECT_EQ(f.mlp, 4096 + 1024);
+  EXPECT_EQ(f.router, 64);
+  EXPECT_EQ(f.predictor, 144);
+  EXPECT_EQ(f.forward_per_seq(), 9814);
+  // parameters: dense 1656 + router 8 + predictor (2·8 + 2 + 2 + 1) = 1685
+  EXPECT_EQ(Model::count_params(c), 1685u);
+  EXPECT_EQ(Model(c).num_params(), 1685u);
+}

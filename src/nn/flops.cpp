@@ -6,22 +6,30 @@ namespace fw {
 
 double FlopCount::forward_per_seq() const {
   return embeddings + attn_qkv + attn_logits + attn_softmax + attn_values + attn_out + mlp +
-         final_logits;
+         final_logits + router + predictor;
 }
 
 FlopCount count_flops(const ModelConfig& c, int64_t seq_len) {
   const double s = double(seq_len), V = double(c.vocab_size), d = double(c.d_model),
-               L = double(c.n_layers), h = double(c.n_heads), hk = double(c.d_model),
-               f = double(c.hidden());
-  FlopCount fc;
+               h = double(c.n_heads), hk = double(c.d_model), f = double(c.hidden()),
+               P = double(c.predictor_hidden());
+  FlopCount fc{};
   fc.seq_len = seq_len;
   fc.embeddings = 2 * s * V * d;
-  fc.attn_qkv = L * 6 * s * d * hk;
-  fc.attn_logits = L * 2 * s * s * hk;
-  fc.attn_softmax = L * 3 * h * s * s;
-  fc.attn_values = L * 2 * s * s * hk;
-  fc.attn_out = L * 2 * s * hk * d;
-  fc.mlp = L * 4 * s * d * f;
+  for (int64_t l = 0; l < c.n_layers; l++) {
+    const bool routed = c.mod.routed(l);
+    const double t = routed ? double(c.mod.k(seq_len)) : s;  // tokens the block processes
+    fc.attn_qkv += 6 * t * d * hk;
+    fc.attn_logits += 2 * t * t * hk;
+    fc.attn_softmax += 3 * h * t * t;
+    fc.attn_values += 2 * t * t * hk;
+    fc.attn_out += 2 * t * hk * d;
+    fc.mlp += 4 * t * d * f;
+    if (routed) {
+      fc.router += 2 * s * d;
+      if (c.mod.predictor()) fc.predictor += s * (2 * d * P + 2 * P);
+    }
+  }
   fc.final_logits = 2 * s * d * V;
   return fc;
 }

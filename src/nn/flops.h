@@ -1,5 +1,7 @@
 // Exact FLOP accounting of a flopwise model (Chinchilla, Hoffmann et al. 2022,
 // Appendix F): forward FLOPs per sequence of length s; backward = 2 × forward.
+// (For MoD the router's and predictor's backward are counted at 2× too, a slight
+// over-count for the predictor, whose input gradient is stopped.)
 #pragma once
 #include <cstdint>
 
@@ -17,6 +19,11 @@ struct FlopCount {
   double attn_out;       // 2 s (h·k) d
   double mlp;            // 4 s d f
   double final_logits;   // 2 s d V
+  // Mixture-of-Depths routed blocks run on c·s tokens, c = k/s: their projections and
+  // MLP count c×, their attention (logits, softmax, values) c²× (both already in the
+  // terms above); the router and the causal predictor are counted here.
+  double router;         // 2 s d per routed block
+  double predictor;      // s (2 d P + 2 P) per routed block
   int64_t seq_len;
 
   double forward_per_seq() const;

@@ -1,0 +1,210 @@
+// Mixture-of-Depths: the routed block's structure and the pitfalls SPEC.md names.
+// (Its gradients, router path and auxiliary losses: test_gradcheck.cpp.)
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#include "data/token_file.h"
+#include "nn/model.h"
+#include "nn/routed_block.h"
+#include "test_util.h"
+#include "train/trainer.h"
+
+using namespace fw;
+using fw::test::slurp;
+
+namespace {
+
+// A one-block model whose block is routed, with inputs, and a dense twin.
+struct Fixture {
+  static constexpr int64_t B = 2, T = 8, C = 16, H = 2;
+  ModelConfig cfg;
+  std::unique_ptr<Model> routed, dense;
+  std::vector<float> x;  // (B,T,C)
+  explicit Fixture(double capacity, const char* gate = "raw") {
+    cfg = test::small_model(C, H, 1, T);
+    cfg.mlp_hidden = 24;
+    cfg.mod.enabled = true;
+    cfg.mod.every = 1;
+    cfg.mod.capacity = capacity;
+    cfg.mod.gate = gate;
+    cfg.mod.causal = "router_bce";
+    routed = std::make_unique<Model>(cfg);
+    routed->init_weights(3);
+    for (size_t i = 0; i < routed->params.size(); i++) routed->params.data()[i] *= 10.0f;
+    ModelConfig dc = cfg;
+    dc.mod.enabled = false;
+    dense = std::make_unique<Model>(dc);
+    for (const auto& t : dense->tensors)  // same block weights
+      for (const auto& u : routed->tensors)
+        if (t.name == u.name) std::memcpy(dense->params.data() + t.offset, routed->params.data() + u.offset, t.numel() * 4);
+    x = test::randn(size_t(B * T * C), 8);
+  }
+  BlockDims dims(int64_t t) const { return {B, t, C, H, cfg.hidden()}; }
+};
+
+// Storage for one dense block's activations and scratch of shape (B, T).
+struct DenseBuffers {
+  std::vector<std::vector<float>> store;
+  BlockActs acts;
+  BlockScratch scratch;
+  explicit DenseBuffers(const BlockDims& d) {
+    auto f = [&](float*& p, size_t n) {
+      store.emplace_back(n);
+      p = store.back().data();
+    };
+    for_each_block_act(acts, d, d.T, f);
+    for_each_block_scratch(scratch, d, true, f);
+  }
+};
+
+}  // namespace
+
+TEST(MoD, FullCapacityWithUnitGateEqualsDenseBlock) {
+  Fixture fx(1.0);
+  const int64_t n = Fixture::B * Fixture::T * Fixture::C;
+  Model& m = *fx.routed;
+  m.enable_grads();
+  Activations a(m, Fixture::B, Fixture::T, true);
+  std::vector<float> y(n), y_dense(n);
+  routed_forward(a.dims, m.cfg.mod, Gate::one, m.w.blocks[0], m.w.routers[0], a.routed[0], a.scratch,
+                 y.data(), fx.x.data(), a.rope);
+  DenseBuffers db(fx.dims(Fixture::T));
+  Model& d = *fx.dense;
+  d.enable_grads();
+  block_forward(fx.dims(Fixture::T), d.w.blocks[0], db.acts, db.scratch, y_dense.data(), fx.x.data(),
+                a.pos.data(), a.rope, KvSlot{db.acts.k, db.acts.v, Fixture::T, 0});
+  for (int64_t i = 0; i < n; i++) ASSERT_NEAR(y[i], y_dense[i], 1e-5) << i;
+  // and the backward: same input gradient, same block weight gradients
+  auto dy = test::randn(size_t(n), 9);
+  std::vector<float> dx = dy, dx_dense = dy;
+  routed_backward(a.dims, m.cfg.mod, Gate::one, m.w.blocks[0], m.w.routers[0], m.dw.blocks[0], m.dw.routers[0],
+                  a.routed[0], a.scratch, dx.data(), fx.x.data(), a.rope, 0.0f);
+  block_backward(fx.dims(Fixture::T), d.w.blocks[0], d.dw.blocks[0], db.acts, db.scratch, dx_dense.data(),
+                 fx.x.data(), a.pos.data(), a.rope);
+  for (int64_t i = 0; i < n; i++) ASSERT_NEAR(dx[i], dx_dense[i], 1e-4) << i;
+  for (const auto& t : d.tensors)
+    for (const auto& u : m.tensors)
+      if (t.name == u.name)
+        for (size_t i = 0; i < t.numel(); i++)
+          ASSERT_NEAR(m.grads.data()[u.offset + i], d.grads.data()[t.offset + i], 1e-4) << t.name;
+}
+
+TEST(MoD, TopKPicksTheLargestRouterValuesInPositionOrder) {
+  Fixture fx(0.4);  // k = round(0.4 · 8) = 3
+  Model& m = *fx.routed;
+  Activations a(m, Fixture::B, Fixture::T, false);
+  std::vector<float> y(fx.x.size());
+  routed_forward(a.dims, m.cfg.mod, Gate::raw, m.w.blocks[0], m.w.routers[0], a.routed[0], a.scratch, y.data(),
+                 fx.x.data(), a.rope);
+  const RoutedActs& r = a.routed[0];
+  const int64_t k = m.cfg.mod.k(Fixture::T);
+  ASSERT_EQ(k, 3);
+  for (int64_t b = 0; b < Fixture::B; b++) {
+    float lowest_selected = INFINITY, highest_skipped = -INFINITY;
+    for (int64_t t = 0; t < Fixture::T; t++) {
+      const float v = r.r[b * Fixture::T + t];
+      if (r.selected[size_t(b * Fixture::T + t)]) lowest_selected = std::min(lowest_selected, v);
+      else highest_skipped = std::max(highest_skipped, v);
+    }
+    EXPECT_GT(lowest_selected, highest_skipped);
+    for (int64_t j = 1; j < k; j++) EXPECT_LT(r.idx[size_t(b * k + j - 1)], r.idx[size_t(b * k + j)]);
+  }
+  ModConfig tiny;
+  tiny.capacity = 0.01;
+  EXPECT_EQ(tiny.k(8), 1);  // never zero tokens
+}
+
+// Pitfall: rotary with compacted positions 0..k-1. The selected tokens must see
+// their original positions, which the block's output reveals.
+TEST(MoD, RotaryUsesOriginalPositions) {
+  Fixture fx(0.5);
+  Model& m = *fx.routed;
+  Activations a(m, Fixture::B, Fixture::T, false);
+  std::vector<float> y(fx.x.size());
+  routed_forward(a.dims, m.cfg.mod, Gate::raw, m.w.blocks[0], m.w.routers[0], a.routed[0], a.scratch, y.data(),
+                 fx.x.data(), a.rope);
+  const RoutedActs& r = a.routed[0];
+  const int64_t k = m.cfg.mod.k(Fixture::T), n = Fixture::B * k * Fixture::C;
+  std::vector<int32_t> original(r.idx), compacted(r.idx.size());
+  for (size_t i = 0; i < compacted.size(); i++) compacted[i] = int32_t(i % size_t(k));
+  ASSERT_NE(original, compacted);
+  auto run = [&](const std::vector<int32_t>& pos) {
+    DenseBuffers db(fx.dims(k));
+    std::vector<float> out(static_cast<size_t>(n));
+    block_forward(fx.dims(k), m.w.blocks[0], db.acts, db.scratch, out.data(), r.xs, pos.data(), a.rope,
+                  KvSlot{db.acts.k, db.acts.v, k, 0});
+    return out;
+  };
+  auto with_original = run(original), with_compacted = run(compacted);
+  double diff_original = 0, diff_compacted = 0;
+  for (int64_t i = 0; i < n; i++) {
+    diff_original = std::max(diff_original, double(std::abs(with_original[i] - r.ys[i])));
+    diff_compacted = std::max(diff_compacted, double(std::abs(with_compacted[i] - r.ys[i])));
+  }
+  EXPECT_LT(diff_original, 1e-6);
+  EXPECT_GT(diff_compacted, 1e-2);  // the test would see the pitfall
+}
+
+// Pitfall: scaling the residual too, g(r)·(x + Δ), or adding x twice.
+TEST(MoD, OnlyTheUpdateIsGatedNotTheResidual) {
+  for (const char* gate : {"raw", "sigmoid"}) {
+    Fixture fx(0.5, gate);
+    Model& m = *fx.routed;
+    Activations a(m, Fixture::B, Fixture::T, false);
+    std::vector<float> y(fx.x.size());
+    routed_forward(a.dims, m.cfg.mod, gate_of(m.cfg.mod), m.w.blocks[0], m.w.routers[0], a.routed[0], a.scratch,
+                   y.data(), fx.x.data(), a.rope);
+    const RoutedActs& r = a.routed[0];
+    const int64_t C = Fixture::C, T = Fixture::T, k = m.cfg.mod.k(T);
+    for (int64_t b = 0; b < Fixture::B; b++)
+      for (int64_t t = 0; t < T; t++) {
+        const int64_t row = b * T + t;
+        if (!r.selected[size_t(row)]) {  // skipped: exactly the input
+          for (int64_t c = 0; c < C; c++) ASSERT_EQ(y[row * C + c], fx.x[row * C + c]);
+          continue;
+        }
+        const int64_t j = std::find(r.idx.begin() + b * k, r.idx.begin() + (b + 1) * k, t) - r.idx.begin();
+        const float rv = r.r[row];
+        const float g = std::string(gate) == "raw" ? rv : 1.0f / (1.0f + std::exp(-rv));
+        for (int64_t c = 0; c < C; c++) {
+          const float delta = r.ys[j * C + c] - r.xs[j * C + c];
+          ASSERT_NEAR(y[row * C + c], fx.x[row * C + c] + g * delta, 1e-5) << gate;
+        }
+      }
+  }
+}
+
+TEST(MoD, TrainsAndResumesExactly) {
+  std::string dir = test::temp_dir("mod_data");
+  std::vector<int32_t> tok;
+  for (int i = 0; i < 4000; i++) tok.push_back("routing tokens around blocks. "[i % 30]);
+  write_token_file(dir + "/train.bin", tok);
+  write_token_file(dir + "/val.bin", std::vector<int32_t>(tok.begin(), tok.begin() + 600));
+  Config c;
+  c.model = test::small_model(32, 2, 4, 32);
+  c.model.mod.enabled = true;
+  c.train.seq_len = 32;
+  c.train.batch_size = 4;
+  c.train.steps = 40;
+  c.train.warmup = 4;
+  c.train.lr = 3e-3;
+  c.train.eval_every = 0;
+  c.train.eval_tokens = 256;
+  TrainOptions full;
+  full.data_dir = dir;
+  full.run_dir = test::temp_dir("mod_full");
+  TrainSummary sf = run_training(c, full);
+  EXPECT_LT(sf.val_loss, 3.0);  // from 5.5: the MoD model learns
+  TrainOptions part = full;
+  part.run_dir = test::temp_dir("mod_part");
+  part.stop_after = 17;
+  run_training(c, part);
+  TrainOptions rest;
+  rest.run_dir = part.run_dir;
+  rest.resume = true;
+  run_training(Config{}, rest);
+  EXPECT_EQ(slurp(full.run_dir + "/model.safetensors"), slurp(part.run_dir + "/model.safetensors"));
+}

@@ -292,11 +292,13 @@ TEST(Cli, StopAfterThenResumeThroughTheCli) {
   EXPECT_EQ(last_json_line(q.out)["step"], 12);
   EXPECT_EQ(slurp(a + "/model.safetensors"), slurp(b + "/model.safetensors"));
   expect_error(flopwise("train --resume " + b), "already finished");
-  // a MoD run trains and evaluates; sampling it is refused until causal decoding exists
+  // a MoD run trains, evaluates and samples (with causal routing) from the CLI
   std::string mod_run = test::temp_dir("cli_resume_mod");
   ASSERT_EQ(flopwise("train --data " + data + " --out " + mod_run + " " + args + " --set mod.enabled=true").code, 0);
   EXPECT_EQ(flopwise("eval --ckpt " + mod_run + " --data " + data).code, 0);
-  expect_error(flopwise("sample --ckpt " + mod_run + " --prompt x"), "Mixture-of-Depths models cannot be sampled yet");
+  auto s = flopwise("sample --ckpt " + mod_run + " --prompt 'It is' --tokens 10 --json");
+  ASSERT_EQ(s.code, 0) << s.out;
+  EXPECT_EQ(last_json_line(s.out)["tokens"], 10);
   // a fresh run never overwrites an existing one
   const std::string before = slurp(b + "/model.safetensors");
   expect_error(flopwise("train --data " + data + " --out " + b + " " + args), "already holds a checkpoint");

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "data/token_file.h"
+#include "infer/generator.h"
 #include "nn/model.h"
 #include "nn/routed_block.h"
 #include "test_util.h"
@@ -207,4 +208,83 @@ TEST(MoD, TrainsAndResumesExactly) {
   rest.resume = true;
   run_training(Config{}, rest);
   EXPECT_EQ(slurp(full.run_dir + "/model.safetensors"), slurp(part.run_dir + "/model.safetensors"));
+}
+
+// Decoding with causal routing: feeding a sequence token by token gives the same
+// logits as prefilling it in one pass with the same (causal, per-token) decisions;
+// each routed layer's cache holds exactly the tokens it processed, and no more.
+TEST(MoD, CausalDecodingSkipsAndMatchesPrefill) {
+  for (const char* causal : {"router_bce", "predictor"}) {
+    SCOPED_TRACE(causal);
+    ModelConfig c = test::small_model(32, 4, 4, 24);
+    c.mod.enabled = true;
+    c.mod.causal = causal;
+    Model m(c);
+    m.init_weights(21);
+    for (size_t i = 0; i < m.params.size(); i++) m.params.data()[i] *= 5.0f;
+    const int64_t T = 24, V = c.vocab_size;
+    std::vector<int32_t> tok(T);
+    for (int64_t i = 0; i < T; i++) tok[size_t(i)] = int32_t((i * 53 + 7) % 256);
+    Generator step(m, T, /*chunk=*/4);
+    for (int64_t t = 0; t < T; t++) {
+      const float* got = step.feed(&tok[size_t(t)], 1);
+      Generator whole(m, T, /*chunk=*/T);
+      const float* want = whole.feed(tok.data(), t + 1);
+      for (int64_t v = 0; v < V; v++) ASSERT_NEAR(got[v], want[v], 1e-4) << "position " << t;
+      EXPECT_EQ(step.cache_lengths(), whole.cache_lengths());
+    }
+    // dense layers cached every token; routed ones (1 and 3) only the processed ones
+    const auto& len = step.cache_lengths();
+    EXPECT_EQ(len[0], T);
+    EXPECT_EQ(len[2], T);
+    for (int64_t l : {1, 3}) {
+      EXPECT_GT(len[size_t(l)], 0) << "layer " << l << " processed nothing: the test would prove little";
+      EXPECT_LT(len[size_t(l)], T) << "layer " << l << " skipped nothing: the test would prove little";
+    }
+  }
+}
+
+// The decisions are the documented ones: at the first routed layer (whose input
+// is known from the dense layer before it), the processed count equals the number
+// of tokens whose router logit is positive; and decoding equals the training
+// forward that routes those same tokens.
+TEST(MoD, DecodingProcessesExactlyTheTokensTheRouterAccepts) {
+  ModelConfig c = test::small_model(32, 4, 2, 16);
+  c.mod.enabled = true;
+  c.mod.causal = "router_bce";
+  Model m(c);
+  m.init_weights(22);
+  for (size_t i = 0; i < m.params.size(); i++) m.params.data()[i] *= 5.0f;
+  const int64_t T = 16;
+  std::vector<int32_t> tok(T);
+  for (int64_t i = 0; i < T; i++) tok[size_t(i)] = int32_t((i * 31 + 3) % 256);
+  // the residual stream entering block 1 = the output of dense block 0 (training path)
+  Activations a(m, 1, T, false);
+  model_forward(m, a, tok.data(), nullptr);  // a.res[1] is block 1's input
+  int64_t accepted = 0;
+  for (int64_t t = 0; t < T; t++) {
+    float r = 0;
+    for (int64_t ch = 0; ch < 32; ch++) r += a.res[1][t * 32 + ch] * m.w.routers[1].router[ch];
+    accepted += r > 0;
+  }
+  Generator g(m, T);
+  g.feed(tok.data(), T);
+  EXPECT_EQ(g.cache_lengths()[1], accepted);
+  ASSERT_GT(accepted, 0);
+  ASSERT_LT(accepted, T);
+  // Tokens with r > 0 are exactly the top-`accepted` by r, so the training forward at
+  // capacity accepted/T routes the same tokens: token-by-token decoding must give
+  // its logits at every position (same positions, same keys, same gated update).
+  ModelConfig ct = c;
+  ct.mod.capacity = double(accepted) / double(T);
+  Model mt(ct);
+  std::copy(m.params.data(), m.params.data() + m.params.size(), mt.params.data());
+  Activations at(mt, 1, T, false);
+  model_forward(mt, at, tok.data(), nullptr);
+  Generator step(m, T, 4);
+  for (int64_t t = 0; t < T; t++) {
+    const float* got = step.feed(&tok[size_t(t)], 1);
+    for (int64_t v = 0; v < c.vocab_size; v++)
+      ASSERT_NEAR(got[v], at.logits[t * c.vocab_size + v], 1e-4) << "position " << t;
+  }
 }

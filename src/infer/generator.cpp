@@ -3,6 +3,8 @@
 #include <algorithm>
 
 #include "core/error.h"
+#include <cstring>
+
 #include "core/timer.h"
 #include "kernels/embedding.h"
 #include "nn/linear.h"
@@ -31,6 +33,13 @@ void Generator::layout(Buffers& b, const ModelConfig& c, int64_t cap, int64_t ch
   f(b.lnf, C);
   f(b.rstd, 1);
   f(b.logits, size_t(c.vocab_size));
+  if (c.mod.enabled) {
+    f(b.r, size_t(chunk));
+    f(b.pred_p, size_t(chunk));
+    f(b.pred_h, size_t(chunk * c.predictor_hidden()));
+    f(b.xs, size_t(chunk) * C);
+    f(b.ys, size_t(chunk) * C);
+  }
 }
 
 size_t Generator::bytes(const ModelConfig& cfg, int64_t capacity, int64_t chunk) {
@@ -43,14 +52,47 @@ size_t Generator::bytes(const ModelConfig& cfg, int64_t capacity, int64_t chunk)
 Generator::Generator(const Model& model, int64_t capacity, int64_t chunk)
     : m_(model), cap_(capacity), chunk_(std::min(chunk, capacity)) {
   FW_CHECK(capacity >= 2, "sample: context capacity ", capacity, " too small");
-  FW_CHECK(!model.cfg.mod.enabled,
-           "sample: Mixture-of-Depths models cannot be sampled yet (causal routing with a KV cache "
-           "is not implemented); eval works with top-k routing");
   layout(b_, m_.cfg, cap_, chunk_, [&](float*&, size_t n) { arena_.reserve(n); });
   arena_.allocate();
   layout(b_, m_.cfg, cap_, chunk_, [&](float*& p, size_t n) { p = arena_.take(n); });
   pos_.resize(size_t(chunk_));
+  sel_pos_.resize(size_t(chunk_));
+  kv_len_.assign(size_t(m_.cfg.n_layers), 0);
   rope_.build(cap_, m_.cfg.head_dim());
+}
+
+void Generator::reset() {
+  len_ = 0;
+  std::fill(kv_len_.begin(), kv_len_.end(), 0);
+}
+
+void Generator::routed_layer(int64_t l, int64_t k) {
+  const ModelConfig& c = m_.cfg;
+  const int64_t C = c.d_model;
+  const RouterWeights& rw = m_.w.routers[size_t(l)];
+  router_logits(b_.r, b_.x, rw.router, k, C);
+  const bool by_predictor = c.mod.causal == "predictor";
+  if (by_predictor) predictor_logits(b_.pred_p, b_.pred_h, b_.x, rw, k, C);
+  const float* decide = by_predictor ? b_.pred_p : b_.r;  // logit > 0 ⇔ σ > 0.5
+  int64_t m = 0;
+  for (int64_t i = 0; i < k; i++)
+    if (decide[i] > 0) {
+      std::memcpy(b_.xs + m * C, b_.x + i * C, size_t(C) * 4);
+      sel_pos_[size_t(m++)] = pos_[size_t(i)];
+    }
+  std::memcpy(b_.y, b_.x, size_t(k * C) * 4);  // skipped tokens pass by unchanged
+  if (m == 0) return;
+  const BlockDims d = chunk_dims(c, m);
+  int64_t& n = kv_len_[size_t(l)];
+  block_forward(d, m_.w.blocks[size_t(l)], b_.acts, b_.scratch, b_.ys, b_.xs, sel_pos_.data(), rope_,
+                KvSlot{b_.k[size_t(l)], b_.v[size_t(l)], cap_, n});
+  n += m;
+  const Gate gate = gate_of(c.mod);
+  for (int64_t j = 0; j < m; j++) {
+    const int64_t i = sel_pos_[size_t(j)] - len_;  // row in this chunk
+    const float g = gate_value(gate, b_.r[i]);
+    for (int64_t ch = 0; ch < C; ch++) b_.y[i * C + ch] += g * (b_.ys[j * C + ch] - b_.xs[j * C + ch]);
+  }
 }
 
 float* Generator::feed(const int32_t* tokens, int64_t n) {
@@ -67,8 +109,13 @@ float* Generator::feed(const int32_t* tokens, int64_t n) {
     for (int64_t i = 0; i < k; i++) pos_[size_t(i)] = int32_t(len_ + i);
     embedding_forward(b_.x, tokens + start, m_.w.embedding, k, C);
     for (int64_t l = 0; l < c.n_layers; l++) {
-      block_forward(d, m_.w.blocks[size_t(l)], b_.acts, b_.scratch, b_.y, b_.x, pos_.data(), rope_,
-                    KvSlot{b_.k[size_t(l)], b_.v[size_t(l)], cap_, len_});
+      if (c.mod.routed(l)) {
+        routed_layer(l, k);
+      } else {
+        block_forward(d, m_.w.blocks[size_t(l)], b_.acts, b_.scratch, b_.y, b_.x, pos_.data(), rope_,
+                      KvSlot{b_.k[size_t(l)], b_.v[size_t(l)], cap_, kv_len_[size_t(l)]});
+        kv_len_[size_t(l)] += k;
+      }
       std::swap(b_.x, b_.y);
     }
     len_ += k;

@@ -1,6 +1,10 @@
 // Autoregressive decoding with a KV cache. Each layer keeps the rotated keys and
-// the values of every token fed so far (1,H,capacity,hd); feeding n new tokens runs
+// the values of the tokens it processed (1,H,capacity,hd); feeding n new tokens runs
 // the blocks on those n tokens only, attending to the cache.
+// Mixture-of-Depths layers decide per token and causally: the router's σ(r) > 0.5
+// (mod.causal router_bce or both) or the predictor's > 0.5 (mod.causal predictor).
+// A skipped token computes nothing in that block and writes no key or value there,
+// exactly as in training, where unselected tokens never enter the block.
 #pragma once
 #include <cstdint>
 #include <functional>
@@ -26,7 +30,9 @@ class Generator {
   int64_t length() const { return len_; }
   int64_t capacity() const { return cap_; }
   int64_t vocab_size() const { return m_.cfg.vocab_size; }
-  void reset() { len_ = 0; }
+  void reset();
+  // Per layer: tokens in its KV cache (= tokens it processed since reset()).
+  const std::vector<int64_t>& cache_lengths() const { return kv_len_; }
 
  private:
   struct Buffers {
@@ -36,15 +42,22 @@ class Generator {
     float *x, *y;              // (chunk, C) residual stream in and out of a block
     float *lnf, *rstd;         // (1, C), (1): final norm of the last token
     float* logits;             // (V)
+    float *r, *pred_p;         // (chunk) router and predictor logits (MoD)
+    float *pred_h;             // (chunk, P)
+    float *xs, *ys;            // (chunk, C) the processed tokens in and out of a routed block
   };
   static void layout(Buffers& b, const ModelConfig& c, int64_t cap, int64_t chunk,
                      const std::function<void(float*&, size_t)>& f);
+  // One routed block on k tokens at b_.x → b_.y: decide, gather, run, scatter.
+  void routed_layer(int64_t l, int64_t k);
 
   const Model& m_;
   int64_t cap_, chunk_, len_ = 0;
   Arena arena_;
   Buffers b_;
-  std::vector<int32_t> pos_;
+  std::vector<int32_t> pos_;      // (chunk) positions of the tokens being fed
+  std::vector<int32_t> sel_pos_;  // (chunk) positions of those a routed block processes
+  std::vector<int64_t> kv_len_;   // per layer
   RopeTable rope_;
 };
 

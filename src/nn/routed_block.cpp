@@ -16,7 +16,6 @@ Gate gate_of(const ModConfig& mod) { return mod.gate == "sigmoid" ? Gate::sigmoi
 namespace {
 
 float sigmoid(float z) { return 1.0f / (1.0f + std::exp(-z)); }
-float gate_value(Gate g, float r) { return g == Gate::raw ? r : g == Gate::sigmoid ? sigmoid(r) : 1.0f; }
 float gate_grad(Gate g, float r) {
   if (g == Gate::raw) return 1.0f;
   if (g == Gate::one) return 0.0f;
@@ -40,6 +39,33 @@ BlockDims selected_dims(const BlockDims& d, const ModConfig& mod) {
 }
 
 }  // namespace
+
+float gate_value(Gate g, float r) { return g == Gate::raw ? r : g == Gate::sigmoid ? sigmoid(r) : 1.0f; }
+
+void router_logits(float* r, const float* x, const float* w_r, int64_t n, int64_t C) {
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < n; i++) {
+    float acc = 0;
+#pragma omp simd reduction(+ : acc)
+    for (int64_t c = 0; c < C; c++) acc += x[i * C + c] * w_r[c];
+    r[i] = acc;
+  }
+}
+
+void predictor_logits(float* p, float* h, const float* x, const RouterWeights& rw, int64_t n,
+                      int64_t C) {
+  const int64_t P = rw.pred_hidden;
+  matmul_forward(h, x, rw.pred_fc, n, C, P);
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < n; i++) {
+    float z = rw.pred_out_b[0];
+    for (int64_t j = 0; j < P; j++) {
+      h[i * P + j] += rw.pred_fc_b[j];
+      z += rw.pred_out[j] * silu(h[i * P + j]);
+    }
+    p[i] = z;
+  }
+}
 
 void for_each_routed_act(RoutedActs& a, const BlockDims& d, const ModConfig& mod, int64_t P,
                          bool backward, const std::function<void(float*&, size_t)>& f) {
@@ -69,14 +95,7 @@ double routed_forward(const BlockDims& d, const ModConfig& mod, Gate gate, const
                       const float* x, const RopeTable& rope) {
   const BlockDims dk = selected_dims(d, mod);
   const int64_t B = d.B, T = d.T, C = d.C, k = dk.T, BT = B * T;
-  // router logits
-#pragma omp parallel for schedule(static)
-  for (int64_t i = 0; i < BT; i++) {
-    float acc = 0;
-#pragma omp simd reduction(+ : acc)
-    for (int64_t c = 0; c < C; c++) acc += x[i * C + c] * rw.router[c];
-    a.r[i] = acc;
-  }
+  router_logits(a.r, x, rw.router, BT, C);
   // expert-choice top-k per sequence, then back into position order
   std::fill(a.selected.begin(), a.selected.end(), 0);
   for (int64_t b = 0; b < B; b++) {
@@ -107,19 +126,7 @@ double routed_forward(const BlockDims& d, const ModConfig& mod, Gate gate, const
   }
   // auxiliary losses and how well each causal decision matches top-k
   double rb = 0, pb = 0, racc = 0, pacc = 0;
-  if (mod.predictor()) {
-    const int64_t P = rw.pred_hidden;
-    matmul_forward(a.pred_h, x, rw.pred_fc, BT, C, P);
-#pragma omp parallel for schedule(static)
-    for (int64_t i = 0; i < BT; i++) {
-      float z = rw.pred_out_b[0];
-      for (int64_t p = 0; p < P; p++) {
-        a.pred_h[i * P + p] += rw.pred_fc_b[p];
-        z += rw.pred_out[p] * silu(a.pred_h[i * P + p]);
-      }
-      a.pred_p[i] = z;
-    }
-  }
+  if (mod.predictor()) predictor_logits(a.pred_p, a.pred_h, x, rw, BT, C);
   for (int64_t i = 0; i < BT; i++) {
     const float t = a.selected[size_t(i)];
     rb += bce_with_logit(a.r[i], t);

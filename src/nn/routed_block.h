@@ -23,6 +23,13 @@ struct RouterWeights;
 // with capacity 1 then equals a dense block; for tests).
 enum class Gate { raw, sigmoid, one };
 Gate gate_of(const ModConfig& mod);
+float gate_value(Gate g, float r);
+
+// r (n) = x (n,C) · w_r: one router logit per token.
+void router_logits(float* r, const float* x, const float* w_r, int64_t n, int64_t C);
+// p (n): the causal predictor's logits, with h (n,P) its hidden pre-activations.
+void predictor_logits(float* p, float* h, const float* x, const RouterWeights& rw, int64_t n,
+                      int64_t C);
 
 struct RoutedActs {
   BlockActs inner;  // the dense block on the selected tokens, shape (B, k)

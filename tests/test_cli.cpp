@@ -296,9 +296,32 @@ TEST(Cli, StopAfterThenResumeThroughTheCli) {
   std::string mod_run = test::temp_dir("cli_resume_mod");
   ASSERT_EQ(flopwise("train --data " + data + " --out " + mod_run + " " + args + " --set mod.enabled=true").code, 0);
   EXPECT_EQ(flopwise("eval --ckpt " + mod_run + " --data " + data).code, 0);
-  auto s = flopwise("sample --ckpt " + mod_run + " --prompt 'It is' --tokens 10 --json");
+  const std::string trace = mod_run + "/trace.jsonl";
+  auto s = flopwise("sample --ckpt " + mod_run + " --prompt 'It is' --tokens 10 --json --trace " + trace);
   ASSERT_EQ(s.code, 0) << s.out;
   EXPECT_EQ(last_json_line(s.out)["tokens"], 10);
+  {  // one line per fed token (prompt 5 + 9 fed back), each naming routed block 1
+    std::ifstream in(trace);
+    std::string line;
+    int rows = 0;
+    while (std::getline(in, line)) {
+      auto j = nlohmann::json::parse(line);
+      EXPECT_EQ(j["layers"], nlohmann::json::array({1}));
+      EXPECT_EQ(j["processed"].size(), 1u);
+      EXPECT_TRUE(j["router"][0].is_number());
+      EXPECT_EQ(j["pos"], rows);
+      rows++;
+    }
+    EXPECT_EQ(rows, 5 + 9);
+  }
+  auto e = flopwise("eval --ckpt " + mod_run + " --data " + data + " --json --trace " + trace);
+  ASSERT_EQ(e.code, 0) << e.out;
+  auto ej = last_json_line(e.out);
+  for (auto key : {"val_loss", "val_loss_causal", "causal_accuracy", "processed_fraction", "flops_per_token"})
+    EXPECT_TRUE(ej.contains(key)) << key;
+  EXPECT_GE(ej["causal_accuracy"].get<double>(), 0.0);
+  EXPECT_LE(ej["causal_accuracy"].get<double>(), 1.0);
+  EXPECT_EQ(ej["routed_layers"], nlohmann::json::array({1}));
   // a fresh run never overwrites an existing one
   const std::string before = slurp(b + "/model.safetensors");
   expect_error(flopwise("train --data " + data + " --out " + b + " " + args), "already holds a checkpoint");

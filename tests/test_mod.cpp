@@ -7,7 +7,9 @@
 #include <vector>
 
 #include "data/token_file.h"
+#include "infer/causal_eval.h"
 #include "infer/generator.h"
+#include "train/evaluate.h"
 #include "nn/model.h"
 #include "nn/routed_block.h"
 #include "test_util.h"
@@ -287,4 +289,21 @@ TEST(MoD, DecodingProcessesExactlyTheTokensTheRouterAccepts) {
     for (int64_t v = 0; v < c.vocab_size; v++)
       ASSERT_NEAR(got[v], at.logits[t * c.vocab_size + v], 1e-4) << "position " << t;
   }
+}
+
+// Sampling-time routing of a dense model is no routing at all: the generator path
+// must give the same validation loss as the training forward.
+TEST(MoD, CausalEvaluationOfADenseModelEqualsPlainEvaluation) {
+  Model m(test::small_model(32, 4, 2, 16));
+  m.init_weights(4);
+  for (size_t i = 0; i < m.params.size(); i++) m.params.data()[i] *= 5.0f;
+  std::vector<int32_t> tok;
+  for (int i = 0; i < 200; i++) tok.push_back((i * 37 + 11) % 256);
+  TokenLoader data(tok, 256, "synthetic");
+  Activations a(m, 1, 16, false);
+  const EvalResult plain = evaluate(m, a, data, 160);
+  const CausalEvalResult causal = evaluate_causal(m, data, 160, 16);
+  EXPECT_EQ(plain.tokens, causal.tokens);
+  EXPECT_NEAR(plain.loss, causal.loss, 1e-4);
+  for (double p : causal.processed_fraction) EXPECT_EQ(p, 1.0);
 }

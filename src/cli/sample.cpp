@@ -5,6 +5,7 @@
 #include "core/error.h"
 #include "data/tokenizer.h"
 #include "infer/generator.h"
+#include "infer/routing_trace.h"
 #include "train/checkpoint.h"
 #include "train/trainer.h"
 
@@ -14,6 +15,7 @@ namespace {
 struct SampleFlags {
   std::string ckpt, prompt;
   int64_t tokens = 200, context = 0;
+  std::string trace;
   uint64_t seed = 0;
   SamplingParams sp{0.8, 0, 0.95};
   CommonFlags common;
@@ -40,12 +42,19 @@ void run_sample(const SampleFlags& f) {
     std::fputs(f.prompt.c_str(), stdout);
     std::fflush(stdout);
   }
-  GenerateResult r = generate(gen, prompt, f.tokens, f.sp, f.seed, [&](int32_t t) {
-    if (f.common.json) return;
-    std::string s = tok->decode({t});
-    std::fwrite(s.data(), 1, s.size(), stdout);
-    std::fflush(stdout);
-  });
+  std::unique_ptr<RoutingTrace> trace;
+  if (!f.trace.empty()) trace = std::make_unique<RoutingTrace>(f.trace, tok.get());
+  FeedCallback on_feed = nullptr;
+  if (trace) on_feed = [&](const int32_t* t, int64_t n, const Generator& g) { trace->record(0, t, n, g); };
+  GenerateResult r = generate(
+      gen, prompt, f.tokens, f.sp, f.seed,
+      [&](int32_t t) {
+        if (f.common.json) return;
+        std::string s = tok->decode({t});
+        std::fwrite(s.data(), 1, s.size(), stdout);
+        std::fflush(stdout);
+      },
+      on_feed);
   const double tps = double(r.tokens.size()) / r.seconds;
   const std::string text = tok->decode(r.tokens);
   if (f.common.json) print_json({{"text", text}, {"tokens_per_s", tps}, {"tokens", r.tokens.size()}});
@@ -67,6 +76,7 @@ void register_sample(CLI::App& app) {
   sub->add_option("--top-p", f->sp.top_p, "nucleus: smallest set with this probability mass");
   sub->add_option("--seed", f->seed, "random seed");
   sub->add_option("--context", f->context, "KV cache length (default: model.max_seq_len)");
+  sub->add_option("--trace", f->trace, "write per-token Mixture-of-Depths routing decisions (JSON lines)");
   f->common.add(sub);
   sub->callback([f]() { run_sample(*f); });
 }

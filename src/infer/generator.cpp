@@ -30,9 +30,9 @@ void Generator::layout(Buffers& b, const ModelConfig& c, int64_t cap, int64_t ch
   for_each_block_scratch(b.scratch, d, false, f);
   f(b.x, size_t(chunk) * C);
   f(b.y, size_t(chunk) * C);
-  f(b.lnf, C);
-  f(b.rstd, 1);
-  f(b.logits, size_t(c.vocab_size));
+  f(b.lnf, size_t(chunk) * C);
+  f(b.rstd, size_t(chunk));
+  f(b.logits, size_t(chunk * c.vocab_size));
   if (c.mod.enabled) {
     f(b.r, size_t(chunk));
     f(b.pred_p, size_t(chunk));
@@ -58,6 +58,7 @@ Generator::Generator(const Model& model, int64_t capacity, int64_t chunk)
   pos_.resize(size_t(chunk_));
   sel_pos_.resize(size_t(chunk_));
   kv_len_.assign(size_t(m_.cfg.n_layers), 0);
+  decisions_.assign(size_t(m_.cfg.n_layers), {});
   rope_.build(cap_, m_.cfg.head_dim());
 }
 
@@ -75,11 +76,15 @@ void Generator::routed_layer(int64_t l, int64_t k) {
   if (by_predictor) predictor_logits(b_.pred_p, b_.pred_h, b_.x, rw, k, C);
   const float* decide = by_predictor ? b_.pred_p : b_.r;  // logit > 0 ⇔ σ > 0.5
   int64_t m = 0;
-  for (int64_t i = 0; i < k; i++)
+  auto& dec = decisions_[size_t(l)];
+  dec.resize(size_t(k));
+  for (int64_t i = 0; i < k; i++) {
+    dec[size_t(i)] = {b_.r[i], decide[i] > 0};
     if (decide[i] > 0) {
       std::memcpy(b_.xs + m * C, b_.x + i * C, size_t(C) * 4);
       sel_pos_[size_t(m++)] = pos_[size_t(i)];
     }
+  }
   std::memcpy(b_.y, b_.x, size_t(k * C) * 4);  // skipped tokens pass by unchanged
   if (m == 0) return;
   const BlockDims d = chunk_dims(c, m);
@@ -119,17 +124,18 @@ float* Generator::feed(const int32_t* tokens, int64_t n) {
       std::swap(b_.x, b_.y);
     }
     len_ += k;
-    if (start + k == n) {  // logits of the last token only
-      rmsnorm_forward(b_.lnf, b_.rstd, b_.x + (k - 1) * C, m_.w.final_norm, 1, C);
-      linear_forward(b_.logits, b_.lnf, m_.w.lm_head, m_.w.lm_head16, 1, C, c.vocab_size);
+    if (start + k == n) {  // logits of the last chunk's tokens
+      rmsnorm_forward(b_.lnf, b_.rstd, b_.x, m_.w.final_norm, k, C);
+      linear_forward(b_.logits, b_.lnf, m_.w.lm_head, m_.w.lm_head16, k, C, c.vocab_size);
+      last_ = k;
     }
   }
-  return b_.logits;
+  return b_.logits + (last_ - 1) * c.vocab_size;
 }
 
 GenerateResult generate(Generator& gen, const std::vector<int32_t>& prompt, int64_t n_new,
                         const SamplingParams& sp, uint64_t seed,
-                        const std::function<void(int32_t)>& on_token) {
+                        const std::function<void(int32_t)>& on_token, const FeedCallback& on_feed) {
   FW_CHECK(!prompt.empty(), "sample: the prompt is empty (give at least one token)");
   Rng rng(seed);
   GenerateResult r;
@@ -138,8 +144,20 @@ GenerateResult generate(Generator& gen, const std::vector<int32_t>& prompt, int6
   const int64_t keep = gen.capacity() / 2;
   if (int64_t(context.size()) > gen.capacity())
     context.erase(context.begin(), context.end() - keep);
+  // feeds tokens and tells on_feed, one chunk at a time (the generator keeps the
+  // decisions of the last chunk only)
+  auto feed = [&](const int32_t* t, int64_t n) {
+    if (!on_feed) return gen.feed(t, n);
+    float* lg = nullptr;
+    for (int64_t s = 0; s < n; s += gen.chunk()) {
+      const int64_t k = std::min(gen.chunk(), n - s);
+      lg = gen.feed(t + s, k);
+      on_feed(t + s, k, gen);
+    }
+    return lg;
+  };
   gen.reset();
-  float* logits = gen.feed(context.data(), int64_t(context.size()));
+  float* logits = feed(context.data(), int64_t(context.size()));
   for (int64_t i = 0; i < n_new; i++) {
     int32_t tok = sample_token(logits, gen.vocab_size(), sp, rng);
     r.tokens.push_back(tok);
@@ -149,9 +167,9 @@ GenerateResult generate(Generator& gen, const std::vector<int32_t>& prompt, int6
     if (gen.length() == gen.capacity()) {  // slide the window
       context.erase(context.begin(), context.end() - keep);
       gen.reset();
-      logits = gen.feed(context.data(), int64_t(context.size()));
+      logits = feed(context.data(), int64_t(context.size()));
     } else {
-      logits = gen.feed(&tok, 1);
+      logits = feed(&tok, 1);
     }
   }
   r.seconds = now_seconds() - t0;

@@ -27,9 +27,22 @@ class Generator {
   // Appends tokens to the context; returns the logits (V) after the last one.
   // Fails if the cache would overflow (see generate() for sliding).
   float* feed(const int32_t* tokens, int64_t n);
+  // After feed(): the logits (V) after token i of the last chunk fed (i < chunk).
+  const float* logits(int64_t i) const { return b_.logits + i * m_.cfg.vocab_size; }
+
+  // A routed layer's decision for one token: its router logit r, and whether the
+  // token was processed (σ(r) > 0.5, or the predictor's > 0.5 with mod.causal = predictor).
+  struct Decision {
+    float router;
+    bool processed;
+  };
+  // After feed(): decisions of routed layer l for the tokens of the last chunk fed.
+  const std::vector<Decision>& decisions(int64_t l) const { return decisions_[size_t(l)]; }
   int64_t length() const { return len_; }
   int64_t capacity() const { return cap_; }
   int64_t vocab_size() const { return m_.cfg.vocab_size; }
+  const Model& model() const { return m_; }
+  int64_t chunk() const { return chunk_; }
   void reset();
   // Per layer: tokens in its KV cache (= tokens it processed since reset()).
   const std::vector<int64_t>& cache_lengths() const { return kv_len_; }
@@ -40,8 +53,8 @@ class Generator {
     BlockActs acts;            // one block's activations for (1, chunk); P is (1,H,chunk,cap)
     BlockScratch scratch;
     float *x, *y;              // (chunk, C) residual stream in and out of a block
-    float *lnf, *rstd;         // (1, C), (1): final norm of the last token
-    float* logits;             // (V)
+    float *lnf, *rstd;         // (chunk, C), (chunk): final norm
+    float* logits;             // (chunk, V)
     float *r, *pred_p;         // (chunk) router and predictor logits (MoD)
     float *pred_h;             // (chunk, P)
     float *xs, *ys;            // (chunk, C) the processed tokens in and out of a routed block
@@ -52,12 +65,13 @@ class Generator {
   void routed_layer(int64_t l, int64_t k);
 
   const Model& m_;
-  int64_t cap_, chunk_, len_ = 0;
+  int64_t cap_, chunk_, len_ = 0, last_ = 0;  // last_: tokens in the last chunk fed
   Arena arena_;
   Buffers b_;
   std::vector<int32_t> pos_;      // (chunk) positions of the tokens being fed
   std::vector<int32_t> sel_pos_;  // (chunk) positions of those a routed block processes
   std::vector<int64_t> kv_len_;   // per layer
+  std::vector<std::vector<Decision>> decisions_;  // per layer, per token of the chunk
   RopeTable rope_;
 };
 
@@ -69,8 +83,12 @@ struct GenerateResult {
 // Feeds the prompt, then samples n_new tokens. When the cache is full, the context
 // slides: the last capacity/2 tokens are fed again from position 0.
 // on_token (may be null) sees each new token as it is sampled.
+// on_feed (may be null) sees the generator after each feed of n tokens (the prompt,
+// each new token, each re-fed window): for routing traces.
+using FeedCallback = std::function<void(const int32_t* tokens, int64_t n, const Generator& gen)>;
 GenerateResult generate(Generator& gen, const std::vector<int32_t>& prompt, int64_t n_new,
                         const SamplingParams& sp, uint64_t seed,
-                        const std::function<void(int32_t)>& on_token = nullptr);
+                        const std::function<void(int32_t)>& on_token = nullptr,
+                        const FeedCallback& on_feed = nullptr);
 
 }  // namespace fw

@@ -10,11 +10,18 @@ EvalResult evaluate(Model& model, Activations& acts, TokenLoader& data, int64_t 
   std::vector<int32_t> in(static_cast<size_t>(B * T)), tgt(static_cast<size_t>(B * T));
   data.set_position(0);
   double sum = 0;
+  const ModConfig& mod = model.cfg.mod;
+  std::vector<double> acc(size_t(model.cfg.n_layers), 0.0);
   for (int64_t i = 0; i < batches; i++) {
     data.next_batch(in.data(), tgt.data(), B, T);
     sum += model_forward(model, acts, in.data(), tgt.data());
+    for (int64_t l = 0; l < model.cfg.n_layers; l++)
+      if (mod.routed(l)) {
+        const RoutedActs& r = acts.routed[size_t(l)];
+        acc[size_t(l)] += (mod.causal == "predictor" ? r.predictor_accuracy : r.router_accuracy) / double(batches);
+      }
   }
-  return {sum / double(batches), batches * B * T};
+  return {sum / double(batches), batches * B * T, acc};
 }
 
 }  // namespace fw

@@ -3,6 +3,7 @@
 // of the same weights agree exactly.
 #pragma once
 #include <cstdint>
+#include <vector>
 
 #include "data/loader.h"
 #include "nn/model.h"
@@ -12,6 +13,9 @@ namespace fw {
 struct EvalResult {
   double loss;
   int64_t tokens;
+  // MoD, per layer (0 for dense layers): how often the causal decision used at
+  // sampling (router σ(r) > 0.5, or the predictor's) agrees with top-k selection
+  std::vector<double> causal_accuracy;
 };
 
 EvalResult evaluate(Model& model, Activations& acts, TokenLoader& data, int64_t tokens);

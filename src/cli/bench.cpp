@@ -12,6 +12,7 @@
 #include "kernels/matmul.h"
 #include "nn/flops.h"
 #include "nn/model.h"
+#include "train/checkpoint.h"
 #include "train/optimizer.h"
 #include "train/trainer.h"
 
@@ -19,6 +20,7 @@ namespace fw::cli {
 
 namespace {
 struct BenchFlags {
+  std::string ckpt;  // bench sample: a trained model instead of random weights
   int64_t steps = 10, warmup = 2;
   int64_t prompt_tokens = 64, new_tokens = 256;
   ConfigFlags config;
@@ -83,10 +85,23 @@ void bench_train(const BenchFlags& f) {
 
 void bench_sample(const BenchFlags& f) {
   f.common.apply();
-  Config cfg = f.config.build();
   FW_CHECK(f.prompt_tokens >= 1 && f.new_tokens >= 1, "bench: --prompt-tokens and --new-tokens must be >= 1");
-  Model model(cfg.model);
-  model.init_weights(uint64_t(cfg.train.seed));
+  FW_CHECK(f.ckpt.empty() || (f.config.file.empty() && f.config.sets.empty()),
+           "bench sample --ckpt uses the checkpoint's config; --config/--set are not allowed");
+  // A Mixture-of-Depths model's sampling speed depends on how many tokens its trained
+  // router accepts; random weights accept about half. --ckpt measures a trained model.
+  LoadedModel lm;
+  std::unique_ptr<Model> fresh;
+  Config cfg;
+  if (!f.ckpt.empty()) {
+    lm = load_model(f.ckpt);
+    cfg = lm.config;
+  } else {
+    cfg = f.config.build();
+    fresh = std::make_unique<Model>(cfg.model);
+    fresh->init_weights(uint64_t(cfg.train.seed));
+  }
+  Model& model = lm.model ? *lm.model : *fresh;
   apply_precision(model, cfg);
   Rng rng(uint64_t(cfg.train.seed));
   std::vector<int32_t> prompt(static_cast<size_t>(f.prompt_tokens));
@@ -98,6 +113,16 @@ void bench_sample(const BenchFlags& f) {
   nlohmann::json j = {{"tokens_per_s", tps}, {"new_tokens", f.new_tokens},
                       {"prompt_tokens", f.prompt_tokens}, {"seconds", r.seconds},
                       {"threads", num_threads()}};
+  if (cfg.model.mod.enabled) {  // the fraction of fed tokens each routed layer processed
+    double processed = 0;
+    int64_t n = 0;
+    for (int64_t l = 0; l < cfg.model.n_layers; l++)
+      if (cfg.model.mod.routed(l)) {
+        processed += double(gen.cache_lengths()[size_t(l)]) / double(gen.length());
+        n++;
+      }
+    j["processed_fraction"] = processed / double(n);
+  }
   if (f.common.json) print_json(j);
   else std::printf("bench sample: %.1f tokens/s (batch 1, %lld new tokens after a %lld-token prompt, KV cache)\n",
                    tps, (long long)f.new_tokens, (long long)f.prompt_tokens);
@@ -116,6 +141,7 @@ void register_bench(CLI::App& app) {
   tr->callback([ft]() { bench_train(*ft); });
   auto fs = std::make_shared<BenchFlags>();
   auto* sa = bench->add_subcommand("sample", "batch-1 sampling tokens/s with the KV cache");
+  sa->add_option("--ckpt", fs->ckpt, "measure this trained model (run folder or file) instead of random weights");
   sa->add_option("--prompt-tokens", fs->prompt_tokens, "prompt length");
   sa->add_option("--new-tokens", fs->new_tokens, "tokens to generate");
   fs->config.add(sa);

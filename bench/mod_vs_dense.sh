@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# Mixture-of-Depths against dense, side by side in one run.
+#  Speed, on the bench config (d=512, 6 layers, 8 heads, seq 256, batch 8, vocab 256):
+#    forward FLOPs per token, training step time, and batch-1 sampling tokens/s. MoD
+#    sampling speed depends on its trained router, so a MoD model is first trained
+#    briefly on the corpus (dense sampling does not depend on its weights).
+#  Quality, at an equal training-FLOP budget (MoD gets the extra steps its cheaper steps
+#    buy), on the byte-level licence corpus with configs/quickstart.json's shape:
+#    validation loss under top-k routing and under causal (sampling-time) routing, the
+#    causal decisions' accuracy against top-k, and the fraction of tokens processed.
+# Writes bench/results/mod_vs_dense.json and prints both tables.
+#   bench/mod_vs_dense.sh [--dense-steps N]   (default 600: about 12 minutes in all)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+dense_steps=600
+[ "${1:-}" = "--dense-steps" ] && dense_steps=$2
+./scripts/setup.sh >/dev/null
+if [ ! -x /usr/bin/python3 ]; then  # used for the arithmetic and the tables
+  sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq python3 >/dev/null
+fi
+fw=./build/flopwise
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+$fw prepare --input /usr/share/common-licenses/* --out "$work/data" >/dev/null
+mod=(--set mod.enabled=true)   # the paper's best: capacity 12.5%, every other block
+
+echo "speed: bench train dense / MoD" >&2
+$fw bench train --steps 5 --json | tail -1 > "$work/train_dense.json"
+$fw bench train --steps 5 --json "${mod[@]}" | tail -1 > "$work/train_mod.json"
+echo "speed: training a bench-config MoD model briefly, for its router" >&2
+$fw train --data "$work/data" --out "$work/bench_mod" "${mod[@]}" --set train.steps=150 \
+  --set train.warmup=20 --set train.eval_every=0 --set train.ckpt_every=0 > /dev/null 2>&1
+echo "speed: bench sample dense / MoD" >&2
+$fw bench sample --json | tail -1 > "$work/sample_dense.json"
+$fw bench sample --ckpt "$work/bench_mod" --json | tail -1 > "$work/sample_mod.json"
+
+# equal training FLOPs: MoD steps = dense steps × dense FLOPs per token / MoD FLOPs per token
+q=(--config configs/quickstart.json --set train.eval_every=0 --set train.ckpt_every=0 --set train.log_every=100)
+fd=$($fw bench train --steps 1 --warmup 0 --json "${q[@]}" | tail -1 | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["flops_per_token"])')
+fm=$($fw bench train --steps 1 --warmup 0 --json "${q[@]}" "${mod[@]}" | tail -1 | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["flops_per_token"])')
+mod_steps=$(/usr/bin/python3 -c "print(round($dense_steps * $fd / $fm))")
+echo "quality: dense $dense_steps steps, MoD $mod_steps steps (same training FLOPs)" >&2
+for v in dense mod; do
+  extra=(); steps=$dense_steps
+  [ $v = mod ] && { extra=("${mod[@]}"); steps=$mod_steps; }
+  start=$(/usr/bin/python3 -c 'import time; print(time.time())')
+  $fw train --data "$work/data" --out "$work/q_$v" "${q[@]}" "${extra[@]}" --set train.steps=$steps --json 2>/dev/null | tail -1 > "$work/qtrain_$v.json"
+  /usr/bin/python3 -c "import json,time; print(json.dumps({'seconds': time.time() - $start}))" > "$work/qtime_$v.json"
+  $fw eval --ckpt "$work/q_$v" --data "$work/data" --json | tail -1 > "$work/qeval_$v.json"
+done
+
+/usr/bin/python3 - "$work" "$dense_steps" "$mod_steps" "$(git rev-parse --short HEAD)" <<'PY'
+import json, re, subprocess, sys
+w, ds, ms, commit = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+L = lambda n: json.load(open(f"{w}/{n}.json"))
+td, tm, sd, sm = L("train_dense"), L("train_mod"), L("sample_dense"), L("sample_mod")
+qd, qm = {k: L(f"{k}_dense") for k in ("qtrain", "qeval", "qtime")}, {k: L(f"{k}_mod") for k in ("qtrain", "qeval", "qtime")}
+flop_ratio = td["forward_flops_per_token"] / tm["forward_flops_per_token"]
+step_ratio = td["step_ms"] / tm["step_ms"]
+cpu = re.search(r"Model name:\s*(.*)", subprocess.run(["lscpu"], capture_output=True, text=True).stdout).group(1).strip()
+res = {"machine": {"cpu": cpu, "cores": td["threads"]}, "commit": commit,
+       "speed": {"config": "d=512, 6 layers, 8 heads, seq 256, batch 8, vocab 256; MoD capacity 0.125 every other block",
+                 "forward_flops_per_token": {"dense": td["forward_flops_per_token"], "mod": tm["forward_flops_per_token"], "ratio": flop_ratio},
+                 "train_step_ms": {"dense": td["step_ms"], "mod": tm["step_ms"], "ratio": step_ratio,
+                                   "fraction_of_flop_ideal": step_ratio / flop_ratio},
+                 "sample_tokens_per_s": {"dense": sd["tokens_per_s"], "mod": sm["tokens_per_s"],
+                                         "ratio": sm["tokens_per_s"] / sd["tokens_per_s"],
+                                         "mod_processed_fraction": sm.get("processed_fraction")}},
+       "quality": {"config": "configs/quickstart.json shape (d=256, 4 layers, seq 128, batch 16), licence corpus, bytes",
+                   "dense": {"steps": ds, **qd["qeval"], "train_seconds": qd["qtime"]["seconds"], "tokens_per_s": qd["qtrain"]["tokens_per_s"]},
+                   "mod": {"steps": ms, **qm["qeval"], "train_seconds": qm["qtime"]["seconds"], "tokens_per_s": qm["qtrain"]["tokens_per_s"]}}}
+json.dump(res, open("bench/results/mod_vs_dense.json", "w"), indent=2)
+print(f"machine: {cpu}, {td['threads']} threads; commit {commit}")
+print("| bench config                  | dense | MoD (12.5%, every other block) | ratio |")
+print("|-------------------------------|------:|-------------------------------:|------:|")
+print(f"| forward MFLOP/token           | {td['forward_flops_per_token']/1e6:5.1f} | {tm['forward_flops_per_token']/1e6:30.1f} | {flop_ratio:4.2f}x |")
+print(f"| training step (ms)            | {td['step_ms']:5.0f} | {tm['step_ms']:30.0f} | {step_ratio:4.2f}x |")
+print(f"| sampling tokens/s, batch 1    | {sd['tokens_per_s']:5.0f} | {sm['tokens_per_s']:30.0f} | {sm['tokens_per_s']/sd['tokens_per_s']:4.2f}x |")
+print(f"step-time speedup is {100*step_ratio/flop_ratio:.0f}% of the FLOP ratio; MoD sampling processed {100*(sm.get('processed_fraction') or 0):.1f}% of tokens per routed block")
+print()
+print("| equal training FLOPs          | dense | MoD |")
+print("|-------------------------------|------:|----:|")
+print(f"| steps                         | {ds} | {ms} |")
+print(f"| val loss (top-k routing)      | {qd['qeval']['val_loss']:.4f} | {qm['qeval']['val_loss']:.4f} |")
+print(f"| val loss (causal routing)     | {qd['qeval']['val_loss_causal'] if 'val_loss_causal' in qd['qeval'] else qd['qeval']['val_loss']:.4f} | {qm['qeval']['val_loss_causal']:.4f} |")
+print(f"| causal decisions vs top-k     | - | {100*qm['qeval']['causal_accuracy']:.1f}% |")
+print(f"| processed when sampling       | 100% | {100*qm['qeval']['processed_fraction']:.1f}% |")
+print(f"| training wall time (s)        | {qd['qtime']['seconds']:.0f} | {qm['qtime']['seconds']:.0f} |")
+print("wrote bench/results/mod_vs_dense.json")
+PY

@@ -317,7 +317,8 @@ TEST(Cli, StopAfterThenResumeThroughTheCli) {
   auto e = flopwise("eval --ckpt " + mod_run + " --data " + data + " --json --trace " + trace);
   ASSERT_EQ(e.code, 0) << e.out;
   auto ej = last_json_line(e.out);
-  for (auto key : {"val_loss", "val_loss_causal", "causal_accuracy", "processed_fraction", "flops_per_token"})
+  for (auto key : {"val_loss", "val_loss_causal", "causal_accuracy", "router_accuracy", "predictor_accuracy",
+                   "processed_fraction", "flops_per_token"})
     EXPECT_TRUE(ej.contains(key)) << key;
   EXPECT_GE(ej["causal_accuracy"].get<double>(), 0.0);
   EXPECT_LE(ej["causal_accuracy"].get<double>(), 1.0);

@@ -1,6 +1,8 @@
 // flopwise eval: validation loss of a checkpoint on a data folder; for
 // Mixture-of-Depths models also under sampling-time (causal) routing, with the
 // causal decisions' accuracy against top-k and the fraction of tokens processed.
+#include <cmath>
+
 #include "cli/common.h"
 #include "core/error.h"
 #include "data/loader.h"
@@ -51,7 +53,7 @@ void run_eval(const EvalFlags& f) {
       if (trace) trace->record(seq++, in.data(), int64_t(in.size()), g);
     });
     nlohmann::json layers = nlohmann::json::array(), acc = nlohmann::json::array(), proc = nlohmann::json::array();
-    double acc_mean = 0, proc_mean = 0;
+    double acc_mean = 0, proc_mean = 0, racc_mean = 0, pacc_mean = 0;
     int64_t n = 0;
     std::printf("causal routing (as when sampling): val loss %.4f over %lld tokens\n", c.loss, (long long)c.tokens);
     for (int64_t l = 0; l < mc.n_layers; l++) {
@@ -60,14 +62,20 @@ void run_eval(const EvalFlags& f) {
       acc.push_back(r.causal_accuracy[size_t(l)]);
       proc.push_back(c.processed_fraction[size_t(l)]);
       acc_mean += r.causal_accuracy[size_t(l)];
+      racc_mean += r.router_accuracy[size_t(l)];
+      pacc_mean += r.predictor_accuracy[size_t(l)];
       proc_mean += c.processed_fraction[size_t(l)];
       n++;
-      std::printf("  block %lld: causal decisions agree with top-k on %.1f%% of tokens; processes %.1f%% when sampling\n",
-                  (long long)l, 100 * r.causal_accuracy[size_t(l)], 100 * c.processed_fraction[size_t(l)]);
+      std::printf("  block %lld: causal decisions agree with top-k on %.1f%% of tokens (router %.1f%%, predictor %.1f%%); "
+                  "processes %.1f%% when sampling\n", (long long)l, 100 * r.causal_accuracy[size_t(l)],
+                  100 * r.router_accuracy[size_t(l)], 100 * r.predictor_accuracy[size_t(l)],
+                  100 * c.processed_fraction[size_t(l)]);
     }
     j["val_loss_causal"] = c.loss;
     if (n > 0) {
       j["causal_accuracy"] = acc_mean / double(n);
+      if (std::isfinite(racc_mean)) j["router_accuracy"] = racc_mean / double(n);
+      if (std::isfinite(pacc_mean)) j["predictor_accuracy"] = pacc_mean / double(n);
       j["processed_fraction"] = proc_mean / double(n);
       j["routed_layers"] = layers;
       j["causal_accuracy_per_layer"] = acc;

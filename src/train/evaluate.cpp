@@ -1,5 +1,6 @@
 #include "train/evaluate.h"
 
+#include <cmath>
 #include <vector>
 
 namespace fw {
@@ -11,7 +12,8 @@ EvalResult evaluate(Model& model, Activations& acts, TokenLoader& data, int64_t 
   data.set_position(0);
   double sum = 0;
   const ModConfig& mod = model.cfg.mod;
-  std::vector<double> acc(size_t(model.cfg.n_layers), 0.0);
+  const size_t L = size_t(model.cfg.n_layers);
+  std::vector<double> acc(L, 0.0), racc(L, mod.router_bce() ? 0.0 : NAN), pacc(L, mod.predictor() ? 0.0 : NAN);
   for (int64_t i = 0; i < batches; i++) {
     data.next_batch(in.data(), tgt.data(), B, T);
     sum += model_forward(model, acts, in.data(), tgt.data());
@@ -19,9 +21,11 @@ EvalResult evaluate(Model& model, Activations& acts, TokenLoader& data, int64_t 
       if (mod.routed(l)) {
         const RoutedActs& r = acts.routed[size_t(l)];
         acc[size_t(l)] += (mod.causal == "predictor" ? r.predictor_accuracy : r.router_accuracy) / double(batches);
+        racc[size_t(l)] += r.router_accuracy / double(batches);
+        pacc[size_t(l)] += r.predictor_accuracy / double(batches);
       }
   }
-  return {sum / double(batches), batches * B * T, acc};
+  return {sum / double(batches), batches * B * T, acc, racc, pacc};
 }
 
 }  // namespace fw

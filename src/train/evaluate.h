@@ -16,6 +16,7 @@ struct EvalResult {
   // MoD, per layer (0 for dense layers): how often the causal decision used at
   // sampling (router σ(r) > 0.5, or the predictor's) agrees with top-k selection
   std::vector<double> causal_accuracy;
+  std::vector<double> router_accuracy, predictor_accuracy;  // each remedy's own (NaN if untrained)
 };
 
 EvalResult evaluate(Model& model, Activations& acts, TokenLoader& data, int64_t tokens);

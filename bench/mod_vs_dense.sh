@@ -8,12 +8,23 @@
 #    buy), on the byte-level licence corpus with configs/quickstart.json's shape:
 #    validation loss under top-k routing and under causal (sampling-time) routing, the
 #    causal decisions' accuracy against top-k, and the fraction of tokens processed.
-# Writes bench/results/mod_vs_dense.json and prints both tables.
-#   bench/mod_vs_dense.sh [--dense-steps N]   (default 600: about 12 minutes in all)
+# Writes bench/results/NAME.json and prints both tables.
+#   bench/mod_vs_dense.sh [--dense-steps N] [--out NAME] [--set mod.KEY=VALUE]...
+#   (default 600 dense steps, NAME mod_vs_dense: about 12 minutes in all; the --set
+#   overrides go to every MoD run, e.g. --set mod.gate=sigmoid)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dense_steps=600
-[ "${1:-}" = "--dense-steps" ] && dense_steps=$2
+name=mod_vs_dense
+mod=(--set mod.enabled=true)   # the paper's best: capacity 12.5%, every other block
+while (($#)); do
+  case "$1" in
+    --dense-steps) dense_steps=$2; shift 2 ;;
+    --out) name=$2; shift 2 ;;
+    --set) mod+=(--set "$2"); shift 2 ;;
+    *) echo "bench: unknown argument $1" >&2; exit 2 ;;
+  esac
+done
 ./scripts/setup.sh >/dev/null
 if [ ! -x /usr/bin/python3 ]; then  # used for the arithmetic and the tables
   sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
@@ -23,7 +34,6 @@ fw=./build/flopwise
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 $fw prepare --input /usr/share/common-licenses/* --out "$work/data" >/dev/null
-mod=(--set mod.enabled=true)   # the paper's best: capacity 12.5%, every other block
 
 echo "speed: bench train dense / MoD" >&2
 $fw bench train --steps 5 --json | tail -1 > "$work/train_dense.json"
@@ -50,16 +60,16 @@ for v in dense mod; do
   $fw eval --ckpt "$work/q_$v" --data "$work/data" --json | tail -1 > "$work/qeval_$v.json"
 done
 
-/usr/bin/python3 - "$work" "$dense_steps" "$mod_steps" "$(git rev-parse --short HEAD)" <<'PY'
+/usr/bin/python3 - "$work" "$dense_steps" "$mod_steps" "$(git rev-parse --short HEAD)" "$name" "${mod[*]}" <<'PY'
 import json, re, subprocess, sys
-w, ds, ms, commit = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+w, ds, ms, commit, name, mod_args = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5], sys.argv[6]
 L = lambda n: json.load(open(f"{w}/{n}.json"))
 td, tm, sd, sm = L("train_dense"), L("train_mod"), L("sample_dense"), L("sample_mod")
 qd, qm = {k: L(f"{k}_dense") for k in ("qtrain", "qeval", "qtime")}, {k: L(f"{k}_mod") for k in ("qtrain", "qeval", "qtime")}
 flop_ratio = td["forward_flops_per_token"] / tm["forward_flops_per_token"]
 step_ratio = td["step_ms"] / tm["step_ms"]
 cpu = re.search(r"Model name:\s*(.*)", subprocess.run(["lscpu"], capture_output=True, text=True).stdout).group(1).strip()
-res = {"machine": {"cpu": cpu, "cores": td["threads"]}, "commit": commit,
+res = {"machine": {"cpu": cpu, "cores": td["threads"]}, "commit": commit, "mod_settings": mod_args,
        "speed": {"config": "d=512, 6 layers, 8 heads, seq 256, batch 8, vocab 256; MoD capacity 0.125 every other block",
                  "forward_flops_per_token": {"dense": td["forward_flops_per_token"], "mod": tm["forward_flops_per_token"], "ratio": flop_ratio},
                  "train_step_ms": {"dense": td["step_ms"], "mod": tm["step_ms"], "ratio": step_ratio,
@@ -70,8 +80,8 @@ res = {"machine": {"cpu": cpu, "cores": td["threads"]}, "commit": commit,
        "quality": {"config": "configs/quickstart.json shape (d=256, 4 layers, seq 128, batch 16), licence corpus, bytes",
                    "dense": {"steps": ds, **qd["qeval"], "train_seconds": qd["qtime"]["seconds"], "tokens_per_s": qd["qtrain"]["tokens_per_s"]},
                    "mod": {"steps": ms, **qm["qeval"], "train_seconds": qm["qtime"]["seconds"], "tokens_per_s": qm["qtrain"]["tokens_per_s"]}}}
-json.dump(res, open("bench/results/mod_vs_dense.json", "w"), indent=2)
-print(f"machine: {cpu}, {td['threads']} threads; commit {commit}")
+json.dump(res, open(f"bench/results/{name}.json", "w"), indent=2)
+print(f"machine: {cpu}, {td['threads']} threads; commit {commit}; MoD settings: {mod_args}")
 print("| bench config                  | dense | MoD (12.5%, every other block) | ratio |")
 print("|-------------------------------|------:|-------------------------------:|------:|")
 print(f"| forward MFLOP/token           | {td['forward_flops_per_token']/1e6:5.1f} | {tm['forward_flops_per_token']/1e6:30.1f} | {flop_ratio:4.2f}x |")
@@ -89,5 +99,5 @@ print(f"| router σ(r)>0.5 vs top-k      | - | {100*qm['qeval']['router_accuracy
 print(f"| predictor vs top-k            | - | {100*qm['qeval']['predictor_accuracy']:.1f}% |")
 print(f"| processed when sampling       | 100% | {100*qm['qeval']['processed_fraction']:.1f}% |")
 print(f"| training wall time (s)        | {qd['qtime']['seconds']:.0f} | {qm['qtime']['seconds']:.0f} |")
-print("wrote bench/results/mod_vs_dense.json")
+print(f"wrote bench/results/{name}.json")
 PY

@@ -46,6 +46,13 @@ struct Fixture {
     x = test::randn(size_t(B * T * C), 8);
   }
   BlockDims dims(int64_t t) const { return {B, t, C, H, cfg.hidden()}; }
+  // The routed block on x, gate from the config, into y; a holds its activations.
+  void forward(Activations& a, std::vector<float>& y) const {
+    y.resize(x.size());
+    const Model& m = *routed;
+    routed_forward(a.dims, m.cfg.mod, gate_of(m.cfg.mod), m.w.blocks[0], m.w.routers[0], a.routed[0],
+                   a.scratch, y.data(), x.data(), a.rope);
+  }
 };
 
 // Storage for one dense block's activations and scratch of shape (B, T).
@@ -99,9 +106,8 @@ TEST(MoD, TopKPicksTheLargestRouterValuesInPositionOrder) {
   Fixture fx(0.4);  // k = round(0.4 · 8) = 3
   Model& m = *fx.routed;
   Activations a(m, Fixture::B, Fixture::T, false);
-  std::vector<float> y(fx.x.size());
-  routed_forward(a.dims, m.cfg.mod, Gate::raw, m.w.blocks[0], m.w.routers[0], a.routed[0], a.scratch, y.data(),
-                 fx.x.data(), a.rope);
+  std::vector<float> y;
+  fx.forward(a, y);
   const RoutedActs& r = a.routed[0];
   const int64_t k = m.cfg.mod.k(Fixture::T);
   ASSERT_EQ(k, 3);
@@ -126,9 +132,8 @@ TEST(MoD, RotaryUsesOriginalPositions) {
   Fixture fx(0.5);
   Model& m = *fx.routed;
   Activations a(m, Fixture::B, Fixture::T, false);
-  std::vector<float> y(fx.x.size());
-  routed_forward(a.dims, m.cfg.mod, Gate::raw, m.w.blocks[0], m.w.routers[0], a.routed[0], a.scratch, y.data(),
-                 fx.x.data(), a.rope);
+  std::vector<float> y;
+  fx.forward(a, y);
   const RoutedActs& r = a.routed[0];
   const int64_t k = m.cfg.mod.k(Fixture::T), n = Fixture::B * k * Fixture::C;
   std::vector<int32_t> original(r.idx), compacted(r.idx.size());
@@ -157,9 +162,8 @@ TEST(MoD, OnlyTheUpdateIsGatedNotTheResidual) {
     Fixture fx(0.5, gate);
     Model& m = *fx.routed;
     Activations a(m, Fixture::B, Fixture::T, false);
-    std::vector<float> y(fx.x.size());
-    routed_forward(a.dims, m.cfg.mod, gate_of(m.cfg.mod), m.w.blocks[0], m.w.routers[0], a.routed[0], a.scratch,
-                   y.data(), fx.x.data(), a.rope);
+    std::vector<float> y;
+    fx.forward(a, y);
     const RoutedActs& r = a.routed[0];
     const int64_t C = Fixture::C, T = Fixture::T, k = m.cfg.mod.k(T);
     for (int64_t b = 0; b < Fixture::B; b++)
@@ -181,21 +185,13 @@ TEST(MoD, OnlyTheUpdateIsGatedNotTheResidual) {
 }
 
 TEST(MoD, TrainsAndResumesExactly) {
-  std::string dir = test::temp_dir("mod_data");
-  std::vector<int32_t> tok;
-  for (int i = 0; i < 4000; i++) tok.push_back("routing tokens around blocks. "[i % 30]);
-  write_token_file(dir + "/train.bin", tok);
-  write_token_file(dir + "/val.bin", std::vector<int32_t>(tok.begin(), tok.begin() + 600));
-  Config c;
-  c.model = test::small_model(32, 2, 4, 32);
+  std::string dir = test::text_data("mod_data", "routing tokens around blocks. ", 134, 600);
+  Config c = test::tiny_run_config();
+  c.model.n_layers = 4;
   c.model.mod.enabled = true;
-  c.train.seq_len = 32;
-  c.train.batch_size = 4;
   c.train.steps = 40;
   c.train.warmup = 4;
-  c.train.lr = 3e-3;
   c.train.eval_every = 0;
-  c.train.eval_tokens = 256;
   TrainOptions full;
   full.data_dir = dir;
   full.run_dir = test::temp_dir("mod_full");

@@ -20,31 +20,8 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// A data folder of a short repeating byte text.
-std::string tiny_data(const std::string& name, const std::string& text) {
-  std::string dir = test::temp_dir(name);
-  std::vector<int32_t> tok;
-  for (int rep = 0; rep < 40; rep++)
-    for (unsigned char c : text) tok.push_back(c);
-  write_token_file(dir + "/train.bin", tok);
-  write_token_file(dir + "/val.bin", std::vector<int32_t>(tok.begin(), tok.begin() + 400));
-  std::ofstream(dir + "/meta.json") << R"({"tokenizer": "bytes", "vocab_size": 256})";
-  return dir;
-}
-
-Config tiny_config() {
-  Config c;
-  c.model = test::small_model(32, 2, 2, 32);
-  c.train.seq_len = 32;
-  c.train.batch_size = 4;
-  c.train.steps = 30;
-  c.train.warmup = 5;
-  c.train.lr = 3e-3;
-  c.train.eval_every = 10;
-  c.train.eval_tokens = 256;
-  c.train.ckpt_every = 0;
-  return c;
-}
+std::string tiny_data(const std::string& name, const std::string& text) { return test::text_data(name, text); }
+Config tiny_config() { return test::tiny_run_config(); }
 
 }  // namespace
 

@@ -8,7 +8,9 @@
 #include <vector>
 
 #include "core/rng.h"
+#include "data/token_file.h"
 #include "nn/config.h"
+#include "train/config.h"
 
 namespace fw::test {
 
@@ -64,6 +66,35 @@ inline ModelConfig small_model(int64_t d, int64_t heads, int64_t layers, int64_t
   c.n_heads = heads;
   c.n_layers = layers;
   c.max_seq_len = max_seq;
+  return c;
+}
+
+// A data folder of `text` repeated `reps` times (bytes), with its first `val` tokens
+// as the validation file.
+inline std::string text_data(const std::string& name, const std::string& text, int reps = 40,
+                             size_t val = 400) {
+  std::string dir = temp_dir(name);
+  std::vector<int32_t> tok;
+  for (int rep = 0; rep < reps; rep++)
+    for (unsigned char c : text) tok.push_back(c);
+  write_token_file(dir + "/train.bin", tok);
+  write_token_file(dir + "/val.bin", std::vector<int32_t>(tok.begin(), tok.begin() + ptrdiff_t(val)));
+  std::ofstream(dir + "/meta.json") << R"({"tokenizer": "bytes", "vocab_size": 256})";
+  return dir;
+}
+
+// A tiny training run: 2 layers of width 32, 4 sequences of 32 tokens, 30 steps.
+inline Config tiny_run_config() {
+  Config c;
+  c.model = small_model(32, 2, 2, 32);
+  c.train.seq_len = 32;
+  c.train.batch_size = 4;
+  c.train.steps = 30;
+  c.train.warmup = 5;
+  c.train.lr = 3e-3;
+  c.train.eval_every = 10;
+  c.train.eval_tokens = 256;
+  c.train.ckpt_every = 0;
   return c;
 }
 

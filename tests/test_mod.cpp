@@ -184,9 +184,14 @@ TEST(MoD, OnlyTheUpdateIsGatedNotTheResidual) {
   }
 }
 
-TEST(MoD, TrainsAndResumesExactly) {
+class MoDPrecisions : public ::testing::TestWithParam<bool> {};  // train.matmul_bf16
+INSTANTIATE_TEST_SUITE_P(MoD, MoDPrecisions, ::testing::Values(false, true),
+                         [](const auto& info) { return info.param ? "bf16" : "fp32"; });
+
+TEST_P(MoDPrecisions, TrainsAndResumesExactly) {
   std::string dir = test::text_data("mod_data", "routing tokens around blocks. ", 134, 600);
   Config c = test::tiny_run_config();
+  c.train.matmul_bf16 = GetParam();
   c.model.n_layers = 4;
   c.model.mod.enabled = true;
   c.train.steps = 40;

@@ -72,7 +72,7 @@ void Generator::routed_layer(int64_t l, int64_t k) {
   const int64_t C = c.d_model;
   const RouterWeights& rw = m_.w.routers[size_t(l)];
   router_logits(b_.r, b_.x, rw.router, k, C);
-  const bool by_predictor = c.mod.causal == "predictor";
+  const bool by_predictor = c.mod.decides_by_predictor();
   if (by_predictor) predictor_logits(b_.pred_p, b_.pred_h, b_.x, rw, k, C);
   const float* decide = by_predictor ? b_.pred_p : b_.r;  // logit > 0 ⇔ σ > 0.5
   int64_t m = 0;
@@ -95,8 +95,7 @@ void Generator::routed_layer(int64_t l, int64_t k) {
   const Gate gate = gate_of(c.mod);
   for (int64_t j = 0; j < m; j++) {
     const int64_t i = sel_pos_[size_t(j)] - len_;  // row in this chunk
-    const float g = gate_value(gate, b_.r[i]);
-    for (int64_t ch = 0; ch < C; ch++) b_.y[i * C + ch] += g * (b_.ys[j * C + ch] - b_.xs[j * C + ch]);
+    add_gated_update(b_.y + i * C, b_.xs + j * C, b_.ys + j * C, gate_value(gate, b_.r[i]), C);
   }
 }
 

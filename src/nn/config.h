@@ -24,6 +24,8 @@ struct ModConfig {
   int64_t k(int64_t T) const;  // tokens per sequence a routed block processes
   bool router_bce() const { return causal == "router_bce" || causal == "both"; }
   bool predictor() const { return causal == "predictor" || causal == "both"; }
+  // Sampling decides by the predictor only when it is the sole remedy trained.
+  bool decides_by_predictor() const { return causal == "predictor"; }
 };
 
 struct ModelConfig {

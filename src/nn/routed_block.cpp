@@ -121,8 +121,7 @@ double routed_forward(const BlockDims& d, const ModConfig& mod, Gate gate, const
 #pragma omp parallel for schedule(static)
   for (int64_t i = 0; i < B * k; i++) {
     const int64_t row = (i / k) * T + a.idx[size_t(i)];
-    const float g = gate_value(gate, a.r[row]);
-    for (int64_t c = 0; c < C; c++) y[row * C + c] += g * (a.ys[i * C + c] - a.xs[i * C + c]);
+    add_gated_update(y + row * C, a.xs + i * C, a.ys + i * C, gate_value(gate, a.r[row]), C);
   }
   // auxiliary losses and how well each causal decision matches top-k
   double rb = 0, pb = 0, racc = 0, pacc = 0;

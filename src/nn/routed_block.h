@@ -25,6 +25,12 @@ enum class Gate { raw, sigmoid, one };
 Gate gate_of(const ModConfig& mod);
 float gate_value(Gate g, float r);
 
+// y (C) += g · (ys − xs): a processed token's output is its input plus the gated
+// update; the residual itself is never scaled. Training and decoding both use this.
+inline void add_gated_update(float* y, const float* xs, const float* ys, float g, int64_t C) {
+  for (int64_t c = 0; c < C; c++) y[c] += g * (ys[c] - xs[c]);
+}
+
 // r (n) = x (n,C) · w_r: one router logit per token.
 void router_logits(float* r, const float* x, const float* w_r, int64_t n, int64_t C);
 // p (n): the causal predictor's logits, with h (n,P) its hidden pre-activations.

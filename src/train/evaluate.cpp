@@ -20,7 +20,7 @@ EvalResult evaluate(Model& model, Activations& acts, TokenLoader& data, int64_t 
     for (int64_t l = 0; l < model.cfg.n_layers; l++)
       if (mod.routed(l)) {
         const RoutedActs& r = acts.routed[size_t(l)];
-        acc[size_t(l)] += (mod.causal == "predictor" ? r.predictor_accuracy : r.router_accuracy) / double(batches);
+        acc[size_t(l)] += (mod.decides_by_predictor() ? r.predictor_accuracy : r.router_accuracy) / double(batches);
         racc[size_t(l)] += r.router_accuracy / double(batches);
         pacc[size_t(l)] += r.predictor_accuracy / double(batches);
       }

@@ -71,7 +71,7 @@ BENCHMARK(BM_MatmulBackwardBf16)->Arg(3 * C)->Arg(F)->Unit(benchmark::kMilliseco
 void BM_AttentionForward(benchmark::State& s) {
   auto q = randn(BT * C), k = randn(BT * C), v = randn(BT * C);
   std::vector<float> y(BT * C), P(B * H * T * T);
-  for (auto _ : s) attention_forward(y.data(), P.data(), q.data(), k.data(), v.data(), B, H, T, T, T, hd, 0);
+  for (auto _ : s) attention_forward(y.data(), P.data(), q.data(), KvSlot{k.data(), v.data(), T}, B, H, T, hd, T);
   s.counters["FLOP/s"] = benchmark::Counter(4.0 * B * H * T * T * hd, benchmark::Counter::kIsIterationInvariantRate);
 }
 BENCHMARK(BM_AttentionForward)->Unit(benchmark::kMillisecond)->UseRealTime();
@@ -80,7 +80,7 @@ void BM_AttentionBackward(benchmark::State& s) {
   auto q = randn(BT * C), k = randn(BT * C), v = randn(BT * C), dy = randn(BT * C);
   std::vector<float> y(BT * C), P(B * H * T * T), dq(BT * C), dk(BT * C), dv(BT * C);
   std::vector<float> scratch(size_t(num_threads()) * T * T);
-  attention_forward(y.data(), P.data(), q.data(), k.data(), v.data(), B, H, T, T, T, hd, 0);
+  attention_forward(y.data(), P.data(), q.data(), KvSlot{k.data(), v.data(), T}, B, H, T, hd, T);
   for (auto _ : s)
     attention_backward(dq.data(), dk.data(), dv.data(), scratch.data(), dy.data(), P.data(), q.data(), k.data(), v.data(), B, H, T, hd);
   s.counters["FLOP/s"] = benchmark::Counter(8.0 * B * H * T * T * hd, benchmark::Counter::kIsIterationInvariantRate);

@@ -75,8 +75,11 @@ TEST(Kernels, Gelu) {
   }
 }
 
+// Batch rows write to their own cache rows (here permuted) after their own number of
+// cached tokens: the reference, one row at a time, says where each key must land.
 TEST(Kernels, RopeSplitForwardBackward) {
-  const int64_t B = 2, T = 7, H = 3, hd = 8, C = H * hd, Tcap = 12, off = 3;
+  const int64_t B = 2, T = 7, H = 3, hd = 8, C = H * hd, Tcap = 12;
+  const int64_t rows[B] = {1, 0}, past[B] = {3, 5};
   auto qkv = randn(B * T * 3 * C, 9);
   std::vector<int32_t> pos(B * T);
   for (int64_t i = 0; i < B * T; i++) pos[i] = int32_t((i * 5) % 11);  // arbitrary positions
@@ -84,8 +87,13 @@ TEST(Kernels, RopeSplitForwardBackward) {
   rope_table(cs.data(), sn.data(), 11, hd);
   std::vector<float> q(B * H * T * hd), k(B * H * Tcap * hd), v(B * H * Tcap * hd);
   std::vector<float> qr = q, kr = k, vr = v;
-  rope_split_forward(q.data(), k.data(), v.data(), qkv.data(), pos.data(), cs.data(), sn.data(), B, T, H, hd, Tcap, off);
-  ref::rope_split_forward(qr.data(), kr.data(), vr.data(), qkv.data(), pos.data(), B, T, H, hd, Tcap, off);
+  rope_split_forward(q.data(), KvSlot{k.data(), v.data(), Tcap, rows, past}, qkv.data(), pos.data(), cs.data(),
+                     sn.data(), B, T, H, hd);
+  for (int64_t b = 0; b < B; b++) {
+    const int64_t cache = rows[b] * H * Tcap * hd;
+    ref::rope_split_forward(qr.data() + b * H * T * hd, kr.data() + cache, vr.data() + cache,
+                            qkv.data() + b * T * 3 * C, pos.data() + b * T, 1, T, H, hd, Tcap, past[b]);
+  }
   EXPECT_LT(max_rel(q, qr), 1e-5);
   EXPECT_LT(max_rel(k, kr), 1e-5);
   EXPECT_LT(max_rel(v, vr), 1e-6);
@@ -104,7 +112,7 @@ TEST_P(AttentionSizes, ForwardBackward) {
   const int64_t B = 2, H = 3, T = GetParam(), hd = 8, C = H * hd;
   auto q = randn(B * H * T * hd, 13), k = randn(B * H * T * hd, 14), v = randn(B * H * T * hd, 15);
   std::vector<float> y(B * T * C), yr(B * T * C), P(B * H * T * T), Pr(B * H * T * T);
-  attention_forward(y.data(), P.data(), q.data(), k.data(), v.data(), B, H, T, T, T, hd, 0);
+  attention_forward(y.data(), P.data(), q.data(), KvSlot{k.data(), v.data(), T}, B, H, T, hd, T);
   ref::attention_forward(yr.data(), Pr.data(), q.data(), k.data(), v.data(), B, H, T, T, T, hd, 0);
   EXPECT_LT(max_rel(y, yr), 1e-5);
   EXPECT_LT(max_rel(P, Pr), 1e-5);
@@ -118,15 +126,31 @@ TEST_P(AttentionSizes, ForwardBackward) {
   EXPECT_LT(max_rel(dv, dvr), 1e-5);
 }
 
-// Decoding reads keys from a larger cache at an offset: queries at rows off..off+Tq.
-TEST(Kernels, AttentionWithCacheOffset) {
-  const int64_t B = 1, H = 2, Tq = 3, off = 5, Tk = off + Tq, Tcap = 10, hd = 4, C = H * hd;
+// Decoding reads keys from a larger cache: batch row b's queries sit at cache rows
+// past(b)..past(b)+Tq of its own cache row (rows permuted, different lengths, as a
+// batched Mixture-of-Depths generator has them).
+TEST(Kernels, AttentionWithCacheOffsets) {
+  const int64_t B = 2, H = 2, Tq = 3, Tcap = 10, hd = 4, C = H * hd, ldp = Tcap;
+  const int64_t rows[B] = {1, 0}, past[B] = {5, 2};
   auto q = randn(B * H * Tq * hd, 17), k = randn(B * H * Tcap * hd, 18), v = randn(B * H * Tcap * hd, 19);
-  std::vector<float> y(B * Tq * C), yr(B * Tq * C), P(B * H * Tq * Tk), Pr(B * H * Tq * Tk);
-  attention_forward(y.data(), P.data(), q.data(), k.data(), v.data(), B, H, Tq, Tk, Tcap, hd, off);
-  ref::attention_forward(yr.data(), Pr.data(), q.data(), k.data(), v.data(), B, H, Tq, Tk, Tcap, hd, off);
+  std::vector<float> y(B * Tq * C), yr(B * Tq * C), P(B * H * Tq * ldp), Pr(B * H * Tq * ldp);
+  attention_forward(y.data(), P.data(), q.data(), KvSlot{k.data(), v.data(), Tcap, rows, past}, B, H, Tq, hd, ldp);
+  for (int64_t b = 0; b < B; b++) {
+    const int64_t cache = rows[b] * H * Tcap * hd, Tk = past[b] + Tq;
+    std::vector<float> yb(Tq * C), Pb(H * Tq * Tk);
+    ref::attention_forward(yb.data(), Pb.data(), q.data() + b * H * Tq * hd, k.data() + cache, v.data() + cache,
+                           1, H, Tq, Tk, Tcap, hd, past[b]);
+    std::copy(yb.begin(), yb.end(), yr.begin() + b * Tq * C);
+    for (int64_t r = 0; r < H * Tq; r++)  // the kernel's P rows are ldp apart
+      std::copy(Pb.begin() + r * Tk, Pb.begin() + (r + 1) * Tk, Pr.begin() + (b * H * Tq + r) * ldp);
+  }
   EXPECT_LT(max_rel(y, yr), 1e-5);
-  EXPECT_LT(max_rel(P, Pr), 1e-5);
+  for (int64_t b = 0; b < B; b++)
+    for (int64_t r = 0; r < H * Tq; r++)
+      for (int64_t j = 0; j < past[b] + Tq; j++) {
+        const int64_t i = (b * H * Tq + r) * ldp + j;
+        EXPECT_NEAR(P[i], Pr[i], 1e-5) << b << " " << r << " " << j;
+      }
 }
 
 TEST(Kernels, SoftmaxCrossEntropy) {

@@ -8,6 +8,7 @@
 
 #include "data/token_file.h"
 #include "infer/causal_eval.h"
+#include "core/error.h"
 #include "infer/generator.h"
 #include "train/evaluate.h"
 #include "nn/model.h"
@@ -85,7 +86,7 @@ TEST(MoD, FullCapacityWithUnitGateEqualsDenseBlock) {
   Model& d = *fx.dense;
   d.enable_grads();
   block_forward(fx.dims(Fixture::T), d.w.blocks[0], db.acts, db.scratch, y_dense.data(), fx.x.data(),
-                a.pos.data(), a.rope, KvSlot{db.acts.k, db.acts.v, Fixture::T, 0});
+                a.pos.data(), a.rope, KvSlot{db.acts.k, db.acts.v, Fixture::T}, Fixture::T);
   for (int64_t i = 0; i < n; i++) ASSERT_NEAR(y[i], y_dense[i], 1e-5) << i;
   // and the backward: same input gradient, same block weight gradients
   auto dy = test::randn(size_t(n), 9);
@@ -96,10 +97,11 @@ TEST(MoD, FullCapacityWithUnitGateEqualsDenseBlock) {
                  fx.x.data(), a.pos.data(), a.rope);
   for (int64_t i = 0; i < n; i++) ASSERT_NEAR(dx[i], dx_dense[i], 1e-4) << i;
   for (const auto& t : d.tensors)
-    for (const auto& u : m.tensors)
-      if (t.name == u.name)
-        for (size_t i = 0; i < t.numel(); i++)
-          ASSERT_NEAR(m.grads.data()[u.offset + i], d.grads.data()[t.offset + i], 1e-4) << t.name;
+    for (const auto& u : m.tensors) {
+      if (t.name != u.name) continue;
+      for (size_t i = 0; i < t.numel(); i++)
+        ASSERT_NEAR(m.grads.data()[u.offset + i], d.grads.data()[t.offset + i], 1e-4) << t.name;
+    }
 }
 
 TEST(MoD, TopKPicksTheLargestRouterValuesInPositionOrder) {
@@ -143,7 +145,7 @@ TEST(MoD, RotaryUsesOriginalPositions) {
     DenseBuffers db(fx.dims(k));
     std::vector<float> out(static_cast<size_t>(n));
     block_forward(fx.dims(k), m.w.blocks[0], db.acts, db.scratch, out.data(), r.xs, pos.data(), a.rope,
-                  KvSlot{db.acts.k, db.acts.v, k, 0});
+                  KvSlot{db.acts.k, db.acts.v, k}, k);
     return out;
   };
   auto with_original = run(original), with_compacted = run(compacted);
@@ -213,6 +215,13 @@ TEST_P(MoDPrecisions, TrainsAndResumesExactly) {
   EXPECT_EQ(slurp(full.run_dir + "/model.safetensors"), slurp(part.run_dir + "/model.safetensors"));
 }
 
+// Tokens in each layer's cache of one sequence of a generator.
+static std::vector<int64_t> cache_lengths(const Generator& g, int64_t row = 0) {
+  std::vector<int64_t> n;
+  for (int64_t l = 0; l < g.model().cfg.n_layers; l++) n.push_back(g.cache_length(l, row));
+  return n;
+}
+
 // Decoding with causal routing: feeding a sequence token by token gives the same
 // logits as prefilling it in one pass with the same (causal, per-token) decisions;
 // each routed layer's cache holds exactly the tokens it processed, and no more.
@@ -234,10 +243,10 @@ TEST(MoD, CausalDecodingSkipsAndMatchesPrefill) {
       Generator whole(m, T, /*chunk=*/T);
       const float* want = whole.feed(tok.data(), t + 1);
       for (int64_t v = 0; v < V; v++) ASSERT_NEAR(got[v], want[v], 1e-4) << "position " << t;
-      EXPECT_EQ(step.cache_lengths(), whole.cache_lengths());
+      EXPECT_EQ(cache_lengths(step), cache_lengths(whole));
     }
     // dense layers cached every token; routed ones (1 and 3) only the processed ones
-    const auto& len = step.cache_lengths();
+    const auto len = cache_lengths(step);
     EXPECT_EQ(len[0], T);
     EXPECT_EQ(len[2], T);
     for (int64_t l : {1, 3}) {
@@ -272,7 +281,7 @@ TEST(MoD, DecodingProcessesExactlyTheTokensTheRouterAccepts) {
   }
   Generator g(m, T);
   g.feed(tok.data(), T);
-  EXPECT_EQ(g.cache_lengths()[1], accepted);
+  EXPECT_EQ(g.cache_length(1), accepted);
   ASSERT_GT(accepted, 0);
   ASSERT_LT(accepted, T);
   // Tokens with r > 0 are exactly the top-`accepted` by r, so the training forward at
@@ -290,6 +299,91 @@ TEST(MoD, DecodingProcessesExactlyTheTokensTheRouterAccepts) {
     for (int64_t v = 0; v < c.vocab_size; v++)
       ASSERT_NEAR(got[v], at.logits[t * c.vocab_size + v], 1e-4) << "position " << t;
   }
+}
+
+// Batched decoding: prompts of different lengths in one batch route different tokens,
+// so their caches hold different numbers of keys per routed layer; a batched step
+// runs each routed block on just the rows that process their new token. Every row
+// must get exactly the logits and the decisions it gets when decoded alone.
+TEST(MoD, BatchedDecodingDivergesAndMatchesEachSequenceAlone) {
+  ModelConfig c = test::small_model(32, 4, 4, 40);
+  c.mod.enabled = true;
+  c.mod.causal = "router_bce";
+  Model m(c);
+  m.init_weights(23);
+  for (size_t i = 0; i < m.params.size(); i++) m.params.data()[i] *= 5.0f;
+  const int64_t B = 3, cap = 40, V = c.vocab_size;
+  std::vector<std::vector<int32_t>> prompts;
+  for (int64_t b = 0; b < B; b++) {
+    std::vector<int32_t> p(size_t(5 + 4 * b));
+    for (size_t i = 0; i < p.size(); i++) p[i] = int32_t((int64_t(i) * 41 + 17 * b + 5) % 256);
+    prompts.push_back(p);
+  }
+  const SamplingParams greedy{0.0, 0, 1.0};
+  Generator batch(m, cap, 8, B);
+  BatchGenerateResult r = generate_batch(batch, prompts, 12, greedy, 0);
+  // each row alone, from the same prompt, teacher-forced with the batch's tokens
+  std::vector<Generator> alone;
+  for (int64_t b = 0; b < B; b++) {
+    alone.emplace_back(m, cap, 8, 1);
+    generate(alone.back(), prompts[size_t(b)], 12, greedy, 0);
+    EXPECT_EQ(generate(alone.back(), prompts[size_t(b)], 12, greedy, 0).tokens, r.tokens[size_t(b)]) << "row " << b;
+    EXPECT_EQ(cache_lengths(alone.back()), cache_lengths(batch, b)) << "row " << b;
+  }
+  // logits and decisions step by step, and the routed layers must really diverge
+  Generator g(m, cap, 8, B);
+  std::vector<Generator> one;
+  for (int64_t b = 0; b < B; b++) {
+    one.emplace_back(m, cap, 8, 1);
+    g.feed(prompts[size_t(b)].data(), int64_t(prompts[size_t(b)].size()), b);
+    one.back().feed(prompts[size_t(b)].data(), int64_t(prompts[size_t(b)].size()));
+  }
+  bool diverged = false;
+  const int64_t rows[B] = {2, 0, 1};  // a step may list its rows in any order
+  for (int64_t t = 0; t < 12; t++) {
+    int32_t tok[B];
+    for (int64_t i = 0; i < B; i++) tok[i] = r.tokens[size_t(rows[i])][size_t(t)];
+    const float* got = g.step(tok, rows, B);
+    for (int64_t i = 0; i < B; i++) {
+      Generator& o = one[size_t(rows[i])];
+      const float* want = o.feed(&tok[i], 1);
+      for (int64_t v = 0; v < V; v++) ASSERT_NEAR(got[i * V + v], want[v], 1e-4) << "step " << t << " row " << rows[i];
+      for (int64_t l : {1, 3}) {
+        EXPECT_EQ(g.decisions(l)[size_t(i)].processed, o.decisions(l)[0].processed);
+        EXPECT_NEAR(g.decisions(l)[size_t(i)].router, o.decisions(l)[0].router, 1e-4);
+      }
+    }
+    for (int64_t l : {1, 3}) {
+      int64_t processed = 0;
+      for (int64_t i = 0; i < B; i++) processed += g.decisions(l)[size_t(i)].processed;
+      diverged |= processed > 0 && processed < B;
+    }
+  }
+  EXPECT_TRUE(diverged) << "every step routed all rows alike: the test would prove little";
+  for (int64_t b = 0; b < B; b++) {
+    EXPECT_EQ(cache_lengths(g, b), cache_lengths(one[size_t(b)])) << "row " << b;
+    EXPECT_EQ(g.length(b), int64_t(prompts[size_t(b)].size()) + 12);
+  }
+  std::vector<std::vector<int64_t>> skipped;  // per row, per routed layer: tokens not in its cache
+  for (int64_t b = 0; b < B; b++) skipped.push_back({g.length(b) - g.cache_length(1, b), g.length(b) - g.cache_length(3, b)});
+  EXPECT_FALSE(skipped[0] == skipped[1] && skipped[1] == skipped[2])
+      << "all rows skipped equally many tokens: the caches did not diverge";
+}
+
+// A batched step refuses a row listed twice or one whose cache is full.
+TEST(MoD, BatchedStepRejectsBadRows) {
+  ModelConfig c = test::small_model(32, 4, 2, 8);
+  Model m(c);
+  m.init_weights(1);
+  Generator g(m, 4, 4, 2);
+  const int32_t tok[2] = {1, 2};
+  const int64_t twice[2] = {0, 0}, outside[2] = {0, 2};
+  EXPECT_THROW(g.step(tok, twice, 2), Error);
+  EXPECT_THROW(g.step(tok, outside, 2), Error);
+  const int32_t four[4] = {1, 2, 3, 4};
+  g.feed(four, 4, 1);
+  const int64_t both[2] = {0, 1};
+  EXPECT_THROW(g.step(tok, both, 2), Error);
 }
 
 // Sampling-time routing of a dense model is no routing at all: the generator path

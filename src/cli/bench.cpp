@@ -22,7 +22,7 @@ namespace {
 struct BenchFlags {
   std::string ckpt;  // bench sample: a trained model instead of random weights
   int64_t steps = 10, warmup = 2;
-  int64_t prompt_tokens = 64, new_tokens = 256;
+  int64_t prompt_tokens = 64, new_tokens = 256, batch = 1;
   ConfigFlags config;
   CommonFlags common;
 };
@@ -86,6 +86,7 @@ void bench_train(const BenchFlags& f) {
 void bench_sample(const BenchFlags& f) {
   f.common.apply();
   FW_CHECK(f.prompt_tokens >= 1 && f.new_tokens >= 1, "bench: --prompt-tokens and --new-tokens must be >= 1");
+  FW_CHECK(f.batch >= 1, "bench: --batch must be >= 1");
   FW_CHECK(f.ckpt.empty() || (f.config.file.empty() && f.config.sets.empty()),
            "bench sample --ckpt uses the checkpoint's config; --config/--set are not allowed");
   // A Mixture-of-Depths model's sampling speed depends on how many tokens its trained
@@ -104,28 +105,30 @@ void bench_sample(const BenchFlags& f) {
   Model& model = lm.model ? *lm.model : *fresh;
   apply_precision(model, cfg);
   Rng rng(uint64_t(cfg.train.seed));
-  std::vector<int32_t> prompt(static_cast<size_t>(f.prompt_tokens));
-  random_tokens(prompt, cfg.model.vocab_size, rng);
-  Generator gen(model, f.prompt_tokens + f.new_tokens);
-  generate(gen, prompt, 8, SamplingParams{}, 1);  // warm up caches and threads
-  GenerateResult r = generate(gen, prompt, f.new_tokens, SamplingParams{}, 1);
-  const double tps = double(r.tokens.size()) / r.seconds;
-  nlohmann::json j = {{"tokens_per_s", tps}, {"new_tokens", f.new_tokens},
-                      {"prompt_tokens", f.prompt_tokens}, {"seconds", r.seconds},
-                      {"threads", num_threads()}};
+  std::vector<std::vector<int32_t>> prompts(size_t(f.batch), std::vector<int32_t>(size_t(f.prompt_tokens)));
+  for (auto& p : prompts) random_tokens(p, cfg.model.vocab_size, rng);  // each row its own prompt
+  check_memory(Generator::bytes(cfg.model, f.prompt_tokens + f.new_tokens, 64, f.batch), "this bench sample");
+  Generator gen(model, f.prompt_tokens + f.new_tokens, 64, f.batch);
+  generate_batch(gen, prompts, 8, SamplingParams{}, 1);  // warm up caches and threads
+  BatchGenerateResult r = generate_batch(gen, prompts, f.new_tokens, SamplingParams{}, 1);
+  const double tps = double(f.batch * f.new_tokens) / r.seconds;
+  nlohmann::json j = {{"tokens_per_s", tps},   {"new_tokens", f.new_tokens},
+                      {"batch", f.batch},      {"prompt_tokens", f.prompt_tokens},
+                      {"seconds", r.seconds},  {"threads", num_threads()}};
   if (cfg.model.mod.enabled) {  // the fraction of fed tokens each routed layer processed
     double processed = 0;
     int64_t n = 0;
     for (int64_t l = 0; l < cfg.model.n_layers; l++)
-      if (cfg.model.mod.routed(l)) {
-        processed += double(gen.cache_lengths()[size_t(l)]) / double(gen.length());
-        n++;
-      }
+      if (cfg.model.mod.routed(l))
+        for (int64_t row = 0; row < f.batch; row++) {
+          processed += double(gen.cache_length(l, row)) / double(gen.length(row));
+          n++;
+        }
     j["processed_fraction"] = processed / double(n);
   }
   if (f.common.json) print_json(j);
-  else std::printf("bench sample: %.1f tokens/s (batch 1, %lld new tokens after a %lld-token prompt, KV cache)\n",
-                   tps, (long long)f.new_tokens, (long long)f.prompt_tokens);
+  else std::printf("bench sample: %.1f tokens/s (batch %lld, %lld new tokens each after a %lld-token prompt, KV cache)\n",
+                   tps, (long long)f.batch, (long long)f.new_tokens, (long long)f.prompt_tokens);
 }
 }  // namespace
 
@@ -140,10 +143,11 @@ void register_bench(CLI::App& app) {
   ft->common.add(tr);
   tr->callback([ft]() { bench_train(*ft); });
   auto fs = std::make_shared<BenchFlags>();
-  auto* sa = bench->add_subcommand("sample", "batch-1 sampling tokens/s with the KV cache");
+  auto* sa = bench->add_subcommand("sample", "sampling tokens/s with the KV cache");
   sa->add_option("--ckpt", fs->ckpt, "measure this trained model (run folder or file) instead of random weights");
   sa->add_option("--prompt-tokens", fs->prompt_tokens, "prompt length");
-  sa->add_option("--new-tokens", fs->new_tokens, "tokens to generate");
+  sa->add_option("--new-tokens", fs->new_tokens, "tokens to generate per sequence");
+  sa->add_option("--batch", fs->batch, "sequences decoded side by side (each its own random prompt)");
   fs->config.add(sa);
   fs->common.add(sa);
   sa->callback([fs]() { bench_sample(*fs); });

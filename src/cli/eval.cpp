@@ -50,7 +50,7 @@ void run_eval(const EvalFlags& f) {
     if (!f.trace.empty()) trace = std::make_unique<RoutingTrace>(f.trace, tok.get());
     int64_t seq = 0;
     const CausalEvalResult c = evaluate_causal(*lm.model, val, tokens, tc.seq_len, [&](const auto& in, const Generator& g) {
-      if (trace) trace->record(seq++, in.data(), int64_t(in.size()), g);
+      if (trace) trace->record(seq++, 0, in.data(), int64_t(in.size()), 0, g);
     });
     nlohmann::json layers = nlohmann::json::array(), acc = nlohmann::json::array(), proc = nlohmann::json::array();
     double acc_mean = 0, proc_mean = 0, racc_mean = 0, pacc_mean = 0;

@@ -1,5 +1,7 @@
-// flopwise sample: continue a prompt with a trained model (KV-cached decoding).
+// flopwise sample: continue prompts with a trained model (KV-cached decoding; several
+// prompts decode as one batch).
 #include <cstdio>
+#include <fstream>
 
 #include "cli/common.h"
 #include "core/error.h"
@@ -13,7 +15,8 @@ namespace fw::cli {
 
 namespace {
 struct SampleFlags {
-  std::string ckpt, prompt;
+  std::string ckpt, prompts_file;
+  std::vector<std::string> prompts;
   int64_t tokens = 200, context = 0;
   std::string trace;
   uint64_t seed = 0;
@@ -33,35 +36,62 @@ void run_sample(const SampleFlags& f) {
   auto tok = make_tokenizer(lm.tokenizer);
   FW_CHECK(tok->vocab_size() <= lm.config.model.vocab_size, model_file(f.ckpt), ": tokenizer '",
            lm.tokenizer, "' has more tokens than the model");
-  std::vector<int32_t> prompt = tok->encode(f.prompt);
+  std::vector<std::string> texts = f.prompts;
+  if (!f.prompts_file.empty()) {  // one prompt per line
+    std::ifstream in(f.prompts_file);
+    FW_CHECK(in, f.prompts_file, ": cannot read");
+    for (std::string line; std::getline(in, line);)
+      if (!line.empty()) texts.push_back(line);
+    FW_CHECK(in.eof(), f.prompts_file, ": read failed");
+  }
+  FW_CHECK(!texts.empty(), "sample: give --prompt (one or more times) or --prompts FILE");
+  std::vector<std::vector<int32_t>> prompts;
+  for (const auto& t : texts) {
+    prompts.push_back(tok->encode(t));
+    FW_CHECK(!prompts.back().empty(), "sample: prompt ", prompts.size(), " is empty");
+  }
+  const int64_t B = int64_t(prompts.size());
   const int64_t cap = f.context > 0 ? f.context : lm.config.model.max_seq_len;
-  check_memory(Generator::bytes(lm.config.model, cap), "sampling with this --context");
+  check_memory(Generator::bytes(lm.config.model, cap, 64, B), "sampling with this --context and batch");
   apply_precision(*lm.model, lm.config);
-  Generator gen(*lm.model, cap);
-  if (!f.common.json) {
-    std::fputs(f.prompt.c_str(), stdout);
+  Generator gen(*lm.model, cap, 64, B);
+  const bool stream = !f.common.json && B == 1;  // one sample prints as it is drawn
+  if (stream) {
+    std::fputs(texts[0].c_str(), stdout);
     std::fflush(stdout);
   }
   std::unique_ptr<RoutingTrace> trace;
   if (!f.trace.empty()) trace = std::make_unique<RoutingTrace>(f.trace, tok.get());
   FeedCallback on_feed = nullptr;
-  if (trace) on_feed = [&](const int32_t* t, int64_t n, const Generator& g) { trace->record(0, t, n, g); };
-  GenerateResult r = generate(
-      gen, prompt, f.tokens, f.sp, f.seed,
-      [&](int32_t t) {
-        if (f.common.json) return;
-        std::string s = tok->decode({t});
-        std::fwrite(s.data(), 1, s.size(), stdout);
-        std::fflush(stdout);
-      },
-      on_feed);
-  const double tps = double(r.tokens.size()) / r.seconds;
-  const std::string text = tok->decode(r.tokens);
-  if (f.common.json) print_json({{"text", text}, {"tokens_per_s", tps}, {"tokens", r.tokens.size()}});
-  else {
-    std::printf("\n");
-    note(str("sampled ", r.tokens.size(), " tokens at ", int64_t(tps), " tokens/s"));
+  if (trace)
+    on_feed = [&](int64_t row, const int32_t* t, int64_t n, int64_t entry, const Generator& g) {
+      trace->record(row, row, t, n, entry, g);
+    };
+  TokenCallback on_token = nullptr;
+  if (stream)
+    on_token = [&](int64_t, int32_t t) {
+      std::string s = tok->decode({t});
+      std::fwrite(s.data(), 1, s.size(), stdout);
+      std::fflush(stdout);
+    };
+  BatchGenerateResult r = generate_batch(gen, prompts, f.tokens, f.sp, f.seed, on_token, on_feed);
+  int64_t total = 0;
+  nlohmann::json outs = nlohmann::json::array();
+  for (int64_t i = 0; i < B; i++) {
+    total += int64_t(r.tokens[size_t(i)].size());
+    outs.push_back(tok->decode(r.tokens[size_t(i)]));
   }
+  const double tps = double(total) / r.seconds;
+  if (f.common.json) {
+    print_json({{"text", outs[0]}, {"texts", outs}, {"tokens_per_s", tps}, {"tokens", total}, {"batch", B}});
+    return;
+  }
+  if (stream) std::printf("\n");
+  else
+    for (int64_t i = 0; i < B; i++)
+      std::printf("--- sample %lld ---\n%s%s\n", (long long)i, texts[size_t(i)].c_str(),
+                  outs[size_t(i)].get<std::string>().c_str());
+  note(str("sampled ", total, " tokens (batch ", B, ") at ", int64_t(tps), " tokens/s"));
 }
 }  // namespace
 
@@ -69,7 +99,8 @@ void register_sample(CLI::App& app) {
   auto f = std::make_shared<SampleFlags>();
   auto* sub = app.add_subcommand("sample", "generate text from a checkpoint");
   sub->add_option("--ckpt", f->ckpt, "run folder or model.safetensors")->required();
-  sub->add_option("--prompt", f->prompt, "text to continue")->required();
+  sub->add_option("--prompt", f->prompts, "text to continue (repeat for a batch)")->allow_extra_args(false);
+  sub->add_option("--prompts", f->prompts_file, "file with one prompt per line, decoded as one batch");
   sub->add_option("--tokens", f->tokens, "new tokens to generate");
   sub->add_option("--temperature", f->sp.temperature, "softmax temperature (0: greedy)");
   sub->add_option("--top-k", f->sp.top_k, "sample among the k most likely tokens (0: all)");

@@ -26,7 +26,7 @@ CausalEvalResult evaluate_causal(
       for (int64_t v = 0; v < V; v++) z += std::exp(double(lg[v] - mx));
       sum += std::log(z) - double(lg[tgt[size_t(t)]] - mx);
     }
-    for (int64_t l = 0; l < L; l++) processed[size_t(l)] += double(gen.cache_lengths()[size_t(l)]) / double(T);
+    for (int64_t l = 0; l < L; l++) processed[size_t(l)] += double(gen.cache_length(l)) / double(T);
     if (on_sequence) on_sequence(in, gen);
   }
   for (auto& p : processed) p /= double(sequences);

@@ -1,178 +1,245 @@
 #include "infer/generator.h"
 
 #include <algorithm>
-
-#include "core/error.h"
 #include <cstring>
 
+#include "core/error.h"
 #include "core/timer.h"
 #include "kernels/embedding.h"
-#include "nn/linear.h"
 #include "kernels/rmsnorm.h"
+#include "nn/linear.h"
 
 namespace fw {
 
-static BlockDims chunk_dims(const ModelConfig& c, int64_t chunk) {
-  return {1, chunk, c.d_model, c.n_heads, c.hidden()};
+static BlockDims block_dims(const ModelConfig& c, int64_t B, int64_t T) {
+  return {B, T, c.d_model, c.n_heads, c.hidden()};
 }
 
-void Generator::layout(Buffers& b, const ModelConfig& c, int64_t cap, int64_t chunk,
+void Generator::layout(Buffers& b, const ModelConfig& c, int64_t cap, int64_t tokens, int64_t rows,
                        const std::function<void(float*&, size_t)>& f) {
-  const size_t C = size_t(c.d_model), L = size_t(c.n_layers);
+  const size_t C = size_t(c.d_model), L = size_t(c.n_layers), N = size_t(tokens);
   b.k.resize(L);
   b.v.resize(L);
   for (size_t l = 0; l < L; l++) {
-    f(b.k[l], size_t(cap) * C);
-    f(b.v[l], size_t(cap) * C);
+    f(b.k[l], size_t(rows * cap) * C);
+    f(b.v[l], size_t(rows * cap) * C);
   }
-  const BlockDims d = chunk_dims(c, chunk);
+  // (1, N) tokens with P rows of cap keys covers both shapes a block runs in:
+  // (1, T ≤ chunk) for a feed and (B ≤ rows, 1) for a step
+  const BlockDims d = block_dims(c, 1, tokens);
   for_each_block_act(b.acts, d, cap, f);
   for_each_block_scratch(b.scratch, d, false, f);
-  f(b.x, size_t(chunk) * C);
-  f(b.y, size_t(chunk) * C);
-  f(b.lnf, size_t(chunk) * C);
-  f(b.rstd, size_t(chunk));
-  f(b.logits, size_t(chunk * c.vocab_size));
+  f(b.x, N * C);
+  f(b.y, N * C);
+  f(b.lnf, N * C);
+  f(b.rstd, N);
+  f(b.logits, N * size_t(c.vocab_size));
   if (c.mod.enabled) {
-    f(b.r, size_t(chunk));
-    f(b.pred_p, size_t(chunk));
-    f(b.pred_h, size_t(chunk * c.predictor_hidden()));
-    f(b.xs, size_t(chunk) * C);
-    f(b.ys, size_t(chunk) * C);
+    f(b.r, N);
+    f(b.pred_p, N);
+    f(b.pred_h, N * size_t(c.predictor_hidden()));
+    f(b.xs, N * C);
+    f(b.ys, N * C);
   }
 }
 
-size_t Generator::bytes(const ModelConfig& cfg, int64_t capacity, int64_t chunk) {
+size_t Generator::bytes(const ModelConfig& cfg, int64_t capacity, int64_t chunk, int64_t rows) {
   Buffers b;
   size_t floats = 0;
-  layout(b, cfg, capacity, std::min(chunk, capacity), [&](float*&, size_t n) { floats += Arena::rounded(n); });
+  layout(b, cfg, capacity, std::max(std::min(chunk, capacity), rows), rows,
+         [&](float*&, size_t n) { floats += Arena::rounded(n); });
   return floats * sizeof(float);
 }
 
-Generator::Generator(const Model& model, int64_t capacity, int64_t chunk)
-    : m_(model), cap_(capacity), chunk_(std::min(chunk, capacity)) {
+Generator::Generator(const Model& model, int64_t capacity, int64_t chunk, int64_t rows)
+    : m_(model), cap_(capacity), chunk_(std::min(chunk, capacity)), rows_(rows) {
   FW_CHECK(capacity >= 2, "sample: context capacity ", capacity, " too small");
-  layout(b_, m_.cfg, cap_, chunk_, [&](float*&, size_t n) { arena_.reserve(n); });
+  FW_CHECK(rows >= 1, "sample: batch of ", rows, " sequences");
+  tokens_ = std::max(chunk_, rows_);
+  layout(b_, m_.cfg, cap_, tokens_, rows_, [&](float*&, size_t n) { arena_.reserve(n); });
   arena_.allocate();
-  layout(b_, m_.cfg, cap_, chunk_, [&](float*& p, size_t n) { p = arena_.take(n); });
-  pos_.resize(size_t(chunk_));
-  sel_pos_.resize(size_t(chunk_));
-  kv_len_.assign(size_t(m_.cfg.n_layers), 0);
+  layout(b_, m_.cfg, cap_, tokens_, rows_, [&](float*& p, size_t n) { p = arena_.take(n); });
+  for (auto* v : {&pos_, &sel_pos_}) v->resize(size_t(tokens_));
+  for (auto* v : {&sel_rows_, &past_, &sel_entry_}) v->resize(size_t(tokens_));
+  len_.assign(size_t(rows_), 0);
+  kv_len_.assign(size_t(rows_ * m_.cfg.n_layers), 0);
   decisions_.assign(size_t(m_.cfg.n_layers), {});
   rope_.build(cap_, m_.cfg.head_dim());
 }
 
 void Generator::reset() {
-  len_ = 0;
-  std::fill(kv_len_.begin(), kv_len_.end(), 0);
+  for (int64_t r = 0; r < rows_; r++) reset_row(r);
 }
 
-void Generator::routed_layer(int64_t l, int64_t k) {
+void Generator::reset_row(int64_t row) {
+  FW_CHECK(row >= 0 && row < rows_, "sample: sequence ", row, " outside the batch of ", rows_);
+  len_[size_t(row)] = 0;
+  std::fill_n(kv_len_.begin() + row * m_.cfg.n_layers, m_.cfg.n_layers, 0);
+}
+
+void Generator::run_block(int64_t l, const int64_t* rows, int64_t B, int64_t T, float* y, const float* x,
+                          const int32_t* pos) {
+  const int64_t L = m_.cfg.n_layers;
+  for (int64_t b = 0; b < B; b++) past_[size_t(b)] = kv_len_[size_t(rows[b] * L + l)];
+  block_forward(block_dims(m_.cfg, B, T), m_.w.blocks[size_t(l)], b_.acts, b_.scratch, y, x, pos, rope_,
+                KvSlot{b_.k[size_t(l)], b_.v[size_t(l)], cap_, rows, past_.data()}, cap_);
+  for (int64_t b = 0; b < B; b++) kv_len_[size_t(rows[b] * L + l)] += T;
+}
+
+void Generator::routed_layer(int64_t l, const int64_t* rows, int64_t B, int64_t T) {
   const ModelConfig& c = m_.cfg;
-  const int64_t C = c.d_model;
+  const int64_t C = c.d_model, N = B * T;
   const RouterWeights& rw = m_.w.routers[size_t(l)];
-  router_logits(b_.r, b_.x, rw.router, k, C);
+  router_logits(b_.r, b_.x, rw.router, N, C);
   const bool by_predictor = c.mod.decides_by_predictor();
-  if (by_predictor) predictor_logits(b_.pred_p, b_.pred_h, b_.x, rw, k, C);
+  if (by_predictor) predictor_logits(b_.pred_p, b_.pred_h, b_.x, rw, N, C);
   const float* decide = by_predictor ? b_.pred_p : b_.r;  // logit > 0 ⇔ σ > 0.5
-  int64_t m = 0;
   auto& dec = decisions_[size_t(l)];
-  dec.resize(size_t(k));
-  for (int64_t i = 0; i < k; i++) {
-    dec[size_t(i)] = {b_.r[i], decide[i] > 0};
-    if (decide[i] > 0) {
+  dec.resize(size_t(N));
+  for (int64_t i = 0; i < N; i++) dec[size_t(i)] = {b_.r[i], decide[i] > 0};
+  std::memcpy(b_.y, b_.x, size_t(N * C) * 4);  // skipped tokens pass by unchanged
+  const Gate gate = gate_of(c.mod);
+  // One token per sequence (a step): the processed tokens form one batch of rows.
+  // Several tokens per sequence (a feed): each sequence's processed tokens form one row.
+  const bool one_token_each = T == 1;
+  for (int64_t g = 0; g < (one_token_each ? 1 : B); g++) {
+    const int64_t first = one_token_each ? 0 : g * T, count = one_token_each ? B : T;
+    int64_t m = 0;
+    for (int64_t i = first; i < first + count; i++) {
+      if (!dec[size_t(i)].processed) continue;
       std::memcpy(b_.xs + m * C, b_.x + i * C, size_t(C) * 4);
-      sel_pos_[size_t(m++)] = pos_[size_t(i)];
+      sel_pos_[size_t(m)] = pos_[size_t(i)];
+      sel_rows_[size_t(m)] = rows[i / T];
+      sel_entry_[size_t(m++)] = i;
+    }
+    if (m == 0) continue;
+    if (one_token_each) run_block(l, sel_rows_.data(), m, 1, b_.ys, b_.xs, sel_pos_.data());
+    else run_block(l, rows + g, 1, m, b_.ys, b_.xs, sel_pos_.data());
+    for (int64_t j = 0; j < m; j++) {
+      const int64_t i = sel_entry_[size_t(j)];
+      add_gated_update(b_.y + i * C, b_.xs + j * C, b_.ys + j * C, gate_value(gate, b_.r[i]), C);
     }
   }
-  std::memcpy(b_.y, b_.x, size_t(k * C) * 4);  // skipped tokens pass by unchanged
-  if (m == 0) return;
-  const BlockDims d = chunk_dims(c, m);
-  int64_t& n = kv_len_[size_t(l)];
-  block_forward(d, m_.w.blocks[size_t(l)], b_.acts, b_.scratch, b_.ys, b_.xs, sel_pos_.data(), rope_,
-                KvSlot{b_.k[size_t(l)], b_.v[size_t(l)], cap_, n});
-  n += m;
-  const Gate gate = gate_of(c.mod);
-  for (int64_t j = 0; j < m; j++) {
-    const int64_t i = sel_pos_[size_t(j)] - len_;  // row in this chunk
-    add_gated_update(b_.y + i * C, b_.xs + j * C, b_.ys + j * C, gate_value(gate, b_.r[i]), C);
-  }
 }
 
-float* Generator::feed(const int32_t* tokens, int64_t n) {
-  FW_CHECK(n >= 1, "sample: nothing to feed");
-  FW_CHECK(len_ + n <= cap_, "sample: context of ", len_ + n, " tokens exceeds the cache (", cap_, ")");
+void Generator::forward(const int64_t* rows, int64_t B, int64_t T, const int32_t* tokens) {
   const ModelConfig& c = m_.cfg;
-  const int64_t C = c.d_model;
-  for (int64_t i = 0; i < n; i++)
+  const int64_t C = c.d_model, N = B * T;
+  for (int64_t i = 0; i < N; i++) {
     FW_CHECK(tokens[i] >= 0 && tokens[i] < c.vocab_size, "sample: token id ", tokens[i],
              " >= model.vocab_size = ", c.vocab_size);
-  for (int64_t start = 0; start < n; start += chunk_) {
-    const int64_t k = std::min(chunk_, n - start);
-    const BlockDims d = chunk_dims(c, k);
-    for (int64_t i = 0; i < k; i++) pos_[size_t(i)] = int32_t(len_ + i);
-    embedding_forward(b_.x, tokens + start, m_.w.embedding, k, C);
-    for (int64_t l = 0; l < c.n_layers; l++) {
-      if (c.mod.routed(l)) {
-        routed_layer(l, k);
-      } else {
-        block_forward(d, m_.w.blocks[size_t(l)], b_.acts, b_.scratch, b_.y, b_.x, pos_.data(), rope_,
-                      KvSlot{b_.k[size_t(l)], b_.v[size_t(l)], cap_, kv_len_[size_t(l)]});
-        kv_len_[size_t(l)] += k;
-      }
-      std::swap(b_.x, b_.y);
-    }
-    len_ += k;
-    if (start + k == n) {  // logits of the last chunk's tokens
-      rmsnorm_forward(b_.lnf, b_.rstd, b_.x, m_.w.final_norm, k, C);
-      linear_forward(b_.logits, b_.lnf, m_.w.lm_head, m_.w.lm_head16, k, C, c.vocab_size);
-      last_ = k;
-    }
+    pos_[size_t(i)] = int32_t(len_[size_t(rows[i / T])] + i % T);
   }
-  return b_.logits + (last_ - 1) * c.vocab_size;
+  embedding_forward(b_.x, tokens, m_.w.embedding, N, C);
+  for (int64_t l = 0; l < c.n_layers; l++) {
+    if (c.mod.routed(l)) routed_layer(l, rows, B, T);
+    else run_block(l, rows, B, T, b_.y, b_.x, pos_.data());
+    std::swap(b_.x, b_.y);
+  }
+  for (int64_t b = 0; b < B; b++) len_[size_t(rows[b])] += T;
+  rmsnorm_forward(b_.lnf, b_.rstd, b_.x, m_.w.final_norm, N, C);
+  linear_forward(b_.logits, b_.lnf, m_.w.lm_head, m_.w.lm_head16, N, C, c.vocab_size);
+}
+
+float* Generator::feed(const int32_t* tokens, int64_t n, int64_t row) {
+  FW_CHECK(n >= 1, "sample: nothing to feed");
+  FW_CHECK(row >= 0 && row < rows_, "sample: sequence ", row, " outside the batch of ", rows_);
+  const int64_t len = len_[size_t(row)];
+  FW_CHECK(len + n <= cap_, "sample: context of ", len + n, " tokens exceeds the cache (", cap_, ")");
+  int64_t last = 0;
+  for (int64_t start = 0; start < n; start += chunk_) {
+    last = std::min(chunk_, n - start);
+    forward(&row, 1, last, tokens + start);
+  }
+  return b_.logits + (last - 1) * m_.cfg.vocab_size;
+}
+
+float* Generator::step(const int32_t* tokens, const int64_t* rows, int64_t n) {
+  FW_CHECK(n >= 1 && n <= rows_, "sample: a step of ", n, " sequences in a batch of ", rows_);
+  std::vector<char> seen(size_t(rows_), 0);
+  for (int64_t i = 0; i < n; i++) {
+    FW_CHECK(rows[i] >= 0 && rows[i] < rows_, "sample: sequence ", rows[i], " outside the batch of ", rows_);
+    FW_CHECK(!seen[size_t(rows[i])], "sample: sequence ", rows[i], " twice in one step");
+    seen[size_t(rows[i])] = 1;
+    FW_CHECK(len_[size_t(rows[i])] < cap_, "sample: sequence ", rows[i], " has filled its cache (", cap_, ")");
+  }
+  forward(rows, n, 1, tokens);
+  return b_.logits;
+}
+
+BatchGenerateResult generate_batch(Generator& gen, const std::vector<std::vector<int32_t>>& prompts,
+                                   int64_t n_new, const SamplingParams& sp, uint64_t seed,
+                                   const TokenCallback& on_token, const FeedCallback& on_feed) {
+  const int64_t B = int64_t(prompts.size()), V = gen.vocab_size(), keep = gen.capacity() / 2;
+  FW_CHECK(B >= 1 && B <= gen.rows(), "sample: ", B, " prompts for a generator of ", gen.rows(), " rows");
+  FW_CHECK(n_new >= 1, "sample: asked for ", n_new, " new tokens");
+  std::vector<std::vector<int32_t>> context = prompts;
+  std::vector<Rng> rng;
+  for (int64_t i = 0; i < B; i++) {
+    FW_CHECK(!prompts[size_t(i)].empty(), "sample: prompt ", i, " is empty (give at least one token)");
+    rng.emplace_back(seed + uint64_t(i));
+    auto& ctx = context[size_t(i)];
+    if (int64_t(ctx.size()) > gen.capacity()) ctx.erase(ctx.begin(), ctx.end() - keep);
+  }
+  BatchGenerateResult r;
+  r.tokens.resize(size_t(B));
+  std::vector<int32_t> last(static_cast<size_t>(B));
+  auto sample_row = [&](int64_t row, float* logits) {  // (sampling may modify the logits)
+    const int32_t tok = sample_token(logits, V, sp, rng[size_t(row)]);
+    r.tokens[size_t(row)].push_back(tok);
+    context[size_t(row)].push_back(tok);
+    last[size_t(row)] = tok;
+    if (on_token) on_token(row, tok);
+  };
+  // (re)fills a row's cache with its context, one chunk at a time (the generator
+  // keeps the decisions of the last chunk only), and samples its next token
+  auto fill_and_sample = [&](int64_t row) {
+    const auto& ctx = context[size_t(row)];
+    const int64_t n = int64_t(ctx.size());
+    gen.reset_row(row);
+    float* logits = nullptr;
+    for (int64_t s = 0; s < n; s += gen.chunk()) {
+      const int64_t k = std::min(gen.chunk(), n - s);
+      logits = gen.feed(ctx.data() + s, k, row);
+      if (on_feed) on_feed(row, ctx.data() + s, k, 0, gen);
+    }
+    sample_row(row, logits);
+  };
+  const double t0 = now_seconds();
+  for (int64_t row = 0; row < B; row++) fill_and_sample(row);
+  std::vector<int64_t> rows;
+  std::vector<int32_t> toks;
+  for (int64_t i = 1; i < n_new; i++) {
+    rows.clear();
+    toks.clear();
+    for (int64_t row = 0; row < B; row++) {
+      if (gen.length(row) == gen.capacity()) {  // slide this row's window
+        auto& ctx = context[size_t(row)];
+        ctx.erase(ctx.begin(), ctx.end() - keep);
+        fill_and_sample(row);
+      } else {
+        rows.push_back(row);
+        toks.push_back(last[size_t(row)]);
+      }
+    }
+    if (rows.empty()) continue;
+    const int64_t n = int64_t(rows.size());
+    float* logits = gen.step(toks.data(), rows.data(), n);
+    if (on_feed)
+      for (int64_t j = 0; j < n; j++) on_feed(rows[size_t(j)], &toks[size_t(j)], 1, j, gen);
+    for (int64_t j = 0; j < n; j++) sample_row(rows[size_t(j)], logits + j * V);
+  }
+  r.seconds = now_seconds() - t0;
+  return r;
 }
 
 GenerateResult generate(Generator& gen, const std::vector<int32_t>& prompt, int64_t n_new,
                         const SamplingParams& sp, uint64_t seed,
                         const std::function<void(int32_t)>& on_token, const FeedCallback& on_feed) {
-  FW_CHECK(!prompt.empty(), "sample: the prompt is empty (give at least one token)");
-  Rng rng(seed);
-  GenerateResult r;
-  const double t0 = now_seconds();
-  std::vector<int32_t> context = prompt;
-  const int64_t keep = gen.capacity() / 2;
-  if (int64_t(context.size()) > gen.capacity())
-    context.erase(context.begin(), context.end() - keep);
-  // feeds tokens and tells on_feed, one chunk at a time (the generator keeps the
-  // decisions of the last chunk only)
-  auto feed = [&](const int32_t* t, int64_t n) {
-    if (!on_feed) return gen.feed(t, n);
-    float* lg = nullptr;
-    for (int64_t s = 0; s < n; s += gen.chunk()) {
-      const int64_t k = std::min(gen.chunk(), n - s);
-      lg = gen.feed(t + s, k);
-      on_feed(t + s, k, gen);
-    }
-    return lg;
-  };
-  gen.reset();
-  float* logits = feed(context.data(), int64_t(context.size()));
-  for (int64_t i = 0; i < n_new; i++) {
-    int32_t tok = sample_token(logits, gen.vocab_size(), sp, rng);
-    r.tokens.push_back(tok);
-    context.push_back(tok);
-    if (on_token) on_token(tok);
-    if (i + 1 == n_new) break;
-    if (gen.length() == gen.capacity()) {  // slide the window
-      context.erase(context.begin(), context.end() - keep);
-      gen.reset();
-      logits = feed(context.data(), int64_t(context.size()));
-    } else {
-      logits = feed(&tok, 1);
-    }
-  }
-  r.seconds = now_seconds() - t0;
-  return r;
+  TokenCallback each = nullptr;
+  if (on_token) each = [&](int64_t, int32_t t) { on_token(t); };
+  BatchGenerateResult r = generate_batch(gen, {prompt}, n_new, sp, seed, each, on_feed);
+  return {std::move(r.tokens[0]), r.seconds};
 }
 
 }  // namespace fw

@@ -1,10 +1,13 @@
-// Autoregressive decoding with a KV cache. Each layer keeps the rotated keys and
-// the values of the tokens it processed (1,H,capacity,hd); feeding n new tokens runs
-// the blocks on those n tokens only, attending to the cache.
+// Autoregressive decoding with a KV cache, for one sequence or a batch of them.
+// Each layer keeps, per sequence (a "row"), the rotated keys and the values of the
+// tokens it processed: caches (rows,H,capacity,hd). Feeding tokens runs the blocks on
+// those tokens only, attending to their own row's cache.
 // Mixture-of-Depths layers decide per token and causally: the router's σ(r) > 0.5
 // (mod.causal router_bce or both) or the predictor's > 0.5 (mod.causal predictor).
 // A skipped token computes nothing in that block and writes no key or value there,
-// exactly as in training, where unselected tokens never enter the block.
+// exactly as in training, where unselected tokens never enter the block. So the rows
+// of a batch hold different numbers of keys per layer, and a batched step runs each
+// routed block on just the rows whose new token it processes.
 #pragma once
 #include <cstdint>
 #include <functional>
@@ -19,59 +22,75 @@ namespace fw {
 
 class Generator {
  public:
-  // capacity: cache rows (tokens of context); chunk: most tokens fed in one call.
-  Generator(const Model& model, int64_t capacity, int64_t chunk = 64);
+  // capacity: cache rows per sequence (tokens of context); chunk: most tokens one
+  // feed() runs at once; rows: sequences decoded side by side.
+  Generator(const Model& model, int64_t capacity, int64_t chunk = 64, int64_t rows = 1);
   // Bytes a Generator of this shape allocates (for the memory estimate).
-  static size_t bytes(const ModelConfig& cfg, int64_t capacity, int64_t chunk = 64);
+  static size_t bytes(const ModelConfig& cfg, int64_t capacity, int64_t chunk = 64, int64_t rows = 1);
 
-  // Appends tokens to the context; returns the logits (V) after the last one.
-  // Fails if the cache would overflow (see generate() for sliding).
-  float* feed(const int32_t* tokens, int64_t n);
-  // After feed(): the logits (V) after token i of the last chunk fed (i < chunk).
-  const float* logits(int64_t i) const { return b_.logits + i * m_.cfg.vocab_size; }
+  // Appends n tokens to the context of sequence `row` (prefill, chunk tokens at a
+  // time); returns the logits (V) after the last one. Fails if the cache would overflow.
+  float* feed(const int32_t* tokens, int64_t n, int64_t row = 0);
+  // One new token for each of n distinct sequences at once (batched decode):
+  // tokens[i] goes to sequence rows[i]. Returns the logits (n,V), entry i for rows[i].
+  float* step(const int32_t* tokens, const int64_t* rows, int64_t n);
 
+  // The last feed() or step() ran "entries": the tokens of its last chunk (feed) or
+  // one token per listed row (step). Their logits (V) and routing decisions:
+  const float* logits(int64_t entry) const { return b_.logits + entry * m_.cfg.vocab_size; }
   // A routed layer's decision for one token: its router logit r, and whether the
   // token was processed (σ(r) > 0.5, or the predictor's > 0.5 with mod.causal = predictor).
   struct Decision {
     float router;
     bool processed;
   };
-  // After feed(): decisions of routed layer l for the tokens of the last chunk fed.
+  // Decisions of routed layer l, per entry of the last feed() or step().
   const std::vector<Decision>& decisions(int64_t l) const { return decisions_[size_t(l)]; }
-  int64_t length() const { return len_; }
+
+  int64_t length(int64_t row = 0) const { return len_[size_t(row)]; }
+  // Tokens in layer l's cache of a sequence (= tokens that layer processed since its reset).
+  int64_t cache_length(int64_t l, int64_t row = 0) const { return kv_len_[size_t(row * m_.cfg.n_layers + l)]; }
   int64_t capacity() const { return cap_; }
+  int64_t rows() const { return rows_; }
+  int64_t chunk() const { return chunk_; }
   int64_t vocab_size() const { return m_.cfg.vocab_size; }
   const Model& model() const { return m_; }
-  int64_t chunk() const { return chunk_; }
-  void reset();
-  // Per layer: tokens in its KV cache (= tokens it processed since reset()).
-  const std::vector<int64_t>& cache_lengths() const { return kv_len_; }
+  void reset();               // every sequence
+  void reset_row(int64_t row);
 
  private:
   struct Buffers {
-    std::vector<float*> k, v;  // per layer (1,H,cap,hd): rotated keys, values
-    BlockActs acts;            // one block's activations for (1, chunk); P is (1,H,chunk,cap)
+    std::vector<float*> k, v;  // per layer (rows,H,cap,hd): rotated keys, values
+    BlockActs acts;            // one block's activations for N = max(chunk, rows) tokens; P is (N,H,cap)
     BlockScratch scratch;
-    float *x, *y;              // (chunk, C) residual stream in and out of a block
-    float *lnf, *rstd;         // (chunk, C), (chunk): final norm
-    float* logits;             // (chunk, V)
-    float *r, *pred_p;         // (chunk) router and predictor logits (MoD)
-    float *pred_h;             // (chunk, P)
-    float *xs, *ys;            // (chunk, C) the processed tokens in and out of a routed block
+    float *x, *y;              // (N, C) residual stream in and out of a block
+    float *lnf, *rstd;         // (N, C), (N): final norm
+    float* logits;             // (N, V)
+    float *r, *pred_p;         // (N) router and predictor logits (MoD)
+    float *pred_h;             // (N, P)
+    float *xs, *ys;            // (N, C) the processed tokens in and out of a routed block
   };
-  static void layout(Buffers& b, const ModelConfig& c, int64_t cap, int64_t chunk,
+  static void layout(Buffers& b, const ModelConfig& c, int64_t cap, int64_t tokens, int64_t rows,
                      const std::function<void(float*&, size_t)>& f);
-  // One routed block on k tokens at b_.x → b_.y: decide, gather, run, scatter.
-  void routed_layer(int64_t l, int64_t k);
+  // Runs all layers on B sequences × T new tokens each (b-major): B = 1 (feed) or T = 1 (step).
+  void forward(const int64_t* rows, int64_t B, int64_t T, const int32_t* tokens);
+  // One routed block on those tokens at b_.x → b_.y: decide, gather, run, scatter.
+  void routed_layer(int64_t l, const int64_t* rows, int64_t B, int64_t T);
+  // A block on B sequences × T tokens whose inputs are at x (positions pos_), appending
+  // to layer l's caches of those sequences.
+  void run_block(int64_t l, const int64_t* rows, int64_t B, int64_t T, float* y, const float* x,
+                 const int32_t* pos);
 
   const Model& m_;
-  int64_t cap_, chunk_, len_ = 0, last_ = 0;  // last_: tokens in the last chunk fed
+  int64_t cap_, chunk_, rows_, tokens_;  // tokens_: most tokens one forward() runs
   Arena arena_;
   Buffers b_;
-  std::vector<int32_t> pos_;      // (chunk) positions of the tokens being fed
-  std::vector<int32_t> sel_pos_;  // (chunk) positions of those a routed block processes
-  std::vector<int64_t> kv_len_;   // per layer
-  std::vector<std::vector<Decision>> decisions_;  // per layer, per token of the chunk
+  std::vector<int64_t> len_;             // (rows) context length
+  std::vector<int64_t> kv_len_;          // (rows, L) tokens in each layer's cache
+  std::vector<int32_t> pos_, sel_pos_;   // (tokens_) positions of the entries / of those a routed block processes
+  std::vector<int64_t> sel_rows_, past_; // (tokens_) per batch row of a block call: sequence, cached tokens
+  std::vector<int64_t> sel_entry_;       // (tokens_) entry of each processed token
+  std::vector<std::vector<Decision>> decisions_;  // per layer, per entry
   RopeTable rope_;
 };
 
@@ -79,13 +98,29 @@ struct GenerateResult {
   std::vector<int32_t> tokens;  // the new tokens
   double seconds;               // prefill + decode
 };
+struct BatchGenerateResult {
+  std::vector<std::vector<int32_t>> tokens;  // per prompt, the new tokens
+  double seconds;                            // prefill + decode of all
+};
 
-// Feeds the prompt, then samples n_new tokens. When the cache is full, the context
-// slides: the last capacity/2 tokens are fed again from position 0.
-// on_token (may be null) sees each new token as it is sampled.
-// on_feed (may be null) sees the generator after each feed of n tokens (the prompt,
-// each new token, each re-fed window): for routing traces.
-using FeedCallback = std::function<void(const int32_t* tokens, int64_t n, const Generator& gen)>;
+// on_token (may be null) sees each new token of sequence `row` as it is sampled.
+// on_feed (may be null) sees the generator after n tokens were fed to sequence `row`
+// (a prompt chunk, a new token, a re-fed window); their decisions are the entries
+// entry..entry+n-1 of gen.decisions(l): for routing traces.
+using TokenCallback = std::function<void(int64_t row, int32_t token)>;
+using FeedCallback = std::function<void(int64_t row, const int32_t* tokens, int64_t n, int64_t entry,
+                                        const Generator& gen)>;
+
+// Feeds each prompt into its own row, then samples n_new tokens per prompt, decoding
+// all rows in one batched step per token. Row i samples with its own Rng(seed + i), so
+// a prompt's continuation is the same alone (generate) or in any batch position i with
+// seed - i. When a row's cache is full, its context slides: its last capacity/2 tokens
+// are fed again from position 0.
+BatchGenerateResult generate_batch(Generator& gen, const std::vector<std::vector<int32_t>>& prompts,
+                                   int64_t n_new, const SamplingParams& sp, uint64_t seed,
+                                   const TokenCallback& on_token = nullptr,
+                                   const FeedCallback& on_feed = nullptr);
+// One prompt in row 0.
 GenerateResult generate(Generator& gen, const std::vector<int32_t>& prompt, int64_t n_new,
                         const SamplingParams& sp, uint64_t seed,
                         const std::function<void(int32_t)>& on_token = nullptr,

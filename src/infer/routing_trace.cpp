@@ -11,17 +11,18 @@ RoutingTrace::RoutingTrace(const std::string& path, const Tokenizer* tok)
   FW_CHECK(out_, path, ": cannot write the routing trace");
 }
 
-void RoutingTrace::record(int64_t seq, const int32_t* tokens, int64_t n, const Generator& gen) {
+void RoutingTrace::record(int64_t seq, int64_t row, const int32_t* tokens, int64_t n, int64_t entry,
+                          const Generator& gen) {
   const ModelConfig& c = gen.model().cfg;
-  const int64_t first = gen.length() - n;
+  const int64_t first = gen.length(row) - n;
   for (int64_t i = 0; i < n; i++) {
     nlohmann::json layers = nlohmann::json::array(), processed = nlohmann::json::array(),
                    router = nlohmann::json::array();
     for (int64_t l = 0; l < c.n_layers; l++) {
       if (!c.mod.routed(l)) continue;
       const auto& d = gen.decisions(l);
-      FW_CHECK(int64_t(d.size()) == n, "routing trace: record() after a feed of more than one chunk");
-      const int64_t j = i;
+      const int64_t j = entry + i;
+      FW_CHECK(j < int64_t(d.size()), "routing trace: record() after a feed of more than one chunk");
       layers.push_back(l);
       processed.push_back(d[size_t(j)].processed);
       router.push_back(d[size_t(j)].router);

@@ -16,8 +16,9 @@ class RoutingTrace {
  public:
   // tok may be null (no "text" field).
   RoutingTrace(const std::string& path, const Tokenizer* tok);
-  // The n tokens just fed to gen (the last n positions of its context).
-  void record(int64_t seq, const int32_t* tokens, int64_t n, const Generator& gen);
+  // The n tokens just fed to sequence `row` of gen (the last n positions of its
+  // context), whose decisions are entries entry..entry+n-1; written with "seq": seq.
+  void record(int64_t seq, int64_t row, const int32_t* tokens, int64_t n, int64_t entry, const Generator& gen);
 
  private:
   std::ofstream out_;

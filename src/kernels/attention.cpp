@@ -19,30 +19,30 @@ namespace fw {
 // larger blocks (measured on the bench shapes: 64 rows lost to call overhead).
 static constexpr int64_t kRows = 64, kRowsBackward = 128;
 
-void attention_forward(float* y, float* P, const float* q, const float* k, const float* v,
-                       int64_t B, int64_t H, int64_t Tq, int64_t Tk, int64_t Tcap, int64_t hd,
-                       int64_t q_off) {
+void attention_forward(float* y, float* P, const float* q, const KvSlot& kv, int64_t B, int64_t H,
+                       int64_t Tq, int64_t hd, int64_t ldp) {
   const int64_t C = H * hd;
   const float scale = 1.0f / std::sqrt(float(hd));
 #pragma omp parallel for schedule(static)
   for (int64_t bh = 0; bh < B * H; bh++) {
     const int64_t b = bh / H, h = bh % H;
     const float* qb = q + bh * Tq * hd;
-    const float* kb = k + bh * Tcap * hd;
-    const float* vb = v + bh * Tcap * hd;
-    float* Pb = P + bh * Tq * Tk;
+    const float* kb = kv.k_head(b, h, H, hd);
+    const float* vb = kv.v_head(b, h, H, hd);
+    const int64_t q_off = kv.past(b), Tk = q_off + Tq;  // keys this row's queries may see
+    float* Pb = P + bh * Tq * ldp;
     for (int64_t i0 = 0; i0 < Tq; i0 += kRows) {
       const int64_t rows = std::min(kRows, Tq - i0);
       const int64_t nk = std::min(Tk, q_off + i0 + rows);  // keys the block's last row sees
-      float* Pblk = Pb + i0 * Tk;
-      sgemm('N', 'T', rows, nk, hd, scale, qb + i0 * hd, hd, kb, hd, 0.0f, Pblk, Tk);  // scores
+      float* Pblk = Pb + i0 * ldp;
+      sgemm('N', 'T', rows, nk, hd, scale, qb + i0 * hd, hd, kb, hd, 0.0f, Pblk, ldp);  // scores
       for (int64_t i = i0; i < i0 + rows; i++) {
-        float* row = Pb + i * Tk;
+        float* row = Pb + i * ldp;
         const int64_t n = std::min(Tk, q_off + i + 1);  // visible keys
         softmax_inplace(row, n);
         for (int64_t j = n; j < Tk; j++) row[j] = 0.0f;
       }
-      sgemm('N', 'N', rows, hd, nk, 1.0f, Pblk, Tk, vb, hd, 0.0f, y + (b * Tq + i0) * C + h * hd, C);
+      sgemm('N', 'N', rows, hd, nk, 1.0f, Pblk, ldp, vb, hd, 0.0f, y + (b * Tq + i0) * C + h * hd, C);
     }
   }
 }

@@ -27,9 +27,9 @@ static inline void rotate(float* out, const float* in, const float* c, const flo
   }
 }
 
-void rope_split_forward(float* q, float* k, float* v, const float* qkv, const int32_t* pos,
+void rope_split_forward(float* q, const KvSlot& kv, const float* qkv, const int32_t* pos,
                         const float* cos_t, const float* sin_t, int64_t B, int64_t T, int64_t H,
-                        int64_t hd, int64_t Tcap, int64_t off) {
+                        int64_t hd) {
   const int64_t C = H * hd, half = hd / 2;
 #pragma omp parallel for collapse(2) schedule(static)
   for (int64_t b = 0; b < B; b++)
@@ -40,9 +40,10 @@ void rope_split_forward(float* q, float* k, float* v, const float* qkv, const in
       const float* s = sin_t + p * half;
       for (int64_t h = 0; h < H; h++) {
         rotate(q + ((b * H + h) * T + t) * hd, src + h * hd, c, s, half, 1.0f);
-        const int64_t row = ((b * H + h) * Tcap + off + t) * hd;
-        rotate(k + row, src + C + h * hd, c, s, half, 1.0f);
-        for (int64_t i = 0; i < hd; i++) v[row + i] = src[2 * C + h * hd + i];
+        const int64_t row = (kv.past(b) + t) * hd;
+        rotate(kv.k_head(b, h, H, hd) + row, src + C + h * hd, c, s, half, 1.0f);
+        float* v = kv.v_head(b, h, H, hd) + row;
+        for (int64_t i = 0; i < hd; i++) v[i] = src[2 * C + h * hd + i];
       }
     }
 }

@@ -49,15 +49,13 @@ void for_each_block_scratch(BlockScratch& s, const BlockDims& d, bool backward,
 
 void block_forward(const BlockDims& d, const BlockWeights& w, BlockActs& a, BlockScratch& s,
                    float* y, const float* x, const int32_t* pos, const RopeTable& rope,
-                   const KvSlot& kv) {
+                   const KvSlot& kv, int64_t ldp) {
   const int64_t BT = d.B * d.T, C = d.C, F = d.F;
   // attention sub-block
   rmsnorm_forward(a.ln1, a.rstd1, x, w.attn_norm, BT, C);
   linear_forward(s.qkv, a.ln1, w.qkv, w.qkv16, BT, C, 3 * C);
-  rope_split_forward(a.q, kv.k, kv.v, s.qkv, pos, rope.cos.data(), rope.sin.data(), d.B, d.T, d.H,
-                     d.hd(), kv.Tcap, kv.off);
-  attention_forward(a.atty, a.P, a.q, kv.k, kv.v, d.B, d.H, d.T, kv.off + d.T, kv.Tcap, d.hd(),
-                    kv.off);
+  rope_split_forward(a.q, kv, s.qkv, pos, rope.cos.data(), rope.sin.data(), d.B, d.T, d.H, d.hd());
+  attention_forward(a.atty, a.P, a.q, kv, d.B, d.H, d.T, d.hd(), ldp);
   linear_forward(a.h, a.atty, w.out, w.out16, BT, C, C);
 #pragma omp parallel for simd schedule(static)
   for (int64_t i = 0; i < BT * C; i++) a.h[i] += x[i];

@@ -7,6 +7,7 @@
 #include <functional>
 
 #include "core/buffer.h"
+#include "kernels/kv_slot.h"
 
 namespace fw {
 
@@ -43,15 +44,6 @@ struct BlockActs {
   float* g;      // (B,T,F)   GELU(fc)
 };
 
-// Where this call's keys and values go: rows off..off+T of caches (B,H,Tcap,hd).
-// Training points it at BlockActs::k/v with Tcap = T, off = 0.
-struct KvSlot {
-  float* k;
-  float* v;
-  int64_t Tcap;
-  int64_t off;
-};
-
 // Scratch shared by all blocks (one live block at a time).
 struct BlockScratch {
   float* qkv;     // (B,T,3C)
@@ -78,10 +70,12 @@ void for_each_block_act(BlockActs& a, const BlockDims& d, int64_t Tk,
 void for_each_block_scratch(BlockScratch& s, const BlockDims& d, bool backward,
                             const std::function<void(float*&, size_t)>& f);
 
-// x, y (B,T,C); pos (B,T) the tokens' positions (rotation angles).
+// x, y (B,T,C); pos (B,T) the tokens' positions (rotation angles). kv: where the
+// keys and values go (training: the block's own a.k, a.v, KvSlot{a.k, a.v, T}).
+// ldp: keys per row of a.P (training: T; decoding: the cache capacity).
 void block_forward(const BlockDims& d, const BlockWeights& w, BlockActs& a, BlockScratch& s,
                    float* y, const float* x, const int32_t* pos, const RopeTable& rope,
-                   const KvSlot& kv);
+                   const KvSlot& kv, int64_t ldp);
 
 // dres (B,T,C): in = ∂L/∂y, out = ∂L/∂x. Weight gradients accumulate into dw.
 void block_backward(const BlockDims& d, const BlockWeights& w, const BlockWeights& dw,

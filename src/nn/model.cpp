@@ -199,7 +199,7 @@ float model_forward(Model& m, Activations& a, const int32_t* tokens, const int32
     }
     BlockActs& ba = a.blocks[i];
     block_forward(d, m.w.blocks[i], ba, a.scratch, a.res[i + 1], a.res[i], a.pos.data(), a.rope,
-                  KvSlot{ba.k, ba.v, d.T, 0});
+                  KvSlot{ba.k, ba.v, d.T}, d.T);
   }
   rmsnorm_forward(a.lnf, a.rstdf, a.res.back(), m.w.final_norm, BT, C);
   linear_forward(a.logits, a.lnf, m.w.lm_head, m.w.lm_head16, BT, C, V);

@@ -115,7 +115,7 @@ double routed_forward(const BlockDims& d, const ModConfig& mod, Gate gate, const
 #pragma omp parallel for schedule(static)
   for (int64_t i = 0; i < B * k; i++)
     std::memcpy(a.xs + i * C, x + ((i / k) * T + a.idx[size_t(i)]) * C, size_t(C) * 4);
-  block_forward(dk, w, a.inner, s, a.ys, a.xs, a.idx.data(), rope, KvSlot{a.inner.k, a.inner.v, k, 0});
+  block_forward(dk, w, a.inner, s, a.ys, a.xs, a.idx.data(), rope, KvSlot{a.inner.k, a.inner.v, k}, k);
   // y = x everywhere; selected tokens add g(r)·Δ with Δ = block(x) − x
   std::memcpy(y, x, size_t(BT * C) * 4);
 #pragma omp parallel for schedule(static)

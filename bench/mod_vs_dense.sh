@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Mixture-of-Depths against dense, side by side in one run.
 #  Speed, on the bench config (d=512, 6 layers, 8 heads, seq 256, batch 8, vocab 256):
-#    forward FLOPs per token, training step time, and batch-1 sampling tokens/s. MoD
-#    sampling speed depends on its trained router, so a MoD model is first trained
-#    briefly on the corpus (dense sampling does not depend on its weights).
+#    forward FLOPs per token, training step time, and sampling tokens/s at batch 1 and
+#    batch 8 (median of 3 interleaved rounds). MoD sampling speed depends on its trained
+#    router, so a MoD model is first trained briefly on the corpus (dense sampling does
+#    not depend on its weights).
 #  Quality, at an equal training-FLOP budget (MoD gets the extra steps its cheaper steps
 #    buy), on the byte-level licence corpus with configs/quickstart.json's shape:
 #    validation loss under top-k routing and under causal (sampling-time) routing, the
@@ -41,9 +42,13 @@ $fw bench train --steps 5 --json "${mod[@]}" | tail -1 > "$work/train_mod.json"
 echo "speed: training a bench-config MoD model briefly, for its router" >&2
 $fw train --data "$work/data" --out "$work/bench_mod" "${mod[@]}" --set train.steps=150 \
   --set train.warmup=20 --set train.eval_every=0 --set train.ckpt_every=0 > /dev/null 2>&1
-echo "speed: bench sample dense / MoD" >&2
-$fw bench sample --json | tail -1 > "$work/sample_dense.json"
-$fw bench sample --ckpt "$work/bench_mod" --json | tail -1 > "$work/sample_mod.json"
+echo "speed: bench sample dense / MoD, batch 1 and 8, 3 rounds" >&2
+for round in 1 2 3; do
+  for batch in 1 8; do
+    $fw bench sample --batch $batch --json | tail -1 > "$work/sample_dense_b${batch}_$round.json"
+    $fw bench sample --batch $batch --ckpt "$work/bench_mod" --json | tail -1 > "$work/sample_mod_b${batch}_$round.json"
+  done
+done
 
 # equal training FLOPs: MoD steps = dense steps × dense FLOPs per token / MoD FLOPs per token
 q=(--config configs/quickstart.json --set train.eval_every=0 --set train.ckpt_every=0 --set train.log_every=100)
@@ -64,7 +69,11 @@ done
 import json, re, subprocess, sys
 w, ds, ms, commit, name, mod_args = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5], sys.argv[6]
 L = lambda n: json.load(open(f"{w}/{n}.json"))
-td, tm, sd, sm = L("train_dense"), L("train_mod"), L("sample_dense"), L("sample_mod")
+td, tm = L("train_dense"), L("train_mod")
+def median_run(v, b):  # the round with the median tokens/s
+    runs = sorted((L(f"sample_{v}_b{b}_{r}") for r in (1, 2, 3)), key=lambda j: j["tokens_per_s"])
+    return runs[1]
+sd, sm, sd8, sm8 = median_run("dense", 1), median_run("mod", 1), median_run("dense", 8), median_run("mod", 8)
 qd, qm = {k: L(f"{k}_dense") for k in ("qtrain", "qeval", "qtime")}, {k: L(f"{k}_mod") for k in ("qtrain", "qeval", "qtime")}
 flop_ratio = td["forward_flops_per_token"] / tm["forward_flops_per_token"]
 step_ratio = td["step_ms"] / tm["step_ms"]
@@ -76,7 +85,10 @@ res = {"machine": {"cpu": cpu, "cores": td["threads"]}, "commit": commit, "mod_s
                                    "fraction_of_flop_ideal": step_ratio / flop_ratio},
                  "sample_tokens_per_s": {"dense": sd["tokens_per_s"], "mod": sm["tokens_per_s"],
                                          "ratio": sm["tokens_per_s"] / sd["tokens_per_s"],
-                                         "mod_processed_fraction": sm.get("processed_fraction")}},
+                                         "mod_processed_fraction": sm.get("processed_fraction")},
+                 "sample_tokens_per_s_batch8": {"dense": sd8["tokens_per_s"], "mod": sm8["tokens_per_s"],
+                                                "ratio": sm8["tokens_per_s"] / sd8["tokens_per_s"],
+                                                "mod_processed_fraction": sm8.get("processed_fraction")}},
        "quality": {"config": "configs/quickstart.json shape (d=256, 4 layers, seq 128, batch 16), licence corpus, bytes",
                    "dense": {"steps": ds, **qd["qeval"], "train_seconds": qd["qtime"]["seconds"], "tokens_per_s": qd["qtrain"]["tokens_per_s"]},
                    "mod": {"steps": ms, **qm["qeval"], "train_seconds": qm["qtime"]["seconds"], "tokens_per_s": qm["qtrain"]["tokens_per_s"]}}}
@@ -87,6 +99,7 @@ print("|-------------------------------|------:|-------------------------------:
 print(f"| forward MFLOP/token           | {td['forward_flops_per_token']/1e6:5.1f} | {tm['forward_flops_per_token']/1e6:30.1f} | {flop_ratio:4.2f}x |")
 print(f"| training step (ms)            | {td['step_ms']:5.0f} | {tm['step_ms']:30.0f} | {step_ratio:4.2f}x |")
 print(f"| sampling tokens/s, batch 1    | {sd['tokens_per_s']:5.0f} | {sm['tokens_per_s']:30.0f} | {sm['tokens_per_s']/sd['tokens_per_s']:4.2f}x |")
+print(f"| sampling tokens/s, batch 8    | {sd8['tokens_per_s']:5.0f} | {sm8['tokens_per_s']:30.0f} | {sm8['tokens_per_s']/sd8['tokens_per_s']:4.2f}x |")
 print(f"step-time speedup is {100*step_ratio/flop_ratio:.0f}% of the FLOP ratio; MoD sampling processed {100*(sm.get('processed_fraction') or 0):.1f}% of tokens per routed block")
 print()
 print("| equal training FLOPs          | dense | MoD |")

@@ -124,6 +124,34 @@ TEST(GradCheck, SoftmaxCrossEntropy) {
   expect_grad("dlogits", logits, g, loss);
 }
 
+
+// Both branch decisions are constants of the tree; λ is kept away from 0 so the ±h
+// perturbations never flip one (the check asserts it).
+TEST(GradCheck, FffTree) {
+  const int64_t M = 4, K = 2, D = 2, C = 5, N = (2 << D) - 1, P = D + 1;
+  auto x = randn(M * C, 40), w_in = randn(K * N * C, 41), b = randn(K * N, 42), w_out = randn(K * N * C, 43),
+       r = randn(M * C, 44);
+  std::vector<double> y(M * C), path(M * K * P), lam(M * K * P);
+  auto loss = [&] {
+    ref::fff_forward(y.data(), path.data(), lam.data(), x.data(), w_in.data(), b.data(), w_out.data(), M, K, D, C);
+    return dot(y, r);
+  };
+  loss();
+  double closest = 1e9;
+  for (double l : lam) closest = std::min(closest, std::abs(l));
+  ASSERT_GT(closest, 1e-3) << "a λ this close to 0 could flip a branch under the perturbation";
+  const auto path0 = path;
+  std::vector<double> dx(M * C), dwi(K * N * C, 0.0), db(K * N, 0.0), dwo(K * N * C, 0.0);
+  ref::fff_backward(dx.data(), dwi.data(), db.data(), dwo.data(), r.data(), x.data(), path.data(), lam.data(),
+                    w_in.data(), w_out.data(), M, K, D, C);
+  expect_grad("dx", x, dx, loss);
+  expect_grad("dw_in", w_in, dwi, loss);
+  expect_grad("db", b, db, loss);
+  expect_grad("dw_out", w_out, dwo, loss);
+  loss();
+  EXPECT_EQ(path, path0);
+}
+
 // ---- whole model (float, the real code path) -------------------------------------
 
 namespace {
@@ -132,11 +160,14 @@ struct TinyModel {
   ModelConfig cfg = test::small_model(16, 2, 2, 8);
   int64_t B = 2, T = 8;
   std::vector<int32_t> in, tgt;
-  explicit TinyModel(bool tied, const ModConfig& mod = ModConfig{}) {
+  explicit TinyModel(bool tied, const ModConfig& mod = ModConfig{}, const std::string& mlp = "dense") {
     cfg.vocab_size = 11;
     cfg.mlp_hidden = 24;
     cfg.tie_embeddings = tied;
     cfg.mod = mod;
+    cfg.mlp = mlp;
+    cfg.fff.trees = 2;
+    cfg.fff.depth = 2;
     Rng r(99);
     for (int64_t i = 0; i < B * T; i++) {
       in.push_back(int32_t(r.next_u64() % 11));
@@ -160,8 +191,23 @@ double objective(const Model& m, const Activations& a, double lm, bool predictor
   return obj;
 }
 
-void check_model_gradient(bool tied, const ModConfig& mod = ModConfig{}) {
-  TinyModel t(tied, mod);
+// Every FFF tree path the last forward took, in all blocks (routed ones included).
+std::vector<float> fff_paths(const Model& m, const Activations& a) {
+  std::vector<float> all;
+  auto take = [&](const BlockActs& b, int64_t tokens) {
+    if (!b.mlp.path) return;
+    const MlpShape& s = a.dims.mlp;
+    all.insert(all.end(), b.mlp.path, b.mlp.path + tokens * s.K * (s.D + 1));
+  };
+  for (size_t l = 0; l < a.blocks.size(); l++) {
+    if (m.cfg.mod.routed(int64_t(l))) take(a.routed[l].inner, int64_t(a.routed[l].idx.size()));
+    else take(a.blocks[l], a.dims.B * a.dims.T);
+  }
+  return all;
+}
+
+void check_model_gradient(bool tied, const ModConfig& mod = ModConfig{}, const std::string& mlp = "dense") {
+  TinyModel t(tied, mod, mlp);
   Model m(t.cfg);
   m.init_weights(5);
   // larger weights than the 0.02 init so every term carries signal, yet the loss
@@ -172,6 +218,7 @@ void check_model_gradient(bool tied, const ModConfig& mod = ModConfig{}) {
   model_forward(m, a, t.in.data(), t.tgt.data());
   m.grads.zero();
   model_backward(m, a, t.in.data(), t.tgt.data(), 1.0f);
+  const std::vector<float> paths = fff_paths(m, a);  // FFF branches must not flip under ±ε
   Rng rng(7);
   for (const auto& pt : m.tensors) {
     const size_t n = pt.numel();
@@ -189,12 +236,20 @@ void check_model_gradient(bool tied, const ModConfig& mod = ModConfig{}) {
       double analytic = 0;
       for (size_t i = 0; i < n; i++) analytic += g[i] * u[i];
       std::vector<float> saved(p, p + n);
-      const double eps = 1e-3;
-      for (size_t i = 0; i < n; i++) p[i] = float(saved[i] + eps * u[i]);
+      // A difference across an FFF branch flip is no derivative: if ±ε flips one, a
+      // smaller ε is taken (the tree is piecewise smooth; every piece is checked).
+      double eps = 1e-3, lp = 0, lm = 0;
       const bool pred = pt.name.find(".predictor.") != std::string::npos;
-      const double lp = objective(m, a, model_forward(m, a, t.in.data(), t.tgt.data()), pred);
-      for (size_t i = 0; i < n; i++) p[i] = float(saved[i] - eps * u[i]);
-      const double lm = objective(m, a, model_forward(m, a, t.in.data(), t.tgt.data()), pred);
+      for (int tries = 0;; tries++, eps /= 4) {
+        for (size_t i = 0; i < n; i++) p[i] = float(saved[i] + eps * u[i]);
+        lp = objective(m, a, model_forward(m, a, t.in.data(), t.tgt.data()), pred);
+        bool same = fff_paths(m, a) == paths;
+        for (size_t i = 0; i < n; i++) p[i] = float(saved[i] - eps * u[i]);
+        lm = objective(m, a, model_forward(m, a, t.in.data(), t.tgt.data()), pred);
+        same = same && fff_paths(m, a) == paths;
+        if (same) break;
+        ASSERT_LT(tries, 2) << pt.name << ": a tree branch flips even at ε = " << eps;
+      }
       std::copy(saved.begin(), saved.end(), p);
       const double numeric = (lp - lm) / (2 * eps);
       EXPECT_NEAR(analytic, numeric, 1e-3 + 1e-2 * std::abs(numeric))
@@ -223,6 +278,19 @@ TEST(GradCheck, WholeModelMoD) {
     SCOPED_TRACE(gate);
     check_model_gradient(false, mod);
   }
+}
+
+// Fast feedforward trees in every block, and inside Mixture-of-Depths routed blocks;
+// and no MLP at all.
+TEST(GradCheck, WholeModelFff) {
+  check_model_gradient(false, ModConfig{}, "fff");
+  ModConfig mod;
+  mod.enabled = true;
+  mod.capacity = 0.5;
+  mod.bce_weight = 10;
+  mod.predictor_weight = 100;
+  check_model_gradient(true, mod, "fff");
+  check_model_gradient(false, ModConfig{}, "none");
 }
 
 // bf16 mode rounds the matrix products' operands to 8 mantissa bits and accumulates

@@ -4,6 +4,7 @@
 #include <bit>
 #include <cmath>
 #include <limits>
+#include <set>
 #include <vector>
 
 #include "core/rng.h"
@@ -11,6 +12,7 @@
 #include "kernels/attention.h"
 #include "kernels/cross_entropy.h"
 #include "kernels/embedding.h"
+#include "kernels/fff.h"
 #include "kernels/gelu.h"
 #include "kernels/matmul.h"
 #include "kernels/matmul_bf16.h"
@@ -254,4 +256,45 @@ TEST(Kernels, MatmulBf16EqualsRoundedFp32) {
   ref::matmul_backward(dxr.data(), dwr.data(), dyr.data(), xr.data(), wr.data(), M, K, N);
   EXPECT_LT(max_rel(dx, dxr), 1e-5);
   EXPECT_LT(max_rel(dw, dwr), 1e-5);  // accumulated onto 0.5
+}
+
+// The fast tree kernel equals the explicit per-token sum over the visited neurons:
+// same paths exactly, same outputs and gradients (C = 37 exercises vector tails).
+TEST(Kernels, FffTreeEqualsExplicitSumOverVisitedNeurons) {
+  const int64_t M = 50, K = 3, D = 4, C = 37, N = (2 << D) - 1, P = D + 1;
+  auto x = randn(M * C, 30), w_in = randn(K * N * C, 31), b = randn(K * N, 32, 0.5),
+       w_out = randn(K * N * C, 33), dy = randn(M * C, 34);
+  std::vector<float> y(M * C), yr(M * C), path(M * K * P), pathr(M * K * P), lam(M * K * P), lamr(M * K * P);
+  fff_forward(y.data(), path.data(), lam.data(), x.data(), w_in.data(), b.data(), w_out.data(), TreeShape{K, D, C}, M);
+  ref::fff_forward(yr.data(), pathr.data(), lamr.data(), x.data(), w_in.data(), b.data(), w_out.data(), M, K, D, C);
+  EXPECT_EQ(path, pathr);
+  EXPECT_LT(max_rel(lam, lamr), 1e-5);
+  EXPECT_LT(max_rel(y, yr), 1e-5);
+  std::set<float> leaves;  // the test covers many paths, not one
+  for (int64_t t = 0; t < M; t++) leaves.insert(path[(t * K) * P + D]);
+  EXPECT_GT(leaves.size(), 8u);
+  std::vector<float> dx(M * C), dxr(M * C), dlam(M * K * P);
+  std::vector<float> dwi(K * N * C, 0.5f), dwir = dwi, dbv(K * N, 0.25f), dbr = dbv, dwo(K * N * C, -0.5f), dwor = dwo;
+  fff_backward(dx.data(), dwi.data(), dbv.data(), dwo.data(), dlam.data(), dy.data(), x.data(), path.data(),
+               lam.data(), w_in.data(), w_out.data(), TreeShape{K, D, C}, M);
+  ref::fff_backward(dxr.data(), dwir.data(), dbr.data(), dwor.data(), dy.data(), x.data(), pathr.data(), lamr.data(),
+                    w_in.data(), w_out.data(), M, K, D, C);
+  EXPECT_LT(max_rel(dx, dxr), 1e-5);
+  EXPECT_LT(max_rel(dwi, dwir), 1e-5);
+  EXPECT_LT(max_rel(dbv, dbr), 1e-5);
+  EXPECT_LT(max_rel(dwo, dwor), 1e-5);
+}
+
+// One tree of depth 0 is one neuron: y = GELU(x·w_in + b)·w_out.
+TEST(Kernels, FffDepthZeroIsOneNeuronMlp) {
+  const int64_t M = 9, C = 16;
+  auto x = randn(M * C, 35), w_in = randn(C, 36), b = randn(1, 37), w_out = randn(C, 38);
+  std::vector<float> y(M * C), path(M), lam(M);
+  fff_forward(y.data(), path.data(), lam.data(), x.data(), w_in.data(), b.data(), w_out.data(), TreeShape{1, 0, C}, M);
+  for (int64_t t = 0; t < M; t++) {
+    double l = b[0];
+    for (int64_t c = 0; c < C; c++) l += double(x[t * C + c]) * w_in[c];
+    for (int64_t c = 0; c < C; c++) EXPECT_NEAR(y[t * C + c], ref::gelu(l) * w_out[c], 1e-5);
+    EXPECT_EQ(path[t], 0.0f);
+  }
 }

@@ -2,6 +2,7 @@
 // Mixture-of-Depths models also under sampling-time (causal) routing, with the
 // causal decisions' accuracy against top-k and the fraction of tokens processed.
 #include <cmath>
+#include <fstream>
 
 #include "cli/common.h"
 #include "core/error.h"
@@ -19,7 +20,7 @@ namespace fw::cli {
 
 namespace {
 struct EvalFlags {
-  std::string ckpt, data, trace;
+  std::string ckpt, data, trace, fff_usage;
   int64_t tokens = 0;
   CommonFlags common;
 };
@@ -43,6 +44,30 @@ void run_eval(const EvalFlags& f) {
   nlohmann::json j = {{"val_loss", r.loss}, {"tokens", r.tokens}, {"step", lm.step}, {"flops_per_token", flops}};
   std::printf("val loss %.4f over %lld tokens (%s, step %lld); forward %.2f MFLOP/token\n", r.loss,
               (long long)r.tokens, files.val.c_str(), (long long)lm.step, flops / 1e6);
+  if (!r.tree_visits.empty()) {  // FFF: dead subtrees show as leaves no token reaches
+    const MlpShape s = mc.mlp_shape();
+    nlohmann::json used = nlohmann::json::array(), counts = nlohmann::json::array();
+    double mean = 0;
+    for (int64_t l = 0; l < mc.n_layers; l++) {
+      const double u = leaves_used(s, r.tree_visits[size_t(l)].data());
+      used.push_back(u);
+      counts.push_back(r.tree_visits[size_t(l)]);
+      mean += u / double(mc.n_layers);
+      std::printf("  block %lld: FFF reaches %.1f%% of its %lld leaves\n", (long long)l, 100 * u,
+                  (long long)(s.K << s.D));
+    }
+    j["fff_leaves_used"] = mean;
+    j["fff_leaves_used_per_layer"] = used;
+    if (!f.fff_usage.empty()) {
+      std::ofstream out(f.fff_usage, std::ios::trunc);
+      FW_CHECK(out, f.fff_usage, ": cannot write");
+      out << nlohmann::json({{"trees", s.K}, {"depth", s.D}, {"tokens", r.tokens},
+                             {"visits_per_layer", counts}}).dump() << "\n";
+      FW_CHECK(out, f.fff_usage, ": write failed");
+    }
+  } else {
+    FW_CHECK(f.fff_usage.empty(), "--fff-usage: the model has no FFF (model.mlp = ", mc.mlp, ")");
+  }
   if (mc.mod.enabled || !f.trace.empty()) {
     std::unique_ptr<Tokenizer> tok;
     if (lm.tokenizer != "unknown") tok = make_tokenizer(lm.tokenizer);
@@ -93,6 +118,7 @@ void register_eval(CLI::App& app) {
   sub->add_option("--data", f->data, "data folder holding val.bin")->required();
   sub->add_option("--tokens", f->tokens, "validation tokens (default: the whole file, in whole batches)");
   sub->add_option("--trace", f->trace, "write per-token Mixture-of-Depths routing decisions (JSON lines)");
+  sub->add_option("--fff-usage", f->fff_usage, "write the tokens reaching each FFF neuron, per layer (JSON)");
   f->common.add(sub);
   sub->callback([f]() { run_eval(*f); });
 }

@@ -12,7 +12,7 @@
 namespace fw {
 
 static BlockDims block_dims(const ModelConfig& c, int64_t B, int64_t T) {
-  return {B, T, c.d_model, c.n_heads, c.hidden()};
+  return {B, T, c.d_model, c.n_heads, c.mlp_shape()};
 }
 
 void Generator::layout(Buffers& b, const ModelConfig& c, int64_t cap, int64_t tokens, int64_t rows,

@@ -55,6 +55,9 @@ class Generator {
   int64_t chunk() const { return chunk_; }
   int64_t vocab_size() const { return m_.cfg.vocab_size; }
   const Model& model() const { return m_; }
+  // The activations of the last block call of the last feed() or step() (tests use
+  // it to read an FFF's tree paths).
+  const BlockActs& last_block_acts() const { return b_.acts; }
   void reset();               // every sequence
   void reset_row(int64_t row);
 

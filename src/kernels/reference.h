@@ -219,4 +219,52 @@ void adamw_update(T* p, const T* g, T* m, T* v, int64_t n, T lr, T b1, T b2, T e
   }
 }
 
+
+// Fast feedforward tree (kernels/fff.h), as the explicit per-token sum over the
+// visited neurons. path, lam (M, K, D+1); path holds neuron indices within a tree.
+template <typename T>
+void fff_forward(T* y, T* path, T* lam, const T* x, const T* w_in, const T* b, const T* w_out,
+                 int64_t M, int64_t K, int64_t D, int64_t C) {
+  const int64_t N = (int64_t(2) << D) - 1;
+  for (int64_t t = 0; t < M; t++) {
+    for (int64_t c = 0; c < C; c++) y[t * C + c] = 0;
+    for (int64_t k = 0; k < K; k++) {
+      int64_t n = 0;
+      for (int64_t level = 0; level <= D; level++) {
+        const int64_t row = k * N + n, v = (t * K + k) * (D + 1) + level;
+        T l = b[row];
+        for (int64_t c = 0; c < C; c++) l += x[t * C + c] * w_in[row * C + c];
+        for (int64_t c = 0; c < C; c++) y[t * C + c] += gelu(l) * w_out[row * C + c];
+        path[v] = T(n);
+        lam[v] = l;
+        n = l > 0 ? 2 * n + 2 : 2 * n + 1;
+      }
+    }
+  }
+}
+
+// dx overwritten; dw_in, db, dw_out accumulate.
+template <typename T>
+void fff_backward(T* dx, T* dw_in, T* db, T* dw_out, const T* dy, const T* x, const T* path,
+                  const T* lam, const T* w_in, const T* w_out, int64_t M, int64_t K, int64_t D,
+                  int64_t C) {
+  const int64_t N = (int64_t(2) << D) - 1;
+  for (int64_t t = 0; t < M; t++) {
+    for (int64_t c = 0; c < C; c++) dx[t * C + c] = 0;
+    for (int64_t k = 0; k < K; k++)
+      for (int64_t level = 0; level <= D; level++) {
+        const int64_t v = (t * K + k) * (D + 1) + level, row = k * N + int64_t(path[v]);
+        T g = 0;
+        for (int64_t c = 0; c < C; c++) g += dy[t * C + c] * w_out[row * C + c];
+        const T dl = gelu_grad(lam[v]) * g;
+        for (int64_t c = 0; c < C; c++) {
+          dx[t * C + c] += dl * w_in[row * C + c];
+          dw_in[row * C + c] += dl * x[t * C + c];
+          dw_out[row * C + c] += gelu(lam[v]) * dy[t * C + c];
+        }
+        db[row] += dl;
+      }
+  }
+}
+
 }  // namespace fw::ref

@@ -1,8 +1,9 @@
 #include "nn/block.h"
 
+#include <cstring>
+
 #include "core/threads.h"
 #include "kernels/attention.h"
-#include "kernels/gelu.h"
 #include "nn/linear.h"
 #include "kernels/rmsnorm.h"
 #include "kernels/rope.h"
@@ -18,7 +19,7 @@ void RopeTable::build(int64_t n, int64_t hd) {
 
 void for_each_block_act(BlockActs& a, const BlockDims& d, int64_t Tk,
                         const std::function<void(float*&, size_t)>& f) {
-  const size_t BT = size_t(d.B * d.T), C = size_t(d.C), F = size_t(d.F);
+  const size_t BT = size_t(d.B * d.T), C = size_t(d.C);
   f(a.ln1, BT * C);
   f(a.rstd1, BT);
   f(a.q, BT * C);
@@ -29,20 +30,19 @@ void for_each_block_act(BlockActs& a, const BlockDims& d, int64_t Tk,
   f(a.h, BT * C);
   f(a.ln2, BT * C);
   f(a.rstd2, BT);
-  f(a.fc, BT * F);
-  f(a.g, BT * F);
+  for_each_mlp_act(a.mlp, d.mlp, d.B * d.T, f);
 }
 
 void for_each_block_scratch(BlockScratch& s, const BlockDims& d, bool backward,
                             const std::function<void(float*&, size_t)>& f) {
-  const size_t BT = size_t(d.B * d.T), C = size_t(d.C), F = size_t(d.F);
+  const size_t BT = size_t(d.B * d.T), C = size_t(d.C);
   f(s.qkv, BT * 3 * C);
   if (!backward) return;
   f(s.datty, BT * C);
   f(s.dq, BT * C);
   f(s.dk, BT * C);
   f(s.dv, BT * C);
-  f(s.dfc, BT * F);
+  for_each_mlp_scratch(s.mlp, d.mlp, d.B * d.T, f);
   f(s.dnorm, BT * C);
   f(s.dattn, size_t(num_threads()) * size_t(d.T * d.T));
 }
@@ -50,7 +50,7 @@ void for_each_block_scratch(BlockScratch& s, const BlockDims& d, bool backward,
 void block_forward(const BlockDims& d, const BlockWeights& w, BlockActs& a, BlockScratch& s,
                    float* y, const float* x, const int32_t* pos, const RopeTable& rope,
                    const KvSlot& kv, int64_t ldp) {
-  const int64_t BT = d.B * d.T, C = d.C, F = d.F;
+  const int64_t BT = d.B * d.T, C = d.C;
   // attention sub-block
   rmsnorm_forward(a.ln1, a.rstd1, x, w.attn_norm, BT, C);
   linear_forward(s.qkv, a.ln1, w.qkv, w.qkv16, BT, C, 3 * C);
@@ -60,10 +60,12 @@ void block_forward(const BlockDims& d, const BlockWeights& w, BlockActs& a, Bloc
 #pragma omp parallel for simd schedule(static)
   for (int64_t i = 0; i < BT * C; i++) a.h[i] += x[i];
   // MLP sub-block
+  if (d.mlp.kind == MlpKind::none) {
+    std::memcpy(y, a.h, size_t(BT * C) * sizeof(float));
+    return;
+  }
   rmsnorm_forward(a.ln2, a.rstd2, a.h, w.mlp_norm, BT, C);
-  linear_forward(a.fc, a.ln2, w.fc, w.fc16, BT, C, F);
-  gelu_forward(a.g, a.fc, BT * F);
-  linear_forward(y, a.g, w.proj, w.proj16, BT, F, C);
+  mlp_forward(d.mlp, w.mlp, a.mlp, y, a.ln2, BT, C);
 #pragma omp parallel for simd schedule(static)
   for (int64_t i = 0; i < BT * C; i++) y[i] += a.h[i];
 }
@@ -71,12 +73,12 @@ void block_forward(const BlockDims& d, const BlockWeights& w, BlockActs& a, Bloc
 void block_backward(const BlockDims& d, const BlockWeights& w, const BlockWeights& dw,
                     const BlockActs& a, BlockScratch& s, float* dres, const float* x,
                     const int32_t* pos, const RopeTable& rope) {
-  const int64_t BT = d.B * d.T, C = d.C, F = d.F;
-  // MLP: y = h + proj(gelu(fc(norm(h))));  dres holds ∂L/∂y and becomes ∂L/∂h.
-  linear_backward(s.dfc, dw.proj, dres, a.g, w.proj, w.proj16, BT, F, C);
-  gelu_backward(s.dfc, s.dfc, a.fc, BT * F);
-  linear_backward(s.dnorm, dw.fc, s.dfc, a.ln2, w.fc, w.fc16, BT, C, F);
-  rmsnorm_backward(dres, dw.mlp_norm, s.dnorm, a.h, w.mlp_norm, a.rstd2, BT, C);
+  const int64_t BT = d.B * d.T, C = d.C;
+  // MLP: y = h + mlp(norm(h));  dres holds ∂L/∂y and becomes ∂L/∂h.
+  if (d.mlp.kind != MlpKind::none) {
+    mlp_backward(d.mlp, w.mlp, dw.mlp, a.mlp, s.mlp, s.dnorm, dres, a.ln2, BT, C);
+    rmsnorm_backward(dres, dw.mlp_norm, s.dnorm, a.h, w.mlp_norm, a.rstd2, BT, C);
+  }
   // attention: h = x + out(attn(norm(x)));  dres becomes ∂L/∂x.
   linear_backward(s.datty, dw.out, dres, a.atty, w.out, w.out16, BT, C, C);
   attention_backward(s.dq, s.dk, s.dv, s.dattn, s.datty, a.P, a.q, a.k, a.v, d.B, d.H, d.T,

@@ -1,18 +1,21 @@
 // A pre-norm transformer block as a hand-written forward/backward pair:
 //   h = x + Attn(RMSNorm(x)),   y = h + MLP(RMSNorm(h))
 // Attn: fused QKV projection, rotary on q and k, causal softmax attention, output
-// projection. MLP: fc (F×C), GELU, proj (C×F).
+// projection. MLP: the form model.mlp chooses (nn/mlp.h); with mlp = none the block
+// is y = h, its MLP norm included.
 #pragma once
 #include <cstdint>
 #include <functional>
 
 #include "core/buffer.h"
 #include "kernels/kv_slot.h"
+#include "nn/mlp.h"
 
 namespace fw {
 
 struct BlockDims {
-  int64_t B, T, C, H, F;  // batch, tokens per row, width, heads, MLP hidden
+  int64_t B, T, C, H;  // batch, tokens per row, width, heads
+  MlpShape mlp;
   int64_t hd() const { return C / H; }
 };
 
@@ -22,10 +25,9 @@ struct BlockWeights {
   float* attn_norm;  // (C)
   float* qkv;        // (3C, C)
   float* out;        // (C, C)
-  float* mlp_norm;   // (C)
-  float* fc;         // (F, C)
-  float* proj;       // (C, F)
-  const uint16_t *qkv16 = nullptr, *out16 = nullptr, *fc16 = nullptr, *proj16 = nullptr;
+  float* mlp_norm;   // (C); null with mlp = none
+  MlpWeights mlp;
+  const uint16_t *qkv16 = nullptr, *out16 = nullptr;
 };
 
 // What the forward keeps for the backward, per block.
@@ -40,8 +42,7 @@ struct BlockActs {
   float* h;      // (B,T,C)   residual after attention
   float* ln2;    // (B,T,C)
   float* rstd2;  // (B,T)
-  float* fc;     // (B,T,F)   pre-activation
-  float* g;      // (B,T,F)   GELU(fc)
+  MlpActs mlp;
 };
 
 // Scratch shared by all blocks (one live block at a time).
@@ -51,7 +52,7 @@ struct BlockScratch {
   float* dq;      // (B,H,T,hd)
   float* dk;      // (B,H,T,hd)
   float* dv;      // (B,H,T,hd)
-  float* dfc;     // (B,T,F)
+  MlpScratch mlp;
   float* dnorm;   // (B,T,C)   gradient at a norm's output
   float* dattn;   // (threads,T,T)
 };

@@ -32,8 +32,44 @@ void ModelConfig::validate() const {
     FW_CHECK(mod.predictor_weight >= 0, "config: mod.predictor_weight = ", mod.predictor_weight, " must be >= 0");
     FW_CHECK(mod.predictor_hidden >= 0, "config: mod.predictor_hidden = ", mod.predictor_hidden, " must be >= 0");
   }
+  FW_CHECK(mlp == "dense" || mlp == "fff" || mlp == "none", "config: model.mlp = '",
+           mlp, "' must be 'dense', 'fff' or 'none'");
+  if (mlp == "fff" || mlp == "fff_leaf") {
+    FW_CHECK(fff.trees >= 1 && fff.trees <= 4096, "config: fff.trees = ", fff.trees, " must be in [1, 4096]");
+    FW_CHECK(fff.depth >= -1 && fff.depth <= 20, "config: fff.depth = ", fff.depth,
+             " must be in [0, 20], or -1 to match the dense MLP's width");
+    FW_CHECK(fff.leaf_width >= 1 && fff.leaf_width <= 1 << 16, "config: fff.leaf_width = ", fff.leaf_width,
+             " must be in [1, 65536]");
+    FW_CHECK(fff.hardening >= 0, "config: fff.hardening = ", fff.hardening, " must be >= 0");
+    FW_CHECK(fff.transpose_prob >= 0 && fff.transpose_prob <= 0.5, "config: fff.transpose_prob = ",
+             fff.transpose_prob, " must be in [0, 0.5]");
+    const MlpShape s = mlp_shape();
+    const double neurons = double(s.K) * double(s.kind == MlpKind::fff ? s.tree_nodes() : s.leaves() * s.leaf);
+    FW_CHECK(neurons * double(d_model) <= double(int64_t(1) << 34), "config: fff.trees × tree size × d_model = ",
+             neurons * double(d_model), " weights per layer is too large");
+  }
   FW_CHECK(head_dim() % 2 == 0, "config: model.d_model / model.n_heads = ", head_dim(),
            " must be even (rotary embeddings rotate pairs)");
+}
+
+MlpShape ModelConfig::mlp_shape() const {
+  MlpShape s;
+  s.F = hidden();
+  if (mlp == "dense") return s;
+  if (mlp == "none") {
+    s.kind = MlpKind::none;
+    return s;
+  }
+  s.kind = mlp == "fff" ? MlpKind::fff : MlpKind::fff_leaf;
+  s.K = fff.trees;
+  s.leaf = fff.leaf_width;
+  s.D = fff.depth;
+  if (s.D < 0) {  // neurons per tree wanted: F / K
+    const double per_tree = std::max(1.0, double(s.F) / double(s.K));
+    const double leaves = s.kind == MlpKind::fff ? (per_tree + 1) / 2 : per_tree / double(s.leaf);
+    s.D = std::clamp<int64_t>(std::llround(std::log2(std::max(1.0, leaves))), 0, 20);
+  }
+  return s;
 }
 
 int64_t ModConfig::k(int64_t T) const {

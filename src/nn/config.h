@@ -28,6 +28,32 @@ struct ModConfig {
   bool decides_by_predictor() const { return causal == "predictor"; }
 };
 
+// Fast feedforward trees (SPEC §2), for model.mlp = fff (UltraFastBERT trees of
+// neurons) and fff_leaf (the original FFF: sigmoid routers over leaf MLPs).
+struct FffConfig {
+  int64_t trees = 1;            // K, summed
+  int64_t depth = -1;           // D; -1: the depth whose width matches the dense MLP's (see MlpShape)
+  int64_t leaf_width = 32;      // fff_leaf: neurons per leaf MLP
+  double hardening = 1.0;       // fff_leaf: weight of the mean router-decision entropy
+  double transpose_prob = 0.1;  // fff_leaf: chance a router's children swap, per token, in training
+};
+
+// The feedforward sub-layer of every block.
+enum class MlpKind {
+  dense,     // fc (F×C), GELU, proj (C×F)
+  fff,       // K trees of 2^(D+1)−1 neurons; a token visits D+1 per tree
+  fff_leaf,  // K trees of 2^D−1 routers over 2^D leaves of `leaf` neurons
+  none,      // no MLP: y = h (the control for FFF)
+};
+struct MlpShape {
+  MlpKind kind = MlpKind::dense;
+  int64_t F = 0;               // dense: hidden width
+  int64_t K = 0, D = 0, leaf = 0;
+  int64_t tree_nodes() const { return (int64_t(2) << D) - 1; }  // fff: neurons per tree
+  int64_t routers() const { return (int64_t(1) << D) - 1; }     // fff_leaf: per tree
+  int64_t leaves() const { return int64_t(1) << D; }            // fff_leaf: per tree
+};
+
 struct ModelConfig {
   int64_t vocab_size = 256;
   int64_t d_model = 512;
@@ -36,8 +62,14 @@ struct ModelConfig {
   int64_t max_seq_len = 256;  // longest training sequence; the KV cache's default size
   int64_t mlp_hidden = 0;     // 0 means 4 · d_model
   bool tie_embeddings = true; // output head shares the token embedding
+  std::string mlp = "dense";  // dense | fff | fff_leaf | none
   ModConfig mod;
+  FffConfig fff;
 
+  // The MLP's resolved shape. fff.depth = -1 picks, for fff, the D whose K trees of
+  // 2^(D+1)−1 neurons come closest to hidden() neurons; for fff_leaf, the D whose
+  // K·2^D leaves of leaf_width neurons come closest to it.
+  MlpShape mlp_shape() const;
   int64_t hidden() const { return mlp_hidden > 0 ? mlp_hidden : 4 * d_model; }
   int64_t head_dim() const { return d_model / n_heads; }
   int64_t predictor_hidden() const { return mod.predictor_hidden > 0 ? mod.predictor_hidden : std::max<int64_t>(1, d_model / 8); }

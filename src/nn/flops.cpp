@@ -9,9 +9,17 @@ double FlopCount::forward_per_seq() const {
          final_logits + router + predictor;
 }
 
+double mlp_neurons_per_token(const MlpShape& s) {
+  switch (s.kind) {
+    case MlpKind::dense: return double(s.F);
+    case MlpKind::fff: return double(s.K * (s.D + 1));  // each: a dot for λ, an axpy for the output
+    default: return 0;
+  }
+}
+
 FlopCount count_flops(const ModelConfig& c, int64_t seq_len) {
   const double s = double(seq_len), V = double(c.vocab_size), d = double(c.d_model),
-               h = double(c.n_heads), hk = double(c.d_model), f = double(c.hidden()),
+               h = double(c.n_heads), hk = double(c.d_model), f = double(mlp_neurons_per_token(c.mlp_shape())),
                P = double(c.predictor_hidden());
   FlopCount fc{};
   fc.seq_len = seq_len;
@@ -24,7 +32,7 @@ FlopCount count_flops(const ModelConfig& c, int64_t seq_len) {
     fc.attn_softmax += 3 * h * t * t;
     fc.attn_values += 2 * t * t * hk;
     fc.attn_out += 2 * t * hk * d;
-    fc.mlp += 4 * t * d * f;
+    fc.mlp += 4 * t * d * f;  // f: neurons a token runs through (dense: all; fff: K(D+1))
     if (routed) {
       fc.router += 2 * s * d;
       if (c.mod.predictor()) fc.predictor += s * (2 * d * P + 2 * P);

@@ -17,7 +17,7 @@ struct FlopCount {
   double attn_softmax;   // 3 h s²
   double attn_values;    // 2 s² (h·k)
   double attn_out;       // 2 s (h·k) d
-  double mlp;            // 4 s d f
+  double mlp;            // 4 s d f, f the MLP neurons a token uses (fff: K(D+1))
   double final_logits;   // 2 s d V
   // Mixture-of-Depths routed blocks run on c·s tokens, c = k/s: their projections and
   // MLP count c×, their attention (logits, softmax, values) c²× (both already in the
@@ -32,6 +32,9 @@ struct FlopCount {
 };
 
 FlopCount count_flops(const ModelConfig& cfg, int64_t seq_len);
+
+// Neurons of one block's MLP a token computes: dense F, fff K·(D+1), none 0.
+double mlp_neurons_per_token(const MlpShape& s);
 
 // The 6·N approximation per training token (N = all parameters).
 double six_n_per_token(const ModelConfig& cfg);

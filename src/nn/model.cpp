@@ -14,7 +14,8 @@ namespace fw {
 
 Model::Model(const ModelConfig& c) : cfg(c) {
   cfg.validate();
-  const int64_t V = cfg.vocab_size, C = cfg.d_model, F = cfg.hidden();
+  const int64_t V = cfg.vocab_size, C = cfg.d_model;
+  const MlpShape mlp = cfg.mlp_shape();
   size_t off = 0;
   auto add = [&](std::string name, std::vector<int64_t> shape, bool decay, Init init) {
     tensors.push_back({std::move(name), off, std::move(shape), decay, init});
@@ -26,9 +27,16 @@ Model::Model(const ModelConfig& c) : cfg(c) {
     add(p + "attn_norm.weight", {C}, false, Init::ones);
     add(p + "attn.qkv.weight", {3 * C, C}, true, Init::normal);
     add(p + "attn.out.weight", {C, C}, true, Init::residual);
-    add(p + "mlp_norm.weight", {C}, false, Init::ones);
-    add(p + "mlp.fc.weight", {F, C}, true, Init::normal);
-    add(p + "mlp.proj.weight", {C, F}, true, Init::residual);
+    if (mlp.kind != MlpKind::none) add(p + "mlp_norm.weight", {C}, false, Init::ones);
+    if (mlp.kind == MlpKind::dense) {
+      add(p + "mlp.fc.weight", {mlp.F, C}, true, Init::normal);
+      add(p + "mlp.proj.weight", {C, mlp.F}, true, Init::residual);
+    } else if (mlp.kind == MlpKind::fff) {  // K trees of N neurons, heap order, one row each
+      const int64_t KN = mlp.K * mlp.tree_nodes();
+      add(p + "mlp.fff.w_in", {KN, C}, true, Init::normal);
+      add(p + "mlp.fff.b_in", {KN}, false, Init::zeros);
+      add(p + "mlp.fff.w_out", {KN, C}, true, Init::residual);
+    }
     if (cfg.mod.routed(l)) {
       add(p + "router.weight", {C}, false, Init::normal);
       if (cfg.mod.predictor()) {
@@ -47,13 +55,13 @@ Model::Model(const ModelConfig& c) : cfg(c) {
 }
 
 size_t Model::count_params(const ModelConfig& c) {
-  const size_t V = c.vocab_size, C = c.d_model, F = c.hidden(), L = c.n_layers,
-               P = c.predictor_hidden();
+  const size_t V = c.vocab_size, C = c.d_model, L = c.n_layers, P = c.predictor_hidden();
+  const MlpShape mlp = c.mlp_shape();
+  const size_t per_mlp = size_t(mlp_params(mlp, c.d_model)) + (mlp.kind == MlpKind::none ? 0 : C);
   size_t routed = 0;
   for (int64_t l = 0; l < c.n_layers; l++) routed += c.mod.routed(l);
   const size_t per_router = C + (c.mod.predictor() ? P * C + P + P + 1 : 0);
-  return V * C * (c.tie_embeddings ? 1 : 2) + L * (2 * C + 4 * C * C + 2 * F * C) + C +
-         routed * per_router;
+  return V * C * (c.tie_embeddings ? 1 : 2) + L * (C + 4 * C * C + per_mlp) + C + routed * per_router;
 }
 
 size_t Model::num_embedding_params() const {
@@ -74,11 +82,18 @@ ModelWeights Model::views(float* base, const uint16_t* base16) const {
     b.qkv16 = copy16();
     b.out = next();
     b.out16 = copy16();
-    b.mlp_norm = next();
-    b.fc = next();
-    b.fc16 = copy16();
-    b.proj = next();
-    b.proj16 = copy16();
+    const MlpKind kind = cfg.mlp_shape().kind;
+    b.mlp_norm = kind == MlpKind::none ? nullptr : next();
+    if (kind == MlpKind::dense) {
+      b.mlp.fc = next();
+      b.mlp.fc16 = copy16();
+      b.mlp.proj = next();
+      b.mlp.proj16 = copy16();
+    } else if (kind == MlpKind::fff) {  // (the tree CMM always runs in fp32)
+      b.mlp.w_in = next();
+      b.mlp.b_in = next();
+      b.mlp.w_out = next();
+    }
     v.blocks.push_back(b);
     RouterWeights r;
     if (cfg.mod.routed(l)) {
@@ -158,7 +173,7 @@ void Activations::layout(const ModelConfig& cfg, const std::function<void(float*
 }
 
 static BlockDims dims_of(const ModelConfig& c, int64_t B, int64_t T) {
-  return {B, T, c.d_model, c.n_heads, c.hidden()};
+  return {B, T, c.d_model, c.n_heads, c.mlp_shape()};
 }
 
 size_t Activations::bytes(const ModelConfig& cfg, int64_t B, int64_t T, bool backward) {

@@ -22,11 +22,12 @@ std::vector<Field> fields(Config& c) {
   ModelConfig& m = c.model;
   TrainConfig& t = c.train;
   ModConfig& d = c.model.mod;
+  FffConfig& f = c.model.fff;
   return {
       {"model", "vocab_size", &m.vocab_size},   {"model", "d_model", &m.d_model},
       {"model", "n_layers", &m.n_layers},       {"model", "n_heads", &m.n_heads},
       {"model", "max_seq_len", &m.max_seq_len}, {"model", "mlp_hidden", &m.mlp_hidden},
-      {"model", "tie_embeddings", &m.tie_embeddings},
+      {"model", "tie_embeddings", &m.tie_embeddings}, {"model", "mlp", &m.mlp},
       {"train", "batch_size", &t.batch_size},   {"train", "seq_len", &t.seq_len},
       {"train", "steps", &t.steps},             {"train", "lr", &t.lr},
       {"train", "min_lr", &t.min_lr},           {"train", "warmup", &t.warmup},
@@ -40,6 +41,9 @@ std::vector<Field> fields(Config& c) {
       {"mod", "causal", &d.causal},             {"mod", "bce_weight", &d.bce_weight},
       {"mod", "predictor_weight", &d.predictor_weight},
       {"mod", "predictor_hidden", &d.predictor_hidden},
+      {"fff", "trees", &f.trees},               {"fff", "depth", &f.depth},
+      {"fff", "leaf_width", &f.leaf_width},     {"fff", "hardening", &f.hardening},
+      {"fff", "transpose_prob", &f.transpose_prob},
   };
 }
 

@@ -17,6 +17,9 @@ struct EvalResult {
   // sampling (router σ(r) > 0.5, or the predictor's) agrees with top-k selection
   std::vector<double> causal_accuracy;
   std::vector<double> router_accuracy, predictor_accuracy;  // each remedy's own (NaN if untrained)
+  // FFF (model.mlp = fff), per layer: tokens that reached each neuron (K·N, heap
+  // order per tree); empty for other MLPs
+  std::vector<std::vector<int64_t>> tree_visits;
 };
 
 EvalResult evaluate(Model& model, Activations& acts, TokenLoader& data, int64_t tokens);

@@ -1,0 +1,36 @@
+// Fast feedforward trees, the UltraFastBERT form (SPEC §2): the conditional matrix
+// multiplication (CMM) that replaces an MLP. K trees, each a complete binary tree of
+// depth D with N = 2^(D+1) − 1 neurons in heap order (children of n: 2n+1 left,
+// 2n+2 right). A token x visits D+1 neurons per tree, root to leaf:
+//   λ = x·w_in[n] + b[n];  y += GELU(λ)·w_out[n];  n ← λ > 0 ? 2n+2 : 2n+1
+// Only visited neurons compute, forward and backward; the branch is a constant.
+// Weights, one row per neuron: w_in (K·N, C), b (K·N), w_out (K·N, C).
+#pragma once
+#include <cstdint>
+
+namespace fw {
+
+struct TreeShape {
+  int64_t K, D, C;  // trees, depth, width
+  int64_t nodes() const { return (int64_t(2) << D) - 1; }  // per tree
+  int64_t path() const { return D + 1; }                    // neurons a token visits per tree
+};
+
+// x, y (M, C). path (M, K, D+1): the visited neurons' indices within their tree, as
+// floats (exact below 2^24); lam (M, K, D+1) their λ. Both are kept for backward.
+// Tokens run in parallel; each walks its paths with vectorised dot products and axpys
+// over gathered rows, so a token touches 2·K·(D+1) rows of C floats, never the rest.
+void fff_forward(float* y, float* path, float* lam, const float* x, const float* w_in,
+                 const float* b, const float* w_out, const TreeShape& s, int64_t M);
+
+// dy (M, C) → dx (M, C) (overwritten); dw_in, db, dw_out accumulate (+=), each
+// visited neuron's rows only. dlam (M, K, D+1): scratch.
+//   dλ = GELU'(λ)·⟨dy, w_out[n]⟩,  dx = Σ dλ·w_in[n],
+//   dw_in[n] += dλ·x,  db[n] += dλ,  dw_out[n] += GELU(λ)·dy.
+// The weight gradients run with each thread owning a fixed set of neurons, so no two
+// threads write one row and each row sums its tokens in order (deterministic).
+void fff_backward(float* dx, float* dw_in, float* db, float* dw_out, float* dlam, const float* dy,
+                  const float* x, const float* path, const float* lam, const float* w_in,
+                  const float* w_out, const TreeShape& s, int64_t M);
+
+}  // namespace fw

@@ -1,0 +1,161 @@
+// Fast feedforward trees in the model: shapes, parameter and FLOP counts, the same
+// tree path in training, evaluation and sampling, training from the command line.
+// (Kernel equivalence: test_kernels.cpp; gradients: test_gradcheck.cpp.)
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
+#include "infer/generator.h"
+#include "nn/flops.h"
+#include "nn/model.h"
+#include "test_util.h"
+
+using namespace fw;
+
+namespace {
+ModelConfig fff_model(int64_t K, int64_t D, int64_t layers = 2) {
+  ModelConfig c = test::small_model(32, 4, layers, 16);
+  c.mlp = "fff";
+  c.fff.trees = K;
+  c.fff.depth = D;
+  return c;
+}
+}  // namespace
+
+TEST(Fff, ShapesParametersAndFlops) {
+  ModelConfig c = fff_model(3, 4);
+  const MlpShape s = c.mlp_shape();
+  EXPECT_EQ(s.tree_nodes(), 31);
+  Model m(c);
+  EXPECT_EQ(m.num_params(), Model::count_params(c));
+  // the dense model minus its two MLP matrices, plus K·N·(2C + 1) per block
+  ModelConfig dense = c;
+  dense.mlp = "dense";
+  const int64_t per_layer_dense = 2 * dense.hidden() * 32, per_layer_fff = 3 * 31 * (2 * 32 + 1);
+  EXPECT_EQ(int64_t(Model::count_params(dense)) - int64_t(Model::count_params(c)), 2 * (per_layer_dense - per_layer_fff));
+  // forward FLOPs: the MLP term is 4·d per visited neuron: K(D+1) of them, not 4·d·F
+  const FlopCount fd = count_flops(dense, 16), ff = count_flops(c, 16);
+  EXPECT_DOUBLE_EQ(fd.mlp, 2 * 4.0 * 16 * 32 * double(dense.hidden()));
+  EXPECT_DOUBLE_EQ(ff.mlp, 2 * 4.0 * 16 * 32 * 3 * 5);
+  EXPECT_DOUBLE_EQ(fd.forward_per_seq() - fd.mlp, ff.forward_per_seq() - ff.mlp);
+  // no MLP: no MLP parameters, no norm, no FLOPs
+  ModelConfig none = c;
+  none.mlp = "none";
+  EXPECT_EQ(Model(none).num_params(), Model::count_params(none));
+  EXPECT_EQ(int64_t(Model::count_params(dense)) - int64_t(Model::count_params(none)), 2 * (per_layer_dense + 32));
+  EXPECT_EQ(count_flops(none, 16).mlp, 0.0);
+}
+
+TEST(Fff, DepthDefaultsToTheDenseWidth) {
+  ModelConfig c = test::small_model(32, 4, 2, 16);  // hidden 128
+  c.mlp = "fff";
+  EXPECT_EQ(c.mlp_shape().D, 6);  // 127 neurons
+  c.fff.trees = 4;                // 32 per tree: 31 neurons
+  EXPECT_EQ(c.mlp_shape().D, 4);
+  c.fff.depth = 0;                // explicit: one neuron per tree
+  EXPECT_EQ(c.mlp_shape().D, 0);
+}
+
+TEST(Fff, BadConfigsRejectedByName) {
+  auto bad = [](auto edit, const char* field) {
+    ModelConfig c = fff_model(1, 3);
+    edit(c);
+    try {
+      c.validate();
+      ADD_FAILURE() << "accepted a bad " << field;
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(field), std::string::npos) << e.what();
+    }
+  };
+  bad([](ModelConfig& c) { c.mlp = "tree"; }, "model.mlp");
+  bad([](ModelConfig& c) { c.fff.trees = 0; }, "fff.trees");
+  bad([](ModelConfig& c) { c.fff.depth = 21; }, "fff.depth");
+  bad([](ModelConfig& c) { c.fff.depth = -2; }, "fff.depth");
+}
+
+// One token's tree path is the same whether the model trains (activations with a
+// backward), evaluates (without) or samples (the KV-cached generator, one token at a
+// time): the branch rule λ > 0 sees the same λ in all three.
+TEST(Fff, SamePathInTrainingEvaluationAndSampling) {
+  ModelConfig c = fff_model(2, 5, 1);
+  Model m(c);
+  m.init_weights(31);
+  for (size_t i = 0; i < m.params.size(); i++) m.params.data()[i] *= 5.0f;
+  const int64_t T = 16, P = 2 * 6;  // K·(D+1) visits per token
+  std::vector<int32_t> tok(T);
+  for (int64_t i = 0; i < T; i++) tok[size_t(i)] = int32_t((i * 29 + 3) % 256);
+  Activations train(m, 1, T, true), eval(m, 1, T, false);
+  model_forward(m, train, tok.data(), tok.data());
+  model_forward(m, eval, tok.data(), nullptr);
+  const float* tp = train.blocks[0].mlp.path;
+  const float* ep = eval.blocks[0].mlp.path;
+  ASSERT_EQ(std::vector<float>(tp, tp + T * P), std::vector<float>(ep, ep + T * P));
+  std::vector<float> leaves;  // distinct leaves reached: the test sees many paths
+  Generator g(m, T, 4);
+  for (int64_t t = 0; t < T; t++) {
+    const float* lg = g.feed(&tok[size_t(t)], 1);
+    const float* gp = g.last_block_acts().mlp.path;  // this token's, in the only block
+    for (int64_t v = 0; v < P; v++) ASSERT_EQ(gp[v], tp[t * P + v]) << "token " << t << " visit " << v;
+    for (int64_t v = 0; v < c.vocab_size; v++) ASSERT_NEAR(lg[v], eval.logits[t * c.vocab_size + v], 1e-4);
+    leaves.push_back(tp[t * P + 5]);
+  }
+  std::sort(leaves.begin(), leaves.end());
+  EXPECT_GT(std::unique(leaves.begin(), leaves.end()) - leaves.begin(), 4);
+}
+
+// An FFF inside Mixture-of-Depths routed blocks decodes, token by token, exactly as a
+// one-pass prefill does.
+TEST(Fff, InsideRoutedBlocksDecodingMatchesPrefill) {
+  ModelConfig c = fff_model(2, 3, 4);
+  c.mod.enabled = true;
+  c.mod.causal = "router_bce";
+  c.max_seq_len = 24;
+  Model m(c);
+  m.init_weights(32);
+  for (size_t i = 0; i < m.params.size(); i++) m.params.data()[i] *= 5.0f;
+  const int64_t T = 24;
+  std::vector<int32_t> tok(T);
+  for (int64_t i = 0; i < T; i++) tok[size_t(i)] = int32_t((i * 53 + 7) % 256);
+  Generator whole(m, T, T), step(m, T, 4);
+  whole.feed(tok.data(), T);
+  for (int64_t t = 0; t < T; t++) {
+    const float* got = step.feed(&tok[size_t(t)], 1);
+    for (int64_t v = 0; v < c.vocab_size; v++) ASSERT_NEAR(got[v], whole.logits(t)[v], 1e-4) << "position " << t;
+  }
+  EXPECT_GT(step.cache_length(1), 0);
+  EXPECT_LT(step.cache_length(1), T);
+}
+
+// From the command line: an FFF model and a model without MLP train, evaluate
+// (reporting the leaves the trees use) and sample.
+TEST(Fff, TrainEvalSampleFromTheCli) {
+  const std::string data = test::text_data("fff_cli", "the quick brown fox jumps over the lazy dog. ");
+  for (const char* mlp : {"fff", "none"}) {
+    SCOPED_TRACE(mlp);
+    const std::string run = test::temp_dir(std::string("fff_run_") + mlp);
+    auto r = test::flopwise("train --data " + data + " --out " + run +
+                            " --set model.d_model=32 --set model.n_layers=2 --set model.n_heads=2"
+                            " --set model.max_seq_len=32 --set train.seq_len=32 --set train.batch_size=4"
+                            " --set train.steps=40 --set train.warmup=4 --set train.lr=3e-3 --set train.eval_tokens=128"
+                            " --set model.mlp=" + mlp + " --set fff.trees=2 --set fff.depth=3 --json");
+    ASSERT_EQ(r.code, 0) << r.out;
+    auto e = test::flopwise("eval --ckpt " + run + " --data " + data + " --json");
+    ASSERT_EQ(e.code, 0) << e.out;
+    auto j = nlohmann::json::parse(e.out.substr(e.out.rfind('{')));
+    EXPECT_LT(j["val_loss"].get<double>(), 3.5);  // from ln 256 = 5.55 at the start: it learns
+    if (std::string(mlp) == "fff") {
+      const double used = j["fff_leaves_used"].get<double>();
+      EXPECT_GT(used, 0.0);
+      EXPECT_LE(used, 1.0);
+      EXPECT_EQ(j["fff_leaves_used_per_layer"].size(), 2u);
+    } else {
+      EXPECT_FALSE(j.contains("fff_leaves_used"));
+    }
+    auto s = test::flopwise("sample --ckpt " + run + " --prompt the --tokens 20 --json");
+    ASSERT_EQ(s.code, 0) << s.out;
+  }
+}

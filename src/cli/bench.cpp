@@ -151,6 +151,7 @@ void register_bench(CLI::App& app) {
   fs->config.add(sa);
   fs->common.add(sa);
   sa->callback([fs]() { bench_sample(*fs); });
+  add_bench_fff(bench);
 }
 
 }  // namespace fw::cli

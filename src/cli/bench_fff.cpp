@@ -1,0 +1,139 @@
+// flopwise bench fff: one fast feedforward layer (K trees of depth D) against the dense
+// GELU MLP of the same width (K·(2^(D+1)−1) neurons, through oneDNN), side by side:
+// forward time per token at batch 1 (decode: one token per call, each a different
+// token, so the trees take different paths) and batched (prefill), the ratios, and
+// the FLOP limit (2^(D+1)−1)/(D+1). Weights stay wherever the caches keep them, the
+// same for both layers; the bytes of weights each touches per token are reported.
+#include <cstdio>
+
+#include "cli/common.h"
+#include "core/buffer.h"
+#include "core/error.h"
+#include "core/system.h"
+#include "core/threads.h"
+#include "core/timer.h"
+#include "kernels/fff.h"
+#include "kernels/gelu.h"
+#include "kernels/matmul.h"
+#include "train/trainer.h"
+
+namespace fw::cli {
+
+namespace {
+struct FffBenchFlags {
+  int64_t d = 768, trees = 1, depth = 11, batch = 16384, batch1_tokens = 32;
+  std::string preset;
+  CommonFlags common;
+};
+
+// Deterministic values uniform in [-a, a], filled in parallel (the GPT-3 preset fills
+// billions).
+void fill_uniform(float* p, size_t n, float a, uint64_t seed) {
+#pragma omp parallel for schedule(static)
+  for (size_t i = 0; i < n; i++) {
+    uint64_t z = (seed + i) * 0x9E3779B97F4A7C15ull;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    z ^= z >> 31;
+    p[i] = a * (float(double(z >> 40) / double(1ull << 24)) * 2.0f - 1.0f);
+  }
+}
+
+// Best time of f over at least `runs` runs and 0.4 s, after one warm-up run.
+template <typename F>
+double best_of(F&& f, int runs) {
+  f();
+  double best = 1e30;
+  const double start = now_seconds();
+  for (int r = 0; r < runs || now_seconds() - start < 0.4; r++) {
+    const double t0 = now_seconds();
+    f();
+    best = std::min(best, now_seconds() - t0);
+  }
+  return best;
+}
+
+void run_bench_fff(FffBenchFlags f) {
+  f.common.apply();
+  if (f.preset == "gpt3") {  // GPT-3's feedforward: d 12288, 4·d = 49152 neurons; FFF depth 15
+    f.d = 12288;
+    f.trees = 1;
+    f.depth = 15;
+    f.batch = 64;
+    f.batch1_tokens = 4;
+  } else {
+    FW_CHECK(f.preset.empty(), "bench fff: --preset '", f.preset, "' is not known (gpt3)");
+  }
+  FW_CHECK(f.d >= 1 && f.trees >= 1 && f.depth >= 0 && f.depth <= 24 && f.batch >= 1 && f.batch1_tokens >= 1,
+           "bench fff: --d, --trees, --batch, --batch1-tokens must be >= 1 and --depth in [0, 24]");
+  const TreeShape s{f.trees, f.depth, f.d};
+  const int64_t C = f.d, KN = s.K * s.nodes(), F = KN, M = f.batch, P = s.K * s.path();
+  const int64_t M1 = f.batch1_tokens, Mx = std::max(M, M1);
+  // weights: dense fc (F, C), proj (C, F); tree w_in, w_out (K·N, C), b (K·N)
+  const double weight_bytes = 4.0 * double(2 * F * C + 2 * KN * C + KN);
+  const double act_bytes = 4.0 * double(2 * Mx * F + 3 * Mx * C + 2 * Mx * P);
+  check_memory(size_t(weight_bytes + act_bytes), "bench fff");
+  note(str("bench fff: d=", C, " K=", s.K, " D=", s.D, " (", KN, " neurons, ", P, " per token); weights ",
+           human_bytes(weight_bytes)));
+  Buffer fc(size_t(F * C)), proj(size_t(C * F)), w_in(size_t(KN * C)), w_out(size_t(KN * C)), b(static_cast<size_t>(KN));
+  Buffer x(size_t(Mx * C)), y(size_t(Mx * C)), h(size_t(Mx * F)), g(size_t(Mx * F)), path(size_t(Mx * P)),
+      lam(size_t(Mx * P));
+  const float a = 1.0f / std::sqrt(float(C));  // unit-scale λ, so both branches are taken
+  fill_uniform(fc.data(), fc.size(), a, 1);
+  fill_uniform(proj.data(), proj.size(), a, 2);
+  fill_uniform(w_in.data(), w_in.size(), a * 1.7f, 3);
+  fill_uniform(w_out.data(), w_out.size(), a, 4);
+  fill_uniform(b.data(), b.size(), 0.1f, 5);
+  fill_uniform(x.data(), x.size(), 1.7f, 6);
+  auto dense = [&](const float* in, float* out, int64_t m) {
+    matmul_forward(h.data(), in, fc.data(), m, C, F);
+    gelu_forward(g.data(), h.data(), m * F);
+    matmul_forward(out, g.data(), proj.data(), m, F, C);
+  };
+  auto fff = [&](const float* in, float* out, int64_t m) {
+    fff_forward(out, path.data(), lam.data(), in, w_in.data(), b.data(), w_out.data(), s, m);
+  };
+  // batch 1: M1 different tokens, one call each
+  const int runs = C > 4096 ? 3 : 10;
+  const double dense1 = best_of([&] { for (int64_t t = 0; t < M1; t++) dense(x.data() + t * C, y.data(), 1); }, runs) / double(M1);
+  const double fff1 = best_of([&] { for (int64_t t = 0; t < M1; t++) fff(x.data() + t * C, y.data(), 1); }, runs) / double(M1);
+  const double denseM = best_of([&] { dense(x.data(), y.data(), M); }, runs) / double(M);
+  const double fffM = best_of([&] { fff(x.data(), y.data(), M); }, runs) / double(M);
+  const double limit = double(s.nodes()) / double(s.path());
+  const double touched_dense = 4.0 * double(2 * F * C), touched_fff = 4.0 * double(P * (2 * C + 1));
+  nlohmann::json j = {{"d", C}, {"trees", s.K}, {"depth", s.D}, {"neurons", KN}, {"neurons_per_token", P},
+                      {"batch", M}, {"batch1_tokens", M1}, {"threads", num_threads()}, {"cpu", cpu_model_name()},
+                      {"dense_us_per_token_batch1", 1e6 * dense1}, {"fff_us_per_token_batch1", 1e6 * fff1},
+                      {"dense_us_per_token_batched", 1e6 * denseM}, {"fff_us_per_token_batched", 1e6 * fffM},
+                      {"speedup_batch1", dense1 / fff1}, {"speedup_batched", denseM / fffM}, {"limit", limit},
+                      {"dense_weight_bytes_per_token_batch1", touched_dense},
+                      {"fff_weight_bytes_per_token", touched_fff}};
+  if (f.common.json) {
+    print_json(j);
+    return;
+  }
+  std::printf("| d=%lld, K=%lld, D=%lld (%lld neurons) | dense MLP (oneDNN) | FFF (%lld neurons/token) | speedup | FLOP limit |\n",
+              (long long)C, (long long)s.K, (long long)s.D, (long long)KN, (long long)P);
+  std::printf("|---|---:|---:|---:|---:|\n");
+  std::printf("| batch 1: us/token | %.2f | %.3f | %.1fx | %.0fx |\n", 1e6 * dense1, 1e6 * fff1, dense1 / fff1, limit);
+  std::printf("| batch %lld: us/token | %.3f | %.3f | %.1fx | %.0fx |\n", (long long)M, 1e6 * denseM, 1e6 * fffM,
+              denseM / fffM, limit);
+  std::printf("| weights touched per token (batch 1) | %s | %s | | |\n", human_bytes(touched_dense).c_str(),
+              human_bytes(touched_fff).c_str());
+}
+}  // namespace
+
+void add_bench_fff(CLI::App* bench) {
+  auto f = std::make_shared<FffBenchFlags>();
+  auto* sub = bench->add_subcommand("fff", "one FFF layer against the dense MLP of the same width, batch 1 and batched");
+  sub->add_option("--d", f->d, "model width");
+  sub->add_option("--trees", f->trees, "K, trees");
+  sub->add_option("--depth", f->depth, "D, tree depth (2^(D+1)-1 neurons per tree)");
+  sub->add_option("--batch", f->batch, "tokens in the batched measurement");
+  sub->add_option("--batch1-tokens", f->batch1_tokens, "distinct tokens fed one at a time in the batch-1 measurement");
+  sub->add_option("--preset", f->preset, "gpt3: d=12288, dense width 49152 vs FFF depth 15, batch 64");
+  f->common.add(sub);
+  sub->callback([f]() { run_bench_fff(*f); });
+}
+
+}  // namespace fw::cli

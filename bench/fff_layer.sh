@@ -14,7 +14,7 @@ fw=./build/flopwise
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 i=0
-for args in "--depth 11" "--depth 7" "--trees 16 --depth 7" "--preset gpt3"; do
+for args in "--depth 11" "--depth 7" "--trees 16 --depth 7" "--preset gpt3"; do  # gpt3: batch 64
   i=$((i + 1))
   $fw bench fff $args --batch 16384 --json | tail -1 > "$work/$i.json"
 done
@@ -29,7 +29,7 @@ print(f"machine: {cpu}, {runs[0]['threads']} threads; commit {commit}")
 print("| layer | batch | dense us/token | FFF us/token | speedup | FLOP limit | weights/token dense -> FFF |")
 print("|---|---:|---:|---:|---:|---:|---:|")
 for r in runs:
-    name = f"d={r['d']}, K={r['trees']}, D={r['depth']} ({r['neurons']} neurons, {r['neurons_per_token']}/token)"
+    name = f"d={r['d']}, K={r['trees']}, D={r['depth']} ({r['neurons']} neurons, {r['neurons_per_token']}/token) vs dense {r['dense_width']}"
     mb = lambda b: f"{b/2**20:.1f} MiB" if b >= 2**20 else f"{b/2**10:.0f} KiB"
     print(f"| {name} | 1 | {r['dense_us_per_token_batch1']:.1f} | {r['fff_us_per_token_batch1']:.2f} | {r['speedup_batch1']:.0f}x | {r['limit']:.0f}x | {mb(r['dense_weight_bytes_per_token_batch1'])} -> {mb(r['fff_weight_bytes_per_token'])} |")
     print(f"| | {r['batch']} | {r['dense_us_per_token_batched']:.2f} | {r['fff_us_per_token_batched']:.2f} | {r['speedup_batched']:.1f}x | {r['limit']:.0f}x | |")

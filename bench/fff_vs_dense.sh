@@ -4,9 +4,10 @@
 # 4 layers, dense MLP 1024 neurons; the byte-level licence corpus): validation loss,
 # the leaves the trees use, training tokens/s, and batch-1 sampling tokens/s.
 # FFF shapes of about the dense width: K=1 D=9 (1023 neurons, 10 per token), K=4 D=7
-# (1020, 32 per token), K=16 D=5 (1008, 96 per token).
+# (1020, 32 per token), K=16 D=5 (1008, 96 per token); and the leaf form, D=5 with
+# leaves of 32 (1024 neurons trained softly, 32 + 5 routers per token at inference).
 # Writes bench/results/NAME.json and prints the table.
-#   bench/fff_vs_dense.sh [--steps N] [--out NAME]   (default 600 steps: ~20 minutes)
+#   bench/fff_vs_dense.sh [--steps N] [--out NAME]   (default 600 steps: ~25 minutes)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 steps=600
@@ -29,6 +30,7 @@ variants=("dense:--set model.mlp=dense"
           "fff_K1_D9:--set model.mlp=fff --set fff.trees=1 --set fff.depth=9"
           "fff_K4_D7:--set model.mlp=fff --set fff.trees=4 --set fff.depth=7"
           "fff_K16_D5:--set model.mlp=fff --set fff.trees=16 --set fff.depth=5"
+          "fff_leaf_D5_l32:--set model.mlp=fff_leaf --set fff.depth=5 --set fff.leaf_width=32"
           "none:--set model.mlp=none")
 for v in "${variants[@]}"; do
   id=${v%%:*}; read -r -a extra <<< "${v#*:}"
@@ -40,7 +42,7 @@ done
 /usr/bin/python3 - "$work" "$steps" "$(git rev-parse --short HEAD)" "$name" <<'PY'
 import json, re, subprocess, sys
 w, steps, commit, name = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
-ids = ["dense", "fff_K1_D9", "fff_K4_D7", "fff_K16_D5", "none"]
+ids = ["dense", "fff_K1_D9", "fff_K4_D7", "fff_K16_D5", "fff_leaf_D5_l32", "none"]
 L = lambda n: json.load(open(f"{w}/{n}.json"))
 cpu = re.search(r"Model name:\s*(.*)", subprocess.run(["lscpu"], capture_output=True, text=True).stdout).group(1).strip()
 rows = {i: {"train": L(f"train_{i}"), "eval": L(f"eval_{i}"), "sample": L(f"sample_{i}")} for i in ids}

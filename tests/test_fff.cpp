@@ -13,6 +13,8 @@
 #include "nn/flops.h"
 #include "nn/model.h"
 #include "test_util.h"
+#include "train/evaluate.h"
+#include "train/trainer.h"
 
 using namespace fw;
 
@@ -134,20 +136,21 @@ TEST(Fff, InsideRoutedBlocksDecodingMatchesPrefill) {
 // (reporting the leaves the trees use) and sample.
 TEST(Fff, TrainEvalSampleFromTheCli) {
   const std::string data = test::text_data("fff_cli", "the quick brown fox jumps over the lazy dog. ");
-  for (const char* mlp : {"fff", "none"}) {
+  for (const char* mlp : {"fff", "fff_leaf", "none"}) {
     SCOPED_TRACE(mlp);
     const std::string run = test::temp_dir(std::string("fff_run_") + mlp);
     auto r = test::flopwise("train --data " + data + " --out " + run +
                             " --set model.d_model=32 --set model.n_layers=2 --set model.n_heads=2"
                             " --set model.max_seq_len=32 --set train.seq_len=32 --set train.batch_size=4"
                             " --set train.steps=40 --set train.warmup=4 --set train.lr=3e-3 --set train.eval_tokens=128"
-                            " --set model.mlp=" + mlp + " --set fff.trees=2 --set fff.depth=3 --json");
+                            " --set model.mlp=" + mlp + " --set fff.trees=2 --set fff.depth=3 --set fff.leaf_width=8"
+                            " --json");
     ASSERT_EQ(r.code, 0) << r.out;
     auto e = test::flopwise("eval --ckpt " + run + " --data " + data + " --json");
     ASSERT_EQ(e.code, 0) << e.out;
     auto j = nlohmann::json::parse(e.out.substr(e.out.rfind('{')));
     EXPECT_LT(j["val_loss"].get<double>(), 3.5);  // from ln 256 = 5.55 at the start: it learns
-    if (std::string(mlp) == "fff") {
+    if (std::string(mlp) != "none") {
       const double used = j["fff_leaves_used"].get<double>();
       EXPECT_GT(used, 0.0);
       EXPECT_LE(used, 1.0);
@@ -158,4 +161,69 @@ TEST(Fff, TrainEvalSampleFromTheCli) {
     auto s = test::flopwise("sample --ckpt " + run + " --prompt the --tokens 20 --json");
     ASSERT_EQ(s.code, 0) << s.out;
   }
+}
+
+// flopwise bench fff reports both speedups and the FLOP limit (dense neurons per FFF
+// neuron used); bad flags get one line.
+TEST(Fff, BenchFffReportsSpeedupsAndLimit) {
+  auto r = test::flopwise("bench fff --d 64 --depth 5 --batch 256 --batch1-tokens 4 --json");
+  ASSERT_EQ(r.code, 0) << r.out;
+  auto j = nlohmann::json::parse(r.out.substr(r.out.rfind('{')));
+  EXPECT_DOUBLE_EQ(j["limit"].get<double>(), 63.0 / 6.0);
+  EXPECT_GT(j["speedup_batch1"].get<double>(), 0.0);
+  EXPECT_GT(j["speedup_batched"].get<double>(), 0.0);
+  EXPECT_EQ(j["fff_weight_bytes_per_token"].get<double>(), 4.0 * 6 * (2 * 64 + 1));
+  auto bad = test::flopwise("bench fff --preset gpt4");
+  EXPECT_NE(bad.code, 0);
+  EXPECT_NE(bad.out.find("--preset 'gpt4' is not known"), std::string::npos) << bad.out;
+}
+
+TEST(FffLeaf, ParametersAndFlops) {
+  ModelConfig c = test::small_model(32, 4, 2, 16);
+  c.mlp = "fff_leaf";
+  c.fff.trees = 2;
+  c.fff.leaf_width = 8;  // depth -1: 128 / (2·8) = 8 leaves per tree, D = 3
+  const MlpShape s = c.mlp_shape();
+  EXPECT_EQ(s.D, 3);
+  EXPECT_EQ(Model(c).num_params(), Model::count_params(c));
+  // per token and block: inference 2d·K·D + 4d·K·l; training 2d·K·R + 4d·K·L·l
+  const FlopCount f = count_flops(c, 16);
+  EXPECT_DOUBLE_EQ(f.mlp, 2 * 16 * (2.0 * 32 * 2 * 3 + 4.0 * 32 * 2 * 8));
+  EXPECT_DOUBLE_EQ(f.mlp_train, 2 * 16 * (2.0 * 32 * 2 * 7 + 4.0 * 32 * 2 * 8 * 8));
+  EXPECT_DOUBLE_EQ(f.train_per_token(), 3 * (f.forward_per_seq() - f.mlp + f.mlp_train) / 16);
+}
+
+// Training mixes all leaves softly with random child transpositions drawn from the
+// run's saved random stream; evaluation descends hard. So a run resumed from a
+// checkpoint is bit-identical to an uninterrupted one, and the validation loss the
+// trainer reports is the hard (inference) loss that `eval` reports.
+TEST(FffLeaf, TrainsResumesExactlyAndEvaluatesHard) {
+  std::string dir = test::text_data("leaf_data", "a binary tree of neurons. ", 150, 600);
+  Config c = test::tiny_run_config();
+  c.model.mlp = "fff_leaf";
+  c.model.fff.trees = 2;
+  c.model.fff.depth = 2;
+  c.model.fff.leaf_width = 16;
+  c.model.fff.transpose_prob = 0.2;
+  c.train.steps = 40;
+  c.train.warmup = 4;
+  c.train.eval_every = 0;
+  TrainOptions full;
+  full.data_dir = dir;
+  full.run_dir = test::temp_dir("leaf_full");
+  TrainSummary sf = run_training(c, full);
+  EXPECT_LT(sf.val_loss, 3.5);  // from 5.55: it learns
+  TrainOptions part = full;
+  part.run_dir = test::temp_dir("leaf_part");
+  part.stop_after = 17;
+  run_training(c, part);
+  TrainOptions rest;
+  rest.run_dir = part.run_dir;
+  rest.resume = true;
+  run_training(Config{}, rest);
+  EXPECT_EQ(test::slurp(full.run_dir + "/model.safetensors"), test::slurp(part.run_dir + "/model.safetensors"));
+  auto e = test::flopwise("eval --ckpt " + full.run_dir + " --data " + dir + " --tokens 256 --json");
+  ASSERT_EQ(e.code, 0) << e.out;
+  auto j = nlohmann::json::parse(e.out.substr(e.out.rfind('{')));
+  EXPECT_NEAR(j["val_loss"].get<double>(), sf.val_loss, 1e-6);
 }

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "core/rng.h"
+#include "kernels/fff_leaf.h"
 #include "kernels/reference.h"
 #include "nn/model.h"
 #include "test_util.h"
@@ -152,6 +153,61 @@ TEST(GradCheck, FffTree) {
   EXPECT_EQ(path, path0);
 }
 
+
+// The leaf form's fast soft backward (kernels/fff_leaf.h) against central differences
+// of the plain reference forward in double, through routers, path probabilities,
+// transposed children, leaves and the hardening term.
+TEST(GradCheck, FffLeafSoft) {
+  const int64_t M = 3, K = 2, D = 2, l = 3, C = 4, R = 3, L = 4, H = 2 * L - 1;
+  const double hard_w = 0.7;  // weight of the mean entropy in the loss
+  auto x = randn(M * C, 70), rw = randn(K * R * C, 71), rb = randn(K * R, 72), w1 = randn(K * L * l * C, 73),
+       b1 = randn(K * L * l, 74), w2 = randn(K * L * l * C, 75), b2 = randn(K * L * C, 76), r = randn(M * C, 77);
+  auto f32 = [](const std::vector<double>& v) { return std::vector<float>(v.begin(), v.end()); };
+  auto fx = f32(x), frw = f32(rw), frb = f32(rb), fw1 = f32(w1), fb1 = f32(b1), fw2 = f32(w2), fb2 = f32(b2), fr = f32(r);
+  std::vector<float> logits(M * K * R), flip(M * K * R), prob(M * K * H), pl(M * K * L), h1(M * K * L * l),
+      g(M * K * L * l), gs(M * K * L * l), y(M * C);
+  LeafSoftActs a{logits.data(), flip.data(), prob.data(), pl.data(), h1.data(), g.data(), gs.data()};
+  const LeafWeights w{frw.data(), frb.data(), fw1.data(), fb1.data(), fw2.data(), fb2.data()};
+  leaf_soft_forward(y.data(), a, fx.data(), w, LeafShape{K, D, l, C}, M, 0.4, 3);
+  int flips = 0;
+  for (float f : flip) flips += f != 0;
+  ASSERT_GT(flips, 0) << "no child transposition drawn: their gradient would go unchecked";
+  std::vector<float> dx(M * C), drw(K * R * C, 0.0f), drb(K * R, 0.0f), dw1(K * L * l * C, 0.0f), db1(K * L * l, 0.0f),
+      dw2(K * L * l * C, 0.0f), db2(K * L * C, 0.0f), dgs(M * K * L * l), dpl(M * K * L), dprob(M * K * H), dlogit(M * K * R);
+  LeafSoftScratch sc{dgs.data(), dpl.data(), dprob.data(), dlogit.data()};
+  leaf_soft_backward(dx.data(), LeafGrads{drw.data(), drb.data(), dw1.data(), db1.data(), dw2.data(), db2.data()}, sc,
+                     fr.data(), fx.data(), a, w, LeafShape{K, D, l, C}, M, float(hard_w));
+  std::vector<double> yr(M * C);
+  auto loss = [&] {
+    const double ent = ref::leaf_soft_forward(yr.data(), x.data(), rw.data(), rb.data(), w1.data(), b1.data(), w2.data(),
+                                              b2.data(), flip.data(), M, K, D, l, C);
+    return dot(yr, r) + hard_w * ent;
+  };
+  auto check = [&](const char* what, std::vector<double>& v, const std::vector<float>& grad) {
+    // the fast backward runs in float: compare at float precision
+    const double h = 1e-5;
+    double worst = 0;
+    for (size_t i = 0; i < v.size(); i++) {
+      const double v0 = v[i];
+      v[i] = v0 + h;
+      const double lp = loss();
+      v[i] = v0 - h;
+      const double lm = loss();
+      v[i] = v0;
+      const double num = (lp - lm) / (2 * h);
+      worst = std::max(worst, std::abs(num - grad[i]) / (1e-3 + std::abs(num)));
+    }
+    EXPECT_LT(worst, 1e-4) << what;
+  };
+  check("dx", x, dx);
+  check("d router w", rw, drw);
+  check("d router b", rb, drb);
+  check("dw1", w1, dw1);
+  check("db1", b1, db1);
+  check("dw2", w2, dw2);
+  check("db2", b2, db2);
+}
+
 // ---- whole model (float, the real code path) -------------------------------------
 
 namespace {
@@ -168,6 +224,9 @@ struct TinyModel {
     cfg.mlp = mlp;
     cfg.fff.trees = 2;
     cfg.fff.depth = 2;
+    cfg.fff.leaf_width = 3;
+    cfg.fff.hardening = 0.5;
+    cfg.fff.transpose_prob = 0.3;
     Rng r(99);
     for (int64_t i = 0; i < B * T; i++) {
       in.push_back(int32_t(r.next_u64() % 11));
@@ -291,6 +350,17 @@ TEST(GradCheck, WholeModelFff) {
   mod.predictor_weight = 100;
   check_model_gradient(true, mod, "fff");
   check_model_gradient(false, ModConfig{}, "none");
+}
+
+// The leaf form in every block and inside routed blocks: soft training forward, child
+// transpositions (drawn from the activations' noise seed, fixed here) and the
+// hardening loss in the objective.
+TEST(GradCheck, WholeModelFffLeaf) {
+  check_model_gradient(false, ModConfig{}, "fff_leaf");
+  ModConfig mod;
+  mod.enabled = true;
+  mod.capacity = 0.5;
+  check_model_gradient(true, mod, "fff_leaf");
 }
 
 // bf16 mode rounds the matrix products' operands to 8 mantissa bits and accumulates

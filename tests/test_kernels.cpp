@@ -13,6 +13,7 @@
 #include "kernels/cross_entropy.h"
 #include "kernels/embedding.h"
 #include "kernels/fff.h"
+#include "kernels/fff_leaf.h"
 #include "kernels/gelu.h"
 #include "kernels/matmul.h"
 #include "kernels/matmul_bf16.h"
@@ -297,4 +298,59 @@ TEST(Kernels, FffDepthZeroIsOneNeuronMlp) {
     for (int64_t c = 0; c < C; c++) EXPECT_NEAR(y[t * C + c], ref::gelu(l) * w_out[c], 1e-5);
     EXPECT_EQ(path[t], 0.0f);
   }
+}
+
+// The original FFF (leaf form): the soft forward equals the plain reference, given the
+// same child transpositions, and the transpositions come at the asked rate,
+// deterministically per seed.
+TEST(Kernels, FffLeafSoftForwardEqualsReference) {
+  const int64_t M = 40, K = 2, D = 3, l = 4, C = 19, R = 7, L = 8;
+  auto x = randn(M * C, 50), rw = randn(K * R * C, 51), rb = randn(K * R, 52), w1 = randn(K * L * l * C, 53),
+       b1 = randn(K * L * l, 54), w2 = randn(K * L * l * C, 55), b2 = randn(K * L * C, 56);
+  std::vector<float> buf[7];
+  LeafSoftActs a;
+  float** fields[7] = {&a.logits, &a.flip, &a.prob, &a.pl, &a.h1, &a.g, &a.gs};
+  const int64_t sizes[7] = {M * K * R, M * K * R, M * K * (2 * L - 1), M * K * L, M * K * L * l, M * K * L * l, M * K * L * l};
+  for (int i = 0; i < 7; i++) {
+    buf[i].resize(size_t(sizes[i]));
+    *fields[i] = buf[i].data();
+  }
+  std::vector<float> y(M * C), yr(M * C);
+  const LeafWeights w{rw.data(), rb.data(), w1.data(), b1.data(), w2.data(), b2.data()};
+  const double H = leaf_soft_forward(y.data(), a, x.data(), w, LeafShape{K, D, l, C}, M, 0.25, 7);
+  const double Hr = ref::leaf_soft_forward(yr.data(), x.data(), rw.data(), rb.data(), w1.data(), b1.data(), w2.data(),
+                                           b2.data(), a.flip, M, K, D, l, C);
+  EXPECT_LT(max_rel(y, yr), 1e-5);
+  EXPECT_NEAR(H, Hr, 1e-5);
+  const std::vector<float> flips(a.flip, a.flip + M * K * R);
+  double rate = 0;
+  for (float f : flips) rate += f / double(flips.size());
+  EXPECT_NEAR(rate, 0.25, 0.06);  // 560 draws
+  leaf_soft_forward(y.data(), a, x.data(), w, LeafShape{K, D, l, C}, M, 0.25, 7);
+  EXPECT_EQ(flips, std::vector<float>(a.flip, a.flip + M * K * R));  // same seed, same flips
+  leaf_soft_forward(y.data(), a, x.data(), w, LeafShape{K, D, l, C}, M, 0.25, 8);
+  EXPECT_NE(flips, std::vector<float>(a.flip, a.flip + M * K * R));
+}
+
+// Hard inference (descend by σ > 0.5, one leaf) equals the soft forward when every
+// router output is exactly 0 or 1 (|logit| > 104 saturates σ in float): each router
+// reads one channel ×1000, and every channel is at least 0.2 away from 0.
+TEST(Kernels, FffLeafHardEqualsSoftWhenRoutersSaturate) {
+  const int64_t M = 30, K = 3, D = 3, l = 5, C = 16, R = 7, L = 8;
+  auto x = randn(M * C, 60), w1 = randn(K * L * l * C, 63), b1 = randn(K * L * l, 64), w2 = randn(K * L * l * C, 65),
+       b2 = randn(K * L * C, 66);
+  for (auto& v : x) v = v < 0 ? v - 0.2f : v + 0.2f;
+  std::vector<float> rw(K * R * C, 0.0f), rb(K * R, 0.0f);
+  for (int64_t n = 0; n < K * R; n++) rw[n * C + (n * 5) % C] = 1000.0f;
+  const LeafWeights w{rw.data(), rb.data(), w1.data(), b1.data(), w2.data(), b2.data()};
+  std::vector<float> logits(M * K * R), flip(M * K * R), prob(M * K * (2 * L - 1)), pl(M * K * L),
+      h1(M * K * L * l), g(M * K * L * l), gs(M * K * L * l);
+  LeafSoftActs a{logits.data(), flip.data(), prob.data(), pl.data(), h1.data(), g.data(), gs.data()};
+  std::vector<float> soft(M * C), hard(M * C), leaf(M * K), hidden(M * K * l);
+  leaf_soft_forward(soft.data(), a, x.data(), w, LeafShape{K, D, l, C}, M, 0.0, 1);
+  for (float r : logits) ASSERT_GT(std::abs(r), 104.0f) << "a router output is not exactly 0 or 1";
+  leaf_hard_forward(hard.data(), leaf.data(), hidden.data(), x.data(), w, LeafShape{K, D, l, C}, M);
+  EXPECT_LT(max_rel(hard, soft), 1e-5);
+  std::set<float> used(leaf.begin(), leaf.end());
+  EXPECT_GT(used.size(), 3u);  // many paths
 }

@@ -94,7 +94,7 @@ TEST(MoD, FullCapacityWithUnitGateEqualsDenseBlock) {
   routed_backward(a.dims, m.cfg.mod, Gate::one, m.w.blocks[0], m.w.routers[0], m.dw.blocks[0], m.dw.routers[0],
                   a.routed[0], a.scratch, dx.data(), fx.x.data(), a.rope, 0.0f);
   block_backward(fx.dims(Fixture::T), d.w.blocks[0], d.dw.blocks[0], db.acts, db.scratch, dx_dense.data(),
-                 fx.x.data(), a.pos.data(), a.rope);
+                 fx.x.data(), a.pos.data(), a.rope, 0.0f);
   for (int64_t i = 0; i < n; i++) ASSERT_NEAR(dx[i], dx_dense[i], 1e-4) << i;
   for (const auto& t : d.tensors)
     for (const auto& u : m.tensors) {

@@ -1,14 +1,15 @@
-// flopwise bench fff: one fast feedforward layer (K trees of depth D) against the dense
-// GELU MLP of the same width (K·(2^(D+1)−1) neurons, through oneDNN), side by side:
+// flopwise bench fff: one fast feedforward layer (K trees of depth D) against a dense
+// GELU MLP (through oneDNN), by default of the same width K·(2^(D+1)−1), side by side:
 // forward time per token at batch 1 (decode: one token per call, each a different
 // token, so the trees take different paths) and batched (prefill), the ratios, and
-// the FLOP limit (2^(D+1)−1)/(D+1). Weights stay wherever the caches keep them, the
+// the FLOP limit: dense width / K(D+1), which is (2^(D+1)−1)/(D+1) at equal width. Weights stay wherever the caches keep them, the
 // same for both layers; the bytes of weights each touches per token are reported.
 #include <cstdio>
 
 #include "cli/common.h"
 #include "core/buffer.h"
 #include "core/error.h"
+#include "core/rng.h"
 #include "core/system.h"
 #include "core/threads.h"
 #include "core/timer.h"
@@ -21,7 +22,7 @@ namespace fw::cli {
 
 namespace {
 struct FffBenchFlags {
-  int64_t d = 768, trees = 1, depth = 11, batch = 16384, batch1_tokens = 32;
+  int64_t d = 768, trees = 1, depth = 11, batch = 16384, batch1_tokens = 32, dense_width = 0;
   std::string preset;
   CommonFlags common;
 };
@@ -31,10 +32,7 @@ struct FffBenchFlags {
 void fill_uniform(float* p, size_t n, float a, uint64_t seed) {
 #pragma omp parallel for schedule(static)
   for (size_t i = 0; i < n; i++) {
-    uint64_t z = (seed + i) * 0x9E3779B97F4A7C15ull;
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    z ^= z >> 31;
+    const uint64_t z = hash64(seed * 0x100000000ull + i);
     p[i] = a * (float(double(z >> 40) / double(1ull << 24)) * 2.0f - 1.0f);
   }
 }
@@ -57,6 +55,7 @@ void run_bench_fff(FffBenchFlags f) {
   f.common.apply();
   if (f.preset == "gpt3") {  // GPT-3's feedforward: d 12288, 4·d = 49152 neurons; FFF depth 15
     f.d = 12288;
+    f.dense_width = 49152;
     f.trees = 1;
     f.depth = 15;
     f.batch = 64;
@@ -67,7 +66,9 @@ void run_bench_fff(FffBenchFlags f) {
   FW_CHECK(f.d >= 1 && f.trees >= 1 && f.depth >= 0 && f.depth <= 24 && f.batch >= 1 && f.batch1_tokens >= 1,
            "bench fff: --d, --trees, --batch, --batch1-tokens must be >= 1 and --depth in [0, 24]");
   const TreeShape s{f.trees, f.depth, f.d};
-  const int64_t C = f.d, KN = s.K * s.nodes(), F = KN, M = f.batch, P = s.K * s.path();
+  FW_CHECK(f.dense_width >= 0, "bench fff: --dense-width must be >= 0 (0: the FFF's neuron count)");
+  const int64_t C = f.d, KN = s.K * s.nodes(), F = f.dense_width > 0 ? f.dense_width : KN, M = f.batch,
+                P = s.K * s.path();
   const int64_t M1 = f.batch1_tokens, Mx = std::max(M, M1);
   // weights: dense fc (F, C), proj (C, F); tree w_in, w_out (K·N, C), b (K·N)
   const double weight_bytes = 4.0 * double(2 * F * C + 2 * KN * C + KN);
@@ -99,9 +100,10 @@ void run_bench_fff(FffBenchFlags f) {
   const double fff1 = best_of([&] { for (int64_t t = 0; t < M1; t++) fff(x.data() + t * C, y.data(), 1); }, runs) / double(M1);
   const double denseM = best_of([&] { dense(x.data(), y.data(), M); }, runs) / double(M);
   const double fffM = best_of([&] { fff(x.data(), y.data(), M); }, runs) / double(M);
-  const double limit = double(s.nodes()) / double(s.path());
+  const double limit = double(F) / double(P);  // dense neurons per FFF neuron used
   const double touched_dense = 4.0 * double(2 * F * C), touched_fff = 4.0 * double(P * (2 * C + 1));
   nlohmann::json j = {{"d", C}, {"trees", s.K}, {"depth", s.D}, {"neurons", KN}, {"neurons_per_token", P},
+                      {"dense_width", F},
                       {"batch", M}, {"batch1_tokens", M1}, {"threads", num_threads()}, {"cpu", cpu_model_name()},
                       {"dense_us_per_token_batch1", 1e6 * dense1}, {"fff_us_per_token_batch1", 1e6 * fff1},
                       {"dense_us_per_token_batched", 1e6 * denseM}, {"fff_us_per_token_batched", 1e6 * fffM},
@@ -112,8 +114,8 @@ void run_bench_fff(FffBenchFlags f) {
     print_json(j);
     return;
   }
-  std::printf("| d=%lld, K=%lld, D=%lld (%lld neurons) | dense MLP (oneDNN) | FFF (%lld neurons/token) | speedup | FLOP limit |\n",
-              (long long)C, (long long)s.K, (long long)s.D, (long long)KN, (long long)P);
+  std::printf("| d=%lld, K=%lld, D=%lld (%lld neurons) | dense MLP of %lld (oneDNN) | FFF (%lld neurons/token) | speedup | FLOP limit |\n",
+              (long long)C, (long long)s.K, (long long)s.D, (long long)KN, (long long)F, (long long)P);
   std::printf("|---|---:|---:|---:|---:|\n");
   std::printf("| batch 1: us/token | %.2f | %.3f | %.1fx | %.0fx |\n", 1e6 * dense1, 1e6 * fff1, dense1 / fff1, limit);
   std::printf("| batch %lld: us/token | %.3f | %.3f | %.1fx | %.0fx |\n", (long long)M, 1e6 * denseM, 1e6 * fffM,
@@ -130,6 +132,7 @@ void add_bench_fff(CLI::App* bench) {
   sub->add_option("--trees", f->trees, "K, trees");
   sub->add_option("--depth", f->depth, "D, tree depth (2^(D+1)-1 neurons per tree)");
   sub->add_option("--batch", f->batch, "tokens in the batched measurement");
+  sub->add_option("--dense-width", f->dense_width, "neurons of the dense MLP (default: the FFF's K(2^(D+1)-1))");
   sub->add_option("--batch1-tokens", f->batch1_tokens, "distinct tokens fed one at a time in the batch-1 measurement");
   sub->add_option("--preset", f->preset, "gpt3: d=12288, dense width 49152 vs FFF depth 15, batch 64");
   f->common.add(sub);

@@ -8,17 +8,23 @@
 
 namespace fw {
 
+// splitmix64's finaliser: a well-mixed 64-bit hash of x (for counter-based random
+// draws that must not depend on the order they are made in).
+inline uint64_t hash64(uint64_t x) {
+  x += 0x9E3779B97F4A7C15ull;
+  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+  return x ^ (x >> 31);
+}
+
 class Rng {
  public:
   explicit Rng(uint64_t seed = 0) { reseed(seed); }
 
   void reseed(uint64_t seed) {
     for (auto& w : s_) {  // splitmix64 spreads a small seed over all 256 bits
+      w = hash64(seed);
       seed += 0x9E3779B97F4A7C15ull;
-      uint64_t z = seed;
-      z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-      z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-      w = z ^ (z >> 31);
     }
   }
 

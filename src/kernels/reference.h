@@ -267,4 +267,47 @@ void fff_backward(T* dx, T* dw_in, T* db, T* dw_out, const T* dy, const T* x, co
   }
 }
 
+
+// Original FFF (kernels/fff_leaf.h), soft: every leaf weighted by its path probability;
+// flip (M, K·R) says which routers' children swap. Returns the mean router entropy.
+template <typename T>
+T leaf_soft_forward(T* y, const T* x, const T* r_w, const T* r_b, const T* w1, const T* b1, const T* w2,
+                    const T* b2, const float* flip, int64_t M, int64_t K, int64_t D, int64_t l, int64_t C) {
+  const int64_t R = (int64_t(1) << D) - 1, L = int64_t(1) << D;
+  T entropy = 0;
+  for (int64_t t = 0; t < M; t++) {
+    const T* xt = x + t * C;
+    for (int64_t c = 0; c < C; c++) y[t * C + c] = 0;
+    for (int64_t k = 0; k < K; k++)
+      for (int64_t leaf = 0; leaf < L; leaf++) {
+        // the probability of this leaf: the product of the decisions along its path
+        T prob = 1;
+        for (int64_t n = 0, level = D - 1; level >= 0; level--) {
+          const int64_t right = (leaf >> level) & 1;
+          T r = r_b[k * R + n];
+          for (int64_t c = 0; c < C; c++) r += xt[c] * r_w[(k * R + n) * C + c];
+          T p = T(1) / (T(1) + std::exp(-r));
+          if (flip[t * K * R + k * R + n] != 0) p = 1 - p;
+          prob *= right ? p : 1 - p;
+          n = 2 * n + 1 + right;
+        }
+        const int64_t first = (k * L + leaf) * l;
+        for (int64_t j = 0; j < l; j++) {
+          T h = b1[first + j];
+          for (int64_t c = 0; c < C; c++) h += xt[c] * w1[(first + j) * C + c];
+          for (int64_t c = 0; c < C; c++) y[t * C + c] += prob * gelu(h) * w2[(first + j) * C + c];
+        }
+        for (int64_t c = 0; c < C; c++) y[t * C + c] += prob * b2[(k * L + leaf) * C + c];
+      }
+    for (int64_t k = 0; k < K; k++)
+      for (int64_t n = 0; n < R; n++) {
+        T r = r_b[k * R + n];
+        for (int64_t c = 0; c < C; c++) r += xt[c] * r_w[(k * R + n) * C + c];
+        const T p = T(1) / (T(1) + std::exp(-r));
+        entropy -= p * std::log(p) + (1 - p) * std::log(1 - p);
+      }
+  }
+  return R > 0 ? entropy / T(M * K * R) : T(0);
+}
+
 }  // namespace fw::ref

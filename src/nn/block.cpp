@@ -30,7 +30,7 @@ void for_each_block_act(BlockActs& a, const BlockDims& d, int64_t Tk,
   f(a.h, BT * C);
   f(a.ln2, BT * C);
   f(a.rstd2, BT);
-  for_each_mlp_act(a.mlp, d.mlp, d.B * d.T, f);
+  for_each_mlp_act(a.mlp, d.mlp, d.B * d.T, d.train, f);
 }
 
 void for_each_block_scratch(BlockScratch& s, const BlockDims& d, bool backward,
@@ -65,18 +65,18 @@ void block_forward(const BlockDims& d, const BlockWeights& w, BlockActs& a, Bloc
     return;
   }
   rmsnorm_forward(a.ln2, a.rstd2, a.h, w.mlp_norm, BT, C);
-  mlp_forward(d.mlp, w.mlp, a.mlp, y, a.ln2, BT, C);
+  mlp_forward(d.mlp, d.train, w.mlp, a.mlp, y, a.ln2, BT, C);
 #pragma omp parallel for simd schedule(static)
   for (int64_t i = 0; i < BT * C; i++) y[i] += a.h[i];
 }
 
 void block_backward(const BlockDims& d, const BlockWeights& w, const BlockWeights& dw,
                     const BlockActs& a, BlockScratch& s, float* dres, const float* x,
-                    const int32_t* pos, const RopeTable& rope) {
+                    const int32_t* pos, const RopeTable& rope, float aux_scale) {
   const int64_t BT = d.B * d.T, C = d.C;
   // MLP: y = h + mlp(norm(h));  dres holds ∂L/∂y and becomes ∂L/∂h.
   if (d.mlp.kind != MlpKind::none) {
-    mlp_backward(d.mlp, w.mlp, dw.mlp, a.mlp, s.mlp, s.dnorm, dres, a.ln2, BT, C);
+    mlp_backward(d.mlp, w.mlp, dw.mlp, a.mlp, s.mlp, s.dnorm, dres, a.ln2, BT, C, aux_scale);
     rmsnorm_backward(dres, dw.mlp_norm, s.dnorm, a.h, w.mlp_norm, a.rstd2, BT, C);
   }
   // attention: h = x + out(attn(norm(x)));  dres becomes ∂L/∂x.

@@ -16,6 +16,7 @@ namespace fw {
 struct BlockDims {
   int64_t B, T, C, H;  // batch, tokens per row, width, heads
   MlpShape mlp;
+  bool train = false;  // a training forward (fff_leaf: soft mixture; its buffers are laid out)
   int64_t hd() const { return C / H; }
 };
 
@@ -79,8 +80,9 @@ void block_forward(const BlockDims& d, const BlockWeights& w, BlockActs& a, Bloc
                    const KvSlot& kv, int64_t ldp);
 
 // dres (B,T,C): in = ∂L/∂y, out = ∂L/∂x. Weight gradients accumulate into dw.
+// aux_scale: the scale of the MLP's auxiliary loss (fff_leaf hardening) in the loss.
 void block_backward(const BlockDims& d, const BlockWeights& w, const BlockWeights& dw,
                     const BlockActs& a, BlockScratch& s, float* dres, const float* x,
-                    const int32_t* pos, const RopeTable& rope);
+                    const int32_t* pos, const RopeTable& rope, float aux_scale);
 
 }  // namespace fw

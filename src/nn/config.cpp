@@ -32,8 +32,8 @@ void ModelConfig::validate() const {
     FW_CHECK(mod.predictor_weight >= 0, "config: mod.predictor_weight = ", mod.predictor_weight, " must be >= 0");
     FW_CHECK(mod.predictor_hidden >= 0, "config: mod.predictor_hidden = ", mod.predictor_hidden, " must be >= 0");
   }
-  FW_CHECK(mlp == "dense" || mlp == "fff" || mlp == "none", "config: model.mlp = '",
-           mlp, "' must be 'dense', 'fff' or 'none'");
+  FW_CHECK(mlp == "dense" || mlp == "fff" || mlp == "fff_leaf" || mlp == "none", "config: model.mlp = '",
+           mlp, "' must be 'dense', 'fff', 'fff_leaf' or 'none'");
   if (mlp == "fff" || mlp == "fff_leaf") {
     FW_CHECK(fff.trees >= 1 && fff.trees <= 4096, "config: fff.trees = ", fff.trees, " must be in [1, 4096]");
     FW_CHECK(fff.depth >= -1 && fff.depth <= 20, "config: fff.depth = ", fff.depth,
@@ -63,6 +63,8 @@ MlpShape ModelConfig::mlp_shape() const {
   s.kind = mlp == "fff" ? MlpKind::fff : MlpKind::fff_leaf;
   s.K = fff.trees;
   s.leaf = fff.leaf_width;
+  s.hardening = fff.hardening;
+  s.transpose_prob = fff.transpose_prob;
   s.D = fff.depth;
   if (s.D < 0) {  // neurons per tree wanted: F / K
     const double per_tree = std::max(1.0, double(s.F) / double(s.K));

@@ -49,6 +49,7 @@ struct MlpShape {
   MlpKind kind = MlpKind::dense;
   int64_t F = 0;               // dense: hidden width
   int64_t K = 0, D = 0, leaf = 0;
+  double hardening = 0, transpose_prob = 0;  // fff_leaf training
   int64_t tree_nodes() const { return (int64_t(2) << D) - 1; }  // fff: neurons per tree
   int64_t routers() const { return (int64_t(1) << D) - 1; }     // fff_leaf: per tree
   int64_t leaves() const { return int64_t(1) << D; }            // fff_leaf: per tree

@@ -4,22 +4,31 @@
 
 namespace fw {
 
+double FlopCount::train_per_token() const {
+  return 3.0 * (forward_per_seq() - mlp + mlp_train) / double(seq_len);
+}
+
 double FlopCount::forward_per_seq() const {
   return embeddings + attn_qkv + attn_logits + attn_softmax + attn_values + attn_out + mlp +
          final_logits + router + predictor;
 }
 
-double mlp_neurons_per_token(const MlpShape& s) {
+double mlp_flops_per_token(const MlpShape& s, int64_t width, bool training) {
+  const double d = double(width);
   switch (s.kind) {
-    case MlpKind::dense: return double(s.F);
-    case MlpKind::fff: return double(s.K * (s.D + 1));  // each: a dot for λ, an axpy for the output
+    case MlpKind::dense: return 4 * d * double(s.F);
+    case MlpKind::fff: return 4 * d * double(s.K * (s.D + 1));  // per neuron: a dot for λ, an axpy out
+    case MlpKind::fff_leaf:  // a router is one dot; a leaf neuron a dot and an axpy
+      return training ? 2 * d * double(s.K * s.routers()) + 4 * d * double(s.K * s.leaves() * s.leaf)
+                      : 2 * d * double(s.K * s.D) + 4 * d * double(s.K * s.leaf);
     default: return 0;
   }
 }
 
 FlopCount count_flops(const ModelConfig& c, int64_t seq_len) {
   const double s = double(seq_len), V = double(c.vocab_size), d = double(c.d_model),
-               h = double(c.n_heads), hk = double(c.d_model), f = double(mlp_neurons_per_token(c.mlp_shape())),
+               h = double(c.n_heads), hk = double(c.d_model), mlp = mlp_flops_per_token(c.mlp_shape(), c.d_model, false),
+               mlp_train = mlp_flops_per_token(c.mlp_shape(), c.d_model, true),
                P = double(c.predictor_hidden());
   FlopCount fc{};
   fc.seq_len = seq_len;
@@ -32,7 +41,8 @@ FlopCount count_flops(const ModelConfig& c, int64_t seq_len) {
     fc.attn_softmax += 3 * h * t * t;
     fc.attn_values += 2 * t * t * hk;
     fc.attn_out += 2 * t * hk * d;
-    fc.mlp += 4 * t * d * f;  // f: neurons a token runs through (dense: all; fff: K(D+1))
+    fc.mlp += t * mlp;
+    fc.mlp_train += t * mlp_train;
     if (routed) {
       fc.router += 2 * s * d;
       if (c.mod.predictor()) fc.predictor += s * (2 * d * P + 2 * P);

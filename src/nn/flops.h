@@ -17,7 +17,8 @@ struct FlopCount {
   double attn_softmax;   // 3 h s²
   double attn_values;    // 2 s² (h·k)
   double attn_out;       // 2 s (h·k) d
-  double mlp;            // 4 s d f, f the MLP neurons a token uses (fff: K(D+1))
+  double mlp;            // 4 s d f, f the MLP neurons a token uses (fff: K(D+1)); see mlp_flops_per_token
+  double mlp_train;      // the MLP as trained: = mlp except fff_leaf's soft mixture of all leaves
   double final_logits;   // 2 s d V
   // Mixture-of-Depths routed blocks run on c·s tokens, c = k/s: their projections and
   // MLP count c×, their attention (logits, softmax, values) c²× (both already in the
@@ -28,13 +29,14 @@ struct FlopCount {
 
   double forward_per_seq() const;
   double forward_per_token() const { return forward_per_seq() / double(seq_len); }
-  double train_per_token() const { return 3.0 * forward_per_token(); }
+  double train_per_token() const;  // 3 × the training forward
 };
 
 FlopCount count_flops(const ModelConfig& cfg, int64_t seq_len);
 
-// Neurons of one block's MLP a token computes: dense F, fff K·(D+1), none 0.
-double mlp_neurons_per_token(const MlpShape& s);
+// Forward FLOPs of one block's MLP per token: dense 4dF, fff 4d·K(D+1), fff_leaf
+// 2d·K·D (the routers on the path) + 4d·K·l (one leaf) or, training, 2d·K·R + 4d·K·L·l.
+double mlp_flops_per_token(const MlpShape& s, int64_t width, bool training);
 
 // The 6·N approximation per training token (N = all parameters).
 double six_n_per_token(const ModelConfig& cfg);

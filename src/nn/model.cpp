@@ -36,6 +36,16 @@ Model::Model(const ModelConfig& c) : cfg(c) {
       add(p + "mlp.fff.w_in", {KN, C}, true, Init::normal);
       add(p + "mlp.fff.b_in", {KN}, false, Init::zeros);
       add(p + "mlp.fff.w_out", {KN, C}, true, Init::residual);
+    } else if (mlp.kind == MlpKind::fff_leaf) {  // K trees: R routers, L leaves of l neurons
+      const int64_t KR = mlp.K * mlp.routers(), KL = mlp.K * mlp.leaves(), KLl = KL * mlp.leaf;
+      if (KR > 0) {
+        add(p + "mlp.fff_leaf.router.weight", {KR, C}, true, Init::normal);
+        add(p + "mlp.fff_leaf.router.bias", {KR}, false, Init::zeros);
+      }
+      add(p + "mlp.fff_leaf.w1", {KLl, C}, true, Init::normal);
+      add(p + "mlp.fff_leaf.b1", {KLl}, false, Init::zeros);
+      add(p + "mlp.fff_leaf.w2", {KLl, C}, true, Init::residual);
+      add(p + "mlp.fff_leaf.b2", {KL, C}, false, Init::zeros);
     }
     if (cfg.mod.routed(l)) {
       add(p + "router.weight", {C}, false, Init::normal);
@@ -93,6 +103,15 @@ ModelWeights Model::views(float* base, const uint16_t* base16) const {
       b.mlp.w_in = next();
       b.mlp.b_in = next();
       b.mlp.w_out = next();
+    } else if (kind == MlpKind::fff_leaf) {  // (fp32 too)
+      if (cfg.mlp_shape().routers() > 0) {
+        b.mlp.r_w = next();
+        b.mlp.r_b = next();
+      }
+      b.mlp.w1 = next();
+      b.mlp.b1 = next();
+      b.mlp.w2 = next();
+      b.mlp.b2 = next();
     }
     v.blocks.push_back(b);
     RouterWeights r;
@@ -172,13 +191,13 @@ void Activations::layout(const ModelConfig& cfg, const std::function<void(float*
   if (with_backward) f(dres, BT * C);
 }
 
-static BlockDims dims_of(const ModelConfig& c, int64_t B, int64_t T) {
-  return {B, T, c.d_model, c.n_heads, c.mlp_shape()};
+static BlockDims dims_of(const ModelConfig& c, int64_t B, int64_t T, bool train) {
+  return {B, T, c.d_model, c.n_heads, c.mlp_shape(), train};
 }
 
 size_t Activations::bytes(const ModelConfig& cfg, int64_t B, int64_t T, bool backward) {
   Activations probe;  // only its layout() is used, to count
-  probe.dims = dims_of(cfg, B, T);
+  probe.dims = dims_of(cfg, B, T, backward);
   probe.with_backward = backward;
   size_t floats = 0;
   probe.layout(cfg, [&](float*&, size_t n) { floats += Arena::rounded(n); });
@@ -186,7 +205,7 @@ size_t Activations::bytes(const ModelConfig& cfg, int64_t B, int64_t T, bool bac
 }
 
 Activations::Activations(const Model& m, int64_t B, int64_t T, bool backward)
-    : dims(dims_of(m.cfg, B, T)), with_backward(backward) {
+    : dims(dims_of(m.cfg, B, T, backward)), with_backward(backward) {
   FW_CHECK(T >= 1 && T <= m.cfg.max_seq_len, "config: train.seq_len = ", T,
            " must be in [1, model.max_seq_len = ", m.cfg.max_seq_len, "]");
   layout(m.cfg, [&](float*&, size_t n) { arena_.reserve(n); });
@@ -207,14 +226,18 @@ float model_forward(Model& m, Activations& a, const int32_t* tokens, const int32
   a.aux_loss = 0;
   for (int64_t l = 0; l < m.cfg.n_layers; l++) {
     const size_t i = size_t(l);
+    const uint64_t seed = hash64(a.noise_seed ^ hash64(uint64_t(l)));  // fff_leaf transpositions
     if (m.cfg.mod.routed(l)) {
+      a.routed[i].inner.mlp.seed = seed;
       a.aux_loss += routed_forward(d, m.cfg.mod, gate_of(m.cfg.mod), m.w.blocks[i], m.w.routers[i],
                                    a.routed[i], a.scratch, a.res[i + 1], a.res[i], a.rope);
       continue;
     }
     BlockActs& ba = a.blocks[i];
+    ba.mlp.seed = seed;
     block_forward(d, m.w.blocks[i], ba, a.scratch, a.res[i + 1], a.res[i], a.pos.data(), a.rope,
                   KvSlot{ba.k, ba.v, d.T}, d.T);
+    a.aux_loss += d.mlp.hardening * ba.mlp.entropy;  // fff_leaf's hardening loss (else 0)
   }
   rmsnorm_forward(a.lnf, a.rstdf, a.res.back(), m.w.final_norm, BT, C);
   linear_forward(a.logits, a.lnf, m.w.lm_head, m.w.lm_head16, BT, C, V);
@@ -244,7 +267,7 @@ void model_backward(Model& m, Activations& a, const int32_t* tokens, const int32
                       m.dw.routers[i], a.routed[i], a.scratch, a.dres, a.res[i], a.rope, scale);
     else
       block_backward(d, m.w.blocks[i], m.dw.blocks[i], a.blocks[i], a.scratch, a.dres, a.res[i],
-                     a.pos.data(), a.rope);
+                     a.pos.data(), a.rope, scale);
   }
   embedding_backward(m.dw.embedding, a.dres, tokens, BT, C);
 }

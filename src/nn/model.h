@@ -99,7 +99,8 @@ class Activations {
   float* dres;    // (B,T,C)   residual gradient (backward)
   std::vector<int32_t> pos;  // (B,T) positions 0..T-1
   RopeTable rope;
-  double aux_loss = 0;  // the last forward's weighted MoD auxiliary losses
+  double aux_loss = 0;  // the last forward's weighted auxiliary losses (MoD, fff_leaf hardening)
+  uint64_t noise_seed = 0;  // draws the next training forward's randomness (fff_leaf transpositions)
 
  private:
   Activations() = default;  // for bytes(): lays out without allocating

@@ -116,6 +116,7 @@ double routed_forward(const BlockDims& d, const ModConfig& mod, Gate gate, const
   for (int64_t i = 0; i < B * k; i++)
     std::memcpy(a.xs + i * C, x + ((i / k) * T + a.idx[size_t(i)]) * C, size_t(C) * 4);
   block_forward(dk, w, a.inner, s, a.ys, a.xs, a.idx.data(), rope, KvSlot{a.inner.k, a.inner.v, k}, k);
+  const double hardening = d.mlp.hardening * a.inner.mlp.entropy;  // fff_leaf's auxiliary loss (else 0)
   // y = x everywhere; selected tokens add g(r)·Δ with Δ = block(x) − x
   std::memcpy(y, x, size_t(BT * C) * 4);
 #pragma omp parallel for schedule(static)
@@ -140,7 +141,7 @@ double routed_forward(const BlockDims& d, const ModConfig& mod, Gate gate, const
   a.predictor_bce = pb / double(BT);
   a.predictor_accuracy = pacc / double(BT);
   return (mod.router_bce() ? mod.bce_weight * a.router_bce : 0.0) +
-         (mod.predictor() ? mod.predictor_weight * a.predictor_bce : 0.0);
+         (mod.predictor() ? mod.predictor_weight * a.predictor_bce : 0.0) + hardening;
 }
 
 void routed_backward(const BlockDims& d, const ModConfig& mod, Gate gate, const BlockWeights& w,
@@ -167,7 +168,7 @@ void routed_backward(const BlockDims& d, const ModConfig& mod, Gate gate, const 
     }
     a.dr[row] += gate_grad(gate, a.r[row]) * dot;
   }
-  block_backward(dk, w, dw, a.inner, s, a.dxs, a.xs, a.idx.data(), rope);  // dxs: ∂L/∂xs via the block
+  block_backward(dk, w, dw, a.inner, s, a.dxs, a.xs, a.idx.data(), rope, aux_scale);  // dxs: ∂L/∂xs via the block
 #pragma omp parallel for schedule(static)
   for (int64_t i = 0; i < B * k; i++) {
     const int64_t row = (i / k) * T + a.idx[size_t(i)];

@@ -20,7 +20,7 @@ namespace fw {
 struct TrainingState {
   int64_t step = 0;      // optimizer steps done
   int64_t data_pos = 0;  // next token of the training stream
-  std::array<uint64_t, 4> rng{};  // for stochastic parts of training (the dense engine has none yet)
+  std::array<uint64_t, 4> rng{};  // for stochastic parts of training (fff_leaf's transpositions)
   std::string data_dir;  // the data the run trains on (resume defaults to it)
 };
 

@@ -15,15 +15,17 @@ EvalResult evaluate(Model& model, Activations& acts, TokenLoader& data, int64_t 
   const size_t L = size_t(model.cfg.n_layers);
   std::vector<double> acc(L, 0.0), racc(L, mod.router_bce() ? 0.0 : NAN), pacc(L, mod.predictor() ? 0.0 : NAN);
   const MlpShape& mlp = acts.dims.mlp;
-  std::vector<std::vector<int64_t>> visits(mlp.kind == MlpKind::fff ? L : 0,
-                                           std::vector<int64_t>(size_t(mlp.K * mlp.tree_nodes()), 0));
+  std::vector<std::vector<int64_t>> visits(visit_counters(mlp) > 0 ? L : 0,
+                                           std::vector<int64_t>(size_t(visit_counters(mlp)), 0));
+  const bool train = acts.dims.train;
+  acts.dims.train = false;  // inference forward (fff_leaf: one leaf per tree, no transpositions)
   for (int64_t i = 0; i < batches; i++) {
     data.next_batch(in.data(), tgt.data(), B, T);
     sum += model_forward(model, acts, in.data(), tgt.data());
     for (size_t l = 0; l < visits.size(); l++) {  // routed blocks ran their MLP on B·k tokens
       const bool routed = mod.routed(int64_t(l));
       const BlockActs& b = routed ? acts.routed[l].inner : acts.blocks[l];
-      count_tree_visits(mlp, b.mlp.path, routed ? B * mod.k(T) : B * T, visits[l].data());
+      count_tree_visits(mlp, b.mlp, routed ? B * mod.k(T) : B * T, visits[l].data());
     }
     for (int64_t l = 0; l < model.cfg.n_layers; l++)
       if (mod.routed(l)) {
@@ -33,6 +35,7 @@ EvalResult evaluate(Model& model, Activations& acts, TokenLoader& data, int64_t 
         pacc[size_t(l)] += r.predictor_accuracy / double(batches);
       }
   }
+  acts.dims.train = train;
   return {sum / double(batches), batches * B * T, acc, racc, pacc, visits};
 }
 

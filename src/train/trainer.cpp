@@ -175,6 +175,10 @@ double Trainer::step() {
   double loss = 0;
   for (int64_t micro = 0; micro < A; micro++) {
     train_data_->next_batch(inputs_.data(), targets_.data(), B, T);
+    Rng rng;  // the run's random stream, saved in checkpoints
+    rng.set_state(st_.rng);
+    acts_->noise_seed = rng.next_u64();
+    st_.rng = rng.state();
     loss += model_forward(*model_, *acts_, inputs_.data(), targets_.data()) / double(A);
     model_backward(*model_, *acts_, inputs_.data(), targets_.data(), 1.0f / float(A));
   }

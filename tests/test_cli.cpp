@@ -26,13 +26,7 @@ const char* kTiny =
     "--set train.seq_len=32 --set train.batch_size=4 --set train.warmup=2 --set train.eval_tokens=128 "
     "--set train.log_every=5";
 
-nlohmann::json last_json_line(const std::string& out) {
-  std::string line, last;
-  std::istringstream in(out);
-  while (std::getline(in, line))
-    if (!line.empty()) last = line;
-  return nlohmann::json::parse(last);
-}
+using test::last_json_line;
 
 // Text → DATA via `flopwise prepare`.
 std::string prepared_data(const std::string& name) {

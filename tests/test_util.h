@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "core/rng.h"
 #include "data/token_file.h"
 #include "nn/config.h"
@@ -60,6 +62,15 @@ std::vector<T> randn(size_t n, uint64_t seed, double sd = 1.0) {
 }
 
 // A small model config (byte vocabulary unless changed).
+// The last non-empty line of a command's output parsed as JSON (the `--json` summary).
+inline nlohmann::json last_json_line(const std::string& out) {
+  std::string line, last;
+  std::istringstream in(out);
+  while (std::getline(in, line))
+    if (!line.empty()) last = line;
+  return nlohmann::json::parse(last);
+}
+
 inline ModelConfig small_model(int64_t d, int64_t heads, int64_t layers, int64_t max_seq = 256) {
   ModelConfig c;
   c.d_model = d;

@@ -110,7 +110,13 @@ void bench_sample(const BenchFlags& f) {
   check_memory(Generator::bytes(cfg.model, f.prompt_tokens + f.new_tokens, 64, f.batch), "this bench sample");
   Generator gen(model, f.prompt_tokens + f.new_tokens, 64, f.batch);
   generate_batch(gen, prompts, 8, SamplingParams{}, 1);  // warm up caches and threads
-  BatchGenerateResult r = generate_batch(gen, prompts, f.new_tokens, SamplingParams{}, 1);
+  // the best of 3 runs: a single short run on a shared machine can read far slow
+  BatchGenerateResult r;
+  r.seconds = 1e30;
+  for (int round = 0; round < 3; round++) {
+    BatchGenerateResult run = generate_batch(gen, prompts, f.new_tokens, SamplingParams{}, 1);
+    if (run.seconds < r.seconds) r = std::move(run);
+  }
   const double tps = double(f.batch * f.new_tokens) / r.seconds;
   nlohmann::json j = {{"tokens_per_s", tps},   {"new_tokens", f.new_tokens},
                       {"batch", f.batch},      {"prompt_tokens", f.prompt_tokens},
@@ -143,7 +149,7 @@ void register_bench(CLI::App& app) {
   ft->common.add(tr);
   tr->callback([ft]() { bench_train(*ft); });
   auto fs = std::make_shared<BenchFlags>();
-  auto* sa = bench->add_subcommand("sample", "sampling tokens/s with the KV cache");
+  auto* sa = bench->add_subcommand("sample", "sampling tokens/s with the KV cache (best of 3 runs)");
   sa->add_option("--ckpt", fs->ckpt, "measure this trained model (run folder or file) instead of random weights");
   sa->add_option("--prompt-tokens", fs->prompt_tokens, "prompt length");
   sa->add_option("--new-tokens", fs->new_tokens, "tokens to generate per sequence");

@@ -32,6 +32,8 @@ void note(const std::string& line);
 void register_prepare(CLI::App& app);
 void register_train(CLI::App& app);
 void register_eval(CLI::App& app);
+void register_flops(CLI::App& app);
+void register_fit(CLI::App& app);
 void add_bench_fff(CLI::App* bench);  // flopwise bench fff (bench_fff.cpp)
 void register_sample(CLI::App& app);
 void register_bench(CLI::App& app);

@@ -14,6 +14,8 @@ int main(int argc, char** argv) {
   fw::cli::register_eval(app);
   fw::cli::register_sample(app);
   fw::cli::register_bench(app);
+  fw::cli::register_flops(app);
+  fw::cli::register_fit(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

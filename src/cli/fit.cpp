@@ -1,0 +1,102 @@
+// flopwise fit: scaling-law fits to a CSV of training runs (SPEC §3). Approach 3,
+// the parametric L(N, D) = E + A/N^α + B/D^β, with bootstrap intervals.
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+
+#include "cli/common.h"
+#include "core/error.h"
+#include "scaling/parametric_fit.h"
+
+namespace fw::cli {
+
+namespace {
+struct FitFlags {
+  std::string runs;
+  int drop_highest = 0, bootstrap = 0;
+  uint64_t seed = 0;
+  CommonFlags common;
+};
+
+const double kBudgets[] = {1e15, 1e18, 1e21, 1e24};
+
+nlohmann::json law_json(const ScalingLaw& l) {
+  return {{"E", l.E}, {"A", l.A}, {"B", l.B}, {"alpha", l.alpha}, {"beta", l.beta}, {"a", l.a()}, {"b", l.b()}};
+}
+
+void run_fit(const FitFlags& f) {
+  f.common.apply();
+  std::vector<RunRecord> runs = read_runs_csv(f.runs);
+  const size_t read = runs.size();
+  if (f.drop_highest > 0) runs = drop_highest_loss(runs, f.drop_highest);
+  const FitResult r = fit_parametric(runs);
+  const ScalingLaw& l = r.law;
+  nlohmann::json j = {{"runs", runs.size()}, {"dropped", read - runs.size()}, {"approach3", law_json(l)},
+                      {"objective", r.objective}, {"starts", r.starts}};
+  nlohmann::json budgets = nlohmann::json::array();
+  for (double C : kBudgets)
+    budgets.push_back({{"flops", C}, {"n_opt", l.n_opt(C)}, {"d_opt", l.d_opt(C)}, {"tokens_per_param", l.d_opt(C) / l.n_opt(C)}});
+  j["budgets"] = budgets;
+  std::vector<ScalingLaw> boot;
+  if (f.bootstrap > 0) boot = bootstrap_parametric(runs, r, f.bootstrap, f.seed);
+  // 5th and 95th percentiles of each coefficient over the bootstrap fits
+  auto interval = [&](auto get) {
+    std::vector<double> v;
+    for (const auto& b : boot) v.push_back(get(b));
+    std::sort(v.begin(), v.end());
+    auto at = [&](double q) { return v[size_t(std::lround(q * double(v.size() - 1)))]; };
+    return std::pair<double, double>{at(0.05), at(0.95)};
+  };
+  struct Coef {
+    const char* name;
+    double (*get)(const ScalingLaw&);
+  };
+  const Coef coefs[] = {{"E", [](const ScalingLaw& x) { return x.E; }},
+                        {"A", [](const ScalingLaw& x) { return x.A; }},
+                        {"B", [](const ScalingLaw& x) { return x.B; }},
+                        {"alpha", [](const ScalingLaw& x) { return x.alpha; }},
+                        {"beta", [](const ScalingLaw& x) { return x.beta; }},
+                        {"a", [](const ScalingLaw& x) { return x.a(); }},
+                        {"b", [](const ScalingLaw& x) { return x.b(); }}};
+  if (!boot.empty()) {
+    nlohmann::json ci;
+    for (const auto& c : coefs) {
+      auto [lo, hi] = interval(c.get);
+      ci[c.name] = {lo, hi};
+    }
+    j["bootstrap"] = {{"samples", f.bootstrap}, {"interval_90", ci}};
+  }
+  if (f.common.json) {
+    print_json(j);
+    return;
+  }
+  std::printf("Approach 3 on %zu runs (%zu dropped), Huber delta %.0e, %d L-BFGS starts; objective %.6g\n",
+              runs.size(), read - runs.size(), kHuberDelta, r.starts, r.objective);
+  std::printf("| coefficient | fit |%s\n|---|---:|%s\n", boot.empty() ? "" : " 90% bootstrap interval |",
+              boot.empty() ? "" : "---|");
+  for (const auto& c : coefs) {
+    std::printf("| %s | %.4f |", c.name, c.get(l));
+    if (!boot.empty()) {
+      auto [lo, hi] = interval(c.get);
+      std::printf(" %.4f - %.4f |", lo, hi);
+    }
+    std::printf("\n");
+  }
+  std::printf("| budget C (FLOPs) | N_opt | D_opt | tokens per parameter |\n|---|---:|---:|---:|\n");
+  for (double C : kBudgets)
+    std::printf("| %.0e | %.3g | %.3g | %.1f |\n", C, l.n_opt(C), l.d_opt(C), l.d_opt(C) / l.n_opt(C));
+}
+}  // namespace
+
+void register_fit(CLI::App& app) {
+  auto f = std::make_shared<FitFlags>();
+  auto* sub = app.add_subcommand("fit", "fit Chinchilla scaling laws to training runs (Approach 3)");
+  sub->add_option("--runs", f->runs, "CSV with columns params,flops,loss[,tokens]")->required();
+  sub->add_option("--drop-highest", f->drop_highest, "drop the K highest-loss runs first");
+  sub->add_option("--bootstrap", f->bootstrap, "refits on resampled runs: 90% intervals");
+  sub->add_option("--seed", f->seed, "bootstrap seed");
+  f->common.add(sub);
+  sub->callback([f]() { run_fit(*f); });
+}
+
+}  // namespace fw::cli

@@ -12,6 +12,7 @@
 #include "core/rng.h"
 #include "nn/flops.h"
 #include "nn/model.h"
+#include "scaling/isoflop_fit.h"
 #include "scaling/parametric_fit.h"
 #include "test_util.h"
 
@@ -132,4 +133,31 @@ TEST(Scaling, FlopsAndFitFromTheCli) {
   auto jf = test::last_json_line(f.out);
   EXPECT_NEAR(jf["approach3"]["alpha"].get<double>(), 0.3475, 0.001);
   EXPECT_EQ(jf["bootstrap"]["interval_90"]["beta"].size(), 2u);
+}
+
+// Approach 2 on runs drawn from a known law at 4 budgets × 7 sizes: the minima follow
+// the law's own optimum, and the power laws through them have its exponents.
+TEST(Scaling, Approach2FindsTheIsoflopMinima) {
+  const ScalingLaw truth{1.7, 400, 1500, 0.32, 0.29};
+  std::vector<RunRecord> runs;
+  for (double C : {1e18, 1e19, 1e20, 1e21}) {
+    const double center = truth.n_opt(C);
+    for (double f : {0.25, 0.4, 0.63, 1.0, 1.6, 2.5, 4.0}) {
+      const double N = center * f, D = C / (6 * N);
+      runs.push_back({N, D, C, truth.loss(N, D)});
+    }
+  }
+  const IsoflopFit fit = fit_isoflop(runs);
+  ASSERT_EQ(fit.minima.size(), 4u);
+  for (const auto& m : fit.minima) EXPECT_NEAR(std::log(m.n_opt), std::log(truth.n_opt(m.flops)), 0.05) << m.flops;
+  EXPECT_NEAR(fit.n_opt.exponent, truth.a(), 0.01);
+  EXPECT_NEAR(fit.d_opt.exponent, truth.b(), 0.01);
+  // too few runs per budget: an error that says what is needed
+  std::vector<RunRecord> few(runs.begin(), runs.begin() + 2);
+  try {
+    fit_isoflop(few);
+    ADD_FAILURE() << "fitted 2 runs";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("need at least 2"), std::string::npos) << e.what();
+  }
 }

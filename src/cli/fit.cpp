@@ -1,11 +1,13 @@
 // flopwise fit: scaling-law fits to a CSV of training runs (SPEC §3). Approach 3,
-// the parametric L(N, D) = E + A/N^α + B/D^β, with bootstrap intervals.
+// the parametric L(N, D) = E + A/N^α + B/D^β, with bootstrap intervals; with
+// --isoflop also Approach 2 (parabolas per budget, power laws through their minima).
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
 
 #include "cli/common.h"
 #include "core/error.h"
+#include "scaling/isoflop_fit.h"
 #include "scaling/parametric_fit.h"
 
 namespace fw::cli {
@@ -14,6 +16,8 @@ namespace {
 struct FitFlags {
   std::string runs;
   int drop_highest = 0, bootstrap = 0;
+  bool isoflop = false;
+  double isoflop_tolerance = 0.1;
   uint64_t seed = 0;
   CommonFlags common;
 };
@@ -66,9 +70,25 @@ void run_fit(const FitFlags& f) {
     }
     j["bootstrap"] = {{"samples", f.bootstrap}, {"interval_90", ci}};
   }
+  IsoflopFit iso;
+  if (f.isoflop) {
+    iso = fit_isoflop(runs, f.isoflop_tolerance);
+    nlohmann::json minima = nlohmann::json::array();
+    for (const auto& m : iso.minima)
+      minima.push_back({{"flops", m.flops}, {"runs", m.runs}, {"n_opt", m.n_opt}, {"d_opt", m.d_opt}, {"loss", m.loss}});
+    j["approach2"] = {{"minima", minima}, {"a", iso.n_opt.exponent}, {"b", iso.d_opt.exponent},
+                      {"n_coefficient", iso.n_opt.coefficient}, {"d_coefficient", iso.d_opt.coefficient}};
+  }
   if (f.common.json) {
     print_json(j);
     return;
+  }
+  if (f.isoflop) {
+    std::printf("Approach 2: %zu isoFLOP minima; N_opt ~ C^%.3f, D_opt ~ C^%.3f\n", iso.minima.size(),
+                iso.n_opt.exponent, iso.d_opt.exponent);
+    std::printf("| budget C | runs | N_opt | D_opt | loss at the minimum |\n|---:|---:|---:|---:|---:|\n");
+    for (const auto& m : iso.minima)
+      std::printf("| %.3g | %d | %.3g | %.3g | %.4f |\n", m.flops, m.runs, m.n_opt, m.d_opt, m.loss);
   }
   std::printf("Approach 3 on %zu runs (%zu dropped), Huber delta %.0e, %d L-BFGS starts; objective %.6g\n",
               runs.size(), read - runs.size(), kHuberDelta, r.starts, r.objective);
@@ -95,6 +115,8 @@ void register_fit(CLI::App& app) {
   sub->add_option("--drop-highest", f->drop_highest, "drop the K highest-loss runs first");
   sub->add_option("--bootstrap", f->bootstrap, "refits on resampled runs: 90% intervals");
   sub->add_option("--seed", f->seed, "bootstrap seed");
+  sub->add_flag("--isoflop", f->isoflop, "also Approach 2: the runs form groups at a few budgets");
+  sub->add_option("--isoflop-tolerance", f->isoflop_tolerance, "runs within this fraction of a budget form its group");
   f->common.add(sub);
   sub->callback([f]() { run_fit(*f); });
 }

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <filesystem>
 #include <fstream>
 
 #include <nlohmann/json.hpp>
@@ -12,9 +13,11 @@
 #include "core/rng.h"
 #include "nn/flops.h"
 #include "nn/model.h"
+#include "scaling/curve_fit.h"
 #include "scaling/isoflop_fit.h"
 #include "scaling/parametric_fit.h"
 #include "test_util.h"
+#include "train/config.h"
 
 using namespace fw;
 
@@ -159,5 +162,50 @@ TEST(Scaling, Approach2FindsTheIsoflopMinima) {
     ADD_FAILURE() << "fitted 2 runs";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("need at least 2"), std::string::npos) << e.what();
+  }
+}
+
+// Approach 1 on training curves written as run folders: three sizes whose losses follow
+// a known law; the envelope picks the smaller model at small budgets and the larger at
+// large ones; with 4 sizes the envelope is a staircase, so its exponent is only of the
+// order of the law's a = 0.475.
+TEST(Scaling, Approach1FromTrainingCurves) {
+  const ScalingLaw truth{1.7, 400, 1500, 0.32, 0.29};
+  std::vector<TrainingCurve> curves;
+  const std::string base = test::temp_dir("curves");
+  std::vector<std::string> dirs;
+  for (int64_t d : {64, 128, 256, 512}) {
+    Config cfg;
+    cfg.model.d_model = d;
+    cfg.model.n_heads = 4;
+    const double N = double(Model::count_params(cfg.model));
+    const std::string dir = base + "/d" + std::to_string(d);
+    std::filesystem::create_directories(dir);
+    std::ofstream(dir + "/config.json") << to_json(cfg).dump();
+    {
+      std::ofstream m(dir + "/metrics.jsonl");
+      for (int step = 1; step <= 60; step++) {
+        const double D = 1e6 * std::pow(1.2, step);
+        m << nlohmann::json({{"step", step}, {"flops", 6 * N * D}, {"tokens", D}, {"loss", truth.loss(N, D)}}).dump() << "\n";
+      }
+    }
+    dirs.push_back(dir);
+    curves.push_back(read_training_curve(dir));
+    EXPECT_EQ(curves.back().params, N);
+  }
+  const CurveFit fit = fit_curves(curves);
+  EXPECT_LT(fit.envelope.front().params, fit.envelope.back().params);
+  EXPECT_GT(fit.n_opt.exponent, 0.2);
+  EXPECT_LT(fit.n_opt.exponent, 0.9);
+  // from the CLI, and a bad metrics line names its file and line
+  auto r = test::flopwise("fit --curves " + dirs[0] + " " + dirs[1] + " " + dirs[2] + " " + dirs[3] + " --json");
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_NEAR(test::last_json_line(r.out)["approach1"]["a"].get<double>(), fit.n_opt.exponent, 1e-9);
+  std::ofstream(dirs[0] + "/metrics.jsonl", std::ios::app) << "{\"flops\": 1}\n";
+  try {
+    read_training_curve(dirs[0]);
+    ADD_FAILURE() << "read a bad metrics line";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("metrics.jsonl:61: missing number 'tokens'"), std::string::npos) << e.what();
   }
 }

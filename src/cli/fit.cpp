@@ -1,12 +1,14 @@
 // flopwise fit: scaling-law fits to a CSV of training runs (SPEC §3). Approach 3,
 // the parametric L(N, D) = E + A/N^α + B/D^β, with bootstrap intervals; with
-// --isoflop also Approach 2 (parabolas per budget, power laws through their minima).
+// --isoflop also Approach 2 (parabolas per budget, power laws through their minima);
+// with --curves, Approach 1 from the training curves of run folders.
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
 
 #include "cli/common.h"
 #include "core/error.h"
+#include "scaling/curve_fit.h"
 #include "scaling/isoflop_fit.h"
 #include "scaling/parametric_fit.h"
 
@@ -15,6 +17,7 @@ namespace fw::cli {
 namespace {
 struct FitFlags {
   std::string runs;
+  std::vector<std::string> curves;
   int drop_highest = 0, bootstrap = 0;
   bool isoflop = false;
   double isoflop_tolerance = 0.1;
@@ -28,8 +31,31 @@ nlohmann::json law_json(const ScalingLaw& l) {
   return {{"E", l.E}, {"A", l.A}, {"B", l.B}, {"alpha", l.alpha}, {"beta", l.beta}, {"a", l.a()}, {"b", l.b()}};
 }
 
+// Approach 1: the envelope of the training curves and the power laws through it.
+void run_curves(const FitFlags& f) {
+  std::vector<TrainingCurve> curves;
+  for (const auto& r : f.curves) curves.push_back(read_training_curve(r));
+  const CurveFit fit = fit_curves(curves);
+  nlohmann::json env = nlohmann::json::array();
+  for (const auto& e : fit.envelope)
+    env.push_back({{"flops", e.flops}, {"params", e.params}, {"tokens", e.tokens}, {"loss", e.loss}, {"run", e.run}});
+  nlohmann::json j = {{"approach1", {{"a", fit.n_opt.exponent}, {"b", fit.d_opt.exponent}, {"envelope", env}}}};
+  if (f.common.json) {
+    print_json(j);
+    return;
+  }
+  std::printf("Approach 1 over %zu training curves: N_opt ~ C^%.3f, D_opt ~ C^%.3f\n", curves.size(),
+              fit.n_opt.exponent, fit.d_opt.exponent);
+  std::printf("| C (training FLOPs) | best run | params | tokens | loss |\n|---:|---|---:|---:|---:|\n");
+  for (const auto& e : fit.envelope)
+    std::printf("| %.3g | %s | %.3g | %.3g | %.4f |\n", e.flops, e.run.c_str(), e.params, e.tokens, e.loss);
+}
+
 void run_fit(const FitFlags& f) {
   f.common.apply();
+  FW_CHECK(f.runs.empty() != f.curves.empty(), "fit: give --runs FILE.csv (Approaches 3 and 2) or --curves RUN... "
+           "(Approach 1), not both");
+  if (!f.curves.empty()) return run_curves(f);
   std::vector<RunRecord> runs = read_runs_csv(f.runs);
   const size_t read = runs.size();
   if (f.drop_highest > 0) runs = drop_highest_loss(runs, f.drop_highest);
@@ -110,8 +136,9 @@ void run_fit(const FitFlags& f) {
 
 void register_fit(CLI::App& app) {
   auto f = std::make_shared<FitFlags>();
-  auto* sub = app.add_subcommand("fit", "fit Chinchilla scaling laws to training runs (Approach 3)");
-  sub->add_option("--runs", f->runs, "CSV with columns params,flops,loss[,tokens]")->required();
+  auto* sub = app.add_subcommand("fit", "fit Chinchilla scaling laws to training runs (Approaches 1, 2, 3)");
+  sub->add_option("--runs", f->runs, "CSV with columns params,flops,loss[,tokens]");
+  sub->add_option("--curves", f->curves, "Approach 1: run folders (config.json + metrics.jsonl) of several sizes");
   sub->add_option("--drop-highest", f->drop_highest, "drop the K highest-loss runs first");
   sub->add_option("--bootstrap", f->bootstrap, "refits on resampled runs: 90% intervals");
   sub->add_option("--seed", f->seed, "bootstrap seed");

@@ -28,8 +28,10 @@ double dot(const std::vector<double>& a, const std::vector<double>& b) {
 }
 
 // Checks grad == ∂loss/∂x element by element (x is perturbed in place and restored).
-void expect_grad(const char* what, std::vector<double>& x, const std::vector<double>& grad,
-                 const std::function<double()>& loss) {
+// tol: 1e-6 for the double references; float kernels are checked at 1e-4.
+template <typename G>
+void expect_grad(const char* what, std::vector<double>& x, const std::vector<G>& grad,
+                 const std::function<double()>& loss, double tol = 1e-6) {
   const double h = 1e-5;
   double worst = 0;
   for (size_t i = 0; i < x.size(); i++) {
@@ -40,9 +42,9 @@ void expect_grad(const char* what, std::vector<double>& x, const std::vector<dou
     const double lm = loss();
     x[i] = x0;
     const double num = (lp - lm) / (2 * h);
-    worst = std::max(worst, std::abs(num - grad[i]) / (1e-3 + std::abs(num)));
+    worst = std::max(worst, std::abs(num - double(grad[i])) / (1e-3 + std::abs(num)));
   }
-  EXPECT_LT(worst, 1e-6) << what;
+  EXPECT_LT(worst, tol) << what;
 }
 
 }  // namespace
@@ -183,21 +185,9 @@ TEST(GradCheck, FffLeafSoft) {
                                               b2.data(), flip.data(), M, K, D, l, C);
     return dot(yr, r) + hard_w * ent;
   };
+  // the fast backward runs in float: compared at float precision
   auto check = [&](const char* what, std::vector<double>& v, const std::vector<float>& grad) {
-    // the fast backward runs in float: compare at float precision
-    const double h = 1e-5;
-    double worst = 0;
-    for (size_t i = 0; i < v.size(); i++) {
-      const double v0 = v[i];
-      v[i] = v0 + h;
-      const double lp = loss();
-      v[i] = v0 - h;
-      const double lm = loss();
-      v[i] = v0;
-      const double num = (lp - lm) / (2 * h);
-      worst = std::max(worst, std::abs(num - grad[i]) / (1e-3 + std::abs(num)));
-    }
-    EXPECT_LT(worst, 1e-4) << what;
+    expect_grad(what, v, grad, loss, 1e-4);
   };
   check("dx", x, dx);
   check("d router w", rw, drw);

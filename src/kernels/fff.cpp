@@ -4,19 +4,9 @@
 
 #include <cmath>
 
+#include "kernels/vec_math.h"
+
 namespace fw {
-
-static inline float dot(const float* a, const float* b, int64_t n) {
-  float s = 0;
-#pragma omp simd reduction(+ : s)
-  for (int64_t i = 0; i < n; i++) s += a[i] * b[i];
-  return s;
-}
-
-static inline void axpy(float* y, float a, const float* x, int64_t n) {
-#pragma omp simd
-  for (int64_t i = 0; i < n; i++) y[i] += a * x[i];
-}
 
 static inline float gelu(float v) { return 0.5f * v * (1.0f + std::erf(v * 0.70710678118654752f)); }
 
@@ -40,8 +30,8 @@ void fff_forward(float* y, float* path, float* lam, const float* x, const float*
       float* lt = lam + (t * s.K + k) * P;
       int64_t n = 0;
       for (int64_t level = 0; level < P; level++) {
-        const float l = dot(xt, w_in + (base + n) * C, C) + b[base + n];
-        axpy(yt, gelu(l), w_out + (base + n) * C, C);
+        const float l = vdot(xt, w_in + (base + n) * C, C) + b[base + n];
+        vaxpy(yt, gelu(l), w_out + (base + n) * C, C);
         pt[level] = float(n);
         lt[level] = l;
         n = 2 * n + (l > 0 ? 2 : 1);
@@ -62,8 +52,8 @@ void fff_backward(float* dx, float* dw_in, float* db, float* dw_out, float* dlam
     for (int64_t c = 0; c < C; c++) dxt[c] = 0.0f;
     for (int64_t v = t * KP; v < (t + 1) * KP; v++) {  // visit v: tree (v / P) % K, level v % P
       const int64_t row = ((v / P) % s.K) * N + int64_t(path[v]);
-      dlam[v] = gelu_grad(lam[v]) * dot(dyt, w_out + row * C, C);
-      axpy(dxt, dlam[v], w_in + row * C, C);
+      dlam[v] = gelu_grad(lam[v]) * vdot(dyt, w_out + row * C, C);
+      vaxpy(dxt, dlam[v], w_in + row * C, C);
     }
   }
   // per neuron: weight gradients. Thread i owns the neurons with row % threads == i.
@@ -74,9 +64,9 @@ void fff_backward(float* dx, float* dw_in, float* db, float* dw_out, float* dlam
       const int64_t row = ((v / P) % s.K) * N + int64_t(path[v]);
       if (row % threads != me) continue;
       const int64_t t = v / KP;
-      axpy(dw_in + row * C, dlam[v], x + t * C, C);
+      vaxpy(dw_in + row * C, dlam[v], x + t * C, C);
       db[row] += dlam[v];
-      axpy(dw_out + row * C, gelu(lam[v]), dy + t * C, C);
+      vaxpy(dw_out + row * C, gelu(lam[v]), dy + t * C, C);
     }
   }
 }

@@ -5,20 +5,9 @@
 #include "core/rng.h"
 #include "kernels/gelu.h"
 #include "kernels/matmul.h"
+#include "kernels/vec_math.h"
 
 namespace fw {
-
-static inline float dot(const float* a, const float* b, int64_t n) {
-  float s = 0;
-#pragma omp simd reduction(+ : s)
-  for (int64_t i = 0; i < n; i++) s += a[i] * b[i];
-  return s;
-}
-
-static inline void axpy(float* y, float a, const float* x, int64_t n) {
-#pragma omp simd
-  for (int64_t i = 0; i < n; i++) y[i] += a * x[i];
-}
 
 static inline float sigmoid(float r) { return 1.0f / (1.0f + std::exp(-r)); }
 
@@ -107,7 +96,7 @@ void leaf_soft_backward(float* dx, const LeafGrads& dw, LeafSoftScratch& sc, con
   for (int64_t t = 0; t < M; t++)
     for (int64_t i = 0; i < KL; i++) {
       const int64_t o = t * KLl + i * s.l;
-      sc.dpl[t * KL + i] += dot(sc.dgs + o, a.g + o, s.l);
+      sc.dpl[t * KL + i] += vdot(sc.dgs + o, a.g + o, s.l);
       const float p = a.pl[t * KL + i];
       for (int64_t j = 0; j < s.l; j++) sc.dgs[o + j] *= p;
     }
@@ -151,18 +140,18 @@ void leaf_hard_forward(float* y, float* leaf, float* hidden, const float* x, con
     for (int64_t k = 0; k < K; k++) {
       int64_t n = 0;
       for (int64_t level = 0; level < s.D; level++) {  // σ(r) > 0.5 ⇔ r > 0: go right
-        const float r = dot(xt, w.r_w + (k * R + n) * C, C) + w.r_b[k * R + n];
+        const float r = vdot(xt, w.r_w + (k * R + n) * C, C) + w.r_b[k * R + n];
         n = 2 * n + (r > 0 ? 2 : 1);
       }
       const int64_t i = k * L + (n - R), first = i * s.l;  // the leaf, and its first neuron
       leaf[t * K + k] = float(n - R);
       float* h = hidden + (t * K + k) * s.l;
       for (int64_t j = 0; j < s.l; j++) {
-        const float v = dot(xt, w.w1 + (first + j) * C, C) + w.b1[first + j];
+        const float v = vdot(xt, w.w1 + (first + j) * C, C) + w.b1[first + j];
         h[j] = 0.5f * v * (1.0f + std::erf(v * 0.70710678118654752f));
       }
-      for (int64_t j = 0; j < s.l; j++) axpy(yt, h[j], w.w2 + (first + j) * C, C);
-      axpy(yt, 1.0f, w.b2 + i * C, C);
+      for (int64_t j = 0; j < s.l; j++) vaxpy(yt, h[j], w.w2 + (first + j) * C, C);
+      vaxpy(yt, 1.0f, w.b2 + i * C, C);
     }
   }
 }

@@ -16,6 +16,7 @@
 #include "scaling/curve_fit.h"
 #include "scaling/isoflop_fit.h"
 #include "scaling/parametric_fit.h"
+#include "scaling/plan.h"
 #include "test_util.h"
 #include "train/config.h"
 
@@ -208,4 +209,39 @@ TEST(Scaling, Approach1FromTrainingCurves) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("metrics.jsonl:61: missing number 'tokens'"), std::string::npos) << e.what();
   }
+}
+
+// flopwise plan: the law's optimum, and shapes whose exact training FLOPs × tokens
+// spend exactly the budget, nearest N_opt; MoD shapes buy more tokens.
+TEST(Scaling, PlanPutsShapesOnTheBudget) {
+  auto r = test::flopwise("plan --flops 1e15 --json");
+  ASSERT_EQ(r.code, 0) << r.out;
+  const auto j = test::last_json_line(r.out);
+  const ScalingLaw epoch = scaling_law("epoch");
+  EXPECT_NEAR(j["n_opt"].get<double>(), epoch.n_opt(1e15), 1e-6 * epoch.n_opt(1e15));
+  for (const char* v : {"dense", "mod"}) {
+    ASSERT_EQ(j["variants"][v].size(), 3u);
+    for (const auto& row : j["variants"][v]) {
+      EXPECT_NEAR(row["tokens"].get<double>() * row["train_flops_per_token"].get<double>(), 1e15, 1e6);
+      EXPECT_LT(std::abs(std::log(row["params"].get<double>() / epoch.n_opt(1e15))), 0.2);
+    }
+  }
+  EXPECT_GT(j["variants"]["mod"][0]["tokens"].get<double>(), j["variants"]["dense"][0]["tokens"].get<double>());
+  const double dense_loss = j["variants"]["dense"][0]["predicted_loss"].get<double>();
+  const auto& d0 = j["variants"]["dense"][0];
+  EXPECT_NEAR(dense_loss, epoch.loss(d0["params"].get<double>(), d0["tokens"].get<double>()), 1e-9);
+  // a fitted law from `fit --json`, and bad input
+  const std::string dir = test::temp_dir("plan");
+  auto f = test::flopwise("fit --runs " + kChinchilla + " --drop-highest 5 --json > " + dir + "/law.json");
+  ASSERT_EQ(f.code, 0) << f.out;
+  auto p = test::flopwise("plan --flops 1e15 --law " + dir + "/law.json --json");
+  ASSERT_EQ(p.code, 0) << p.out;
+  EXPECT_NEAR(test::last_json_line(p.out)["law"]["alpha"].get<double>(), 0.3473, 0.001);
+  auto bad = test::flopwise("plan --flops 1e15 --law nosuch");
+  EXPECT_NE(bad.code, 0);
+  EXPECT_NE(bad.out.find("--law 'nosuch'"), std::string::npos) << bad.out;
+  EXPECT_NE(test::flopwise("plan --flops 1e15 --hours 1").code, 0);
+  std::ofstream(dir + "/notlaw.json") << "{\"x\": 1}\n";
+  auto nl = test::flopwise("plan --flops 1e15 --law " + dir + "/notlaw.json");
+  EXPECT_NE(nl.out.find("not the output of `flopwise fit --json`"), std::string::npos) << nl.out;
 }

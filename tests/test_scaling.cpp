@@ -17,6 +17,7 @@
 #include "scaling/isoflop_fit.h"
 #include "scaling/parametric_fit.h"
 #include "scaling/plan.h"
+#include "scaling/sweep.h"
 #include "test_util.h"
 #include "train/config.h"
 
@@ -244,4 +245,51 @@ TEST(Scaling, PlanPutsShapesOnTheBudget) {
   std::ofstream(dir + "/notlaw.json") << "{\"x\": 1}\n";
   auto nl = test::flopwise("plan --flops 1e15 --law " + dir + "/notlaw.json");
   EXPECT_NE(nl.out.find("not the output of `flopwise fit --json`"), std::string::npos) << nl.out;
+}
+
+// A sweep trains every run once: started again it skips what runs.csv holds, and a run
+// missing from runs.csv whose folder holds a checkpoint is resumed, not retrained — its
+// loss comes out identical.
+TEST(Scaling, SweepResumesWithoutRedoingFinishedRuns) {
+  const std::string data = test::text_data("sweep_data", "isoflop sweeps at cpu scale. ", 120, 800);
+  SweepOptions o;
+  o.budgets = {2e10, 6e10};
+  o.sizes = {parse_shape("2x32"), parse_shape("2x64")};
+  o.variants = {"dense", "mod"};
+  o.data_dir = data;
+  o.out_dir = test::temp_dir("sweep");
+  o.base.train.seq_len = 32;
+  o.base.model.max_seq_len = 32;
+  o.base.train.batch_size = 4;
+  o.base.train.eval_tokens = 256;
+  o.base.train.lr = 3e-3;
+  const SweepResult first = run_sweep(o);
+  EXPECT_EQ(first.trained, 8);
+  ASSERT_EQ(first.runs.size(), 8u);
+  for (const auto& r : first.runs) {
+    EXPECT_LT(std::abs(std::log(r.flops / (r.run.find("C2e") != std::string::npos ? 2e10 : 6e10))), 0.1) << r.run;
+    EXPECT_LT(r.loss, 5.0);
+  }
+  const SweepResult again = run_sweep(o);
+  EXPECT_EQ(again.trained, 0);
+  EXPECT_EQ(again.skipped, 8);
+  // drop the last row: that run is resumed from its final checkpoint, not retrained
+  const std::string csv = o.out_dir + "/runs.csv";
+  std::string text = test::slurp(csv);
+  text.erase(text.rfind('\n', text.size() - 2) + 1);
+  std::ofstream(csv, std::ios::trunc) << text;
+  const SweepResult third = run_sweep(o);
+  EXPECT_EQ(third.trained, 1);
+  EXPECT_EQ(third.runs.back().run, first.runs.back().run);
+  EXPECT_NEAR(third.runs.back().loss, first.runs.back().loss, 1e-6);
+  // a budget too small for a size is refused before anything trains
+  SweepOptions tiny = o;
+  tiny.budgets = {1e8};
+  tiny.out_dir = test::temp_dir("sweep_tiny");
+  try {
+    run_sweep(tiny);
+    ADD_FAILURE() << "ran a sweep of 1e8 FLOPs";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("steps; raise the budget"), std::string::npos) << e.what();
+  }
 }

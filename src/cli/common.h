@@ -35,6 +35,7 @@ void register_eval(CLI::App& app);
 void register_flops(CLI::App& app);
 void register_fit(CLI::App& app);
 void register_plan(CLI::App& app);
+void register_sweep(CLI::App& app);
 void add_bench_fff(CLI::App* bench);  // flopwise bench fff (bench_fff.cpp)
 void register_sample(CLI::App& app);
 void register_bench(CLI::App& app);

@@ -17,6 +17,7 @@ int main(int argc, char** argv) {
   fw::cli::register_flops(app);
   fw::cli::register_fit(app);
   fw::cli::register_plan(app);
+  fw::cli::register_sweep(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

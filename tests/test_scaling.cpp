@@ -17,6 +17,7 @@
 #include "scaling/isoflop_fit.h"
 #include "scaling/parametric_fit.h"
 #include "scaling/plan.h"
+#include "scaling/svg_chart.h"
 #include "scaling/sweep.h"
 #include "test_util.h"
 #include "train/config.h"
@@ -157,6 +158,19 @@ TEST(Scaling, Approach2FindsTheIsoflopMinima) {
   for (const auto& m : fit.minima) EXPECT_NEAR(std::log(m.n_opt), std::log(truth.n_opt(m.flops)), 0.05) << m.flops;
   EXPECT_NEAR(fit.n_opt.exponent, truth.a(), 0.01);
   EXPECT_NEAR(fit.d_opt.exponent, truth.b(), 0.01);
+  // the charts: one dot series and one parabola per budget; minima and the power law
+  const Chart iso = isoflop_chart({{"dense", fit}});
+  ASSERT_EQ(iso.series.size(), 8u);
+  EXPECT_EQ(iso.series[0].x.size(), 7u);
+  EXPECT_TRUE(iso.series[1].line);
+  const std::string svg = render_svg(iso);
+  EXPECT_EQ(svg.rfind("<svg", 0), 0u);
+  EXPECT_NE(svg.find("dense C=1e+18"), std::string::npos);
+  EXPECT_NE(svg.find("</svg>"), std::string::npos);
+  const Chart nopt = n_opt_chart({{"dense", fit}, {"mod", fit}});
+  ASSERT_EQ(nopt.series.size(), 4u);
+  EXPECT_EQ(nopt.series[0].x.size(), 4u);
+  EXPECT_NE(render_svg(nopt).find("mod N ~ C^"), std::string::npos);
   // too few runs per budget: an error that says what is needed
   std::vector<RunRecord> few(runs.begin(), runs.begin() + 2);
   try {
@@ -270,6 +284,10 @@ TEST(Scaling, SweepResumesWithoutRedoingFinishedRuns) {
     EXPECT_LT(std::abs(std::log(r.flops / (r.run.find("C2e") != std::string::npos ? 2e10 : 6e10))), 0.1) << r.run;
     EXPECT_LT(r.loss, 5.0);
   }
+  for (size_t v = 0; v < first.variants.size(); v++)  // charts exist when a variant has a fit
+    if (first.fit_errors[v].empty()) {
+      EXPECT_TRUE(std::filesystem::exists(o.out_dir + "/isoflop.svg"));
+    }
   const SweepResult again = run_sweep(o);
   EXPECT_EQ(again.trained, 0);
   EXPECT_EQ(again.skipped, 8);

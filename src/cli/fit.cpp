@@ -11,6 +11,7 @@
 #include "scaling/curve_fit.h"
 #include "scaling/isoflop_fit.h"
 #include "scaling/parametric_fit.h"
+#include "scaling/svg_chart.h"
 
 namespace fw::cli {
 
@@ -21,6 +22,7 @@ struct FitFlags {
   int drop_highest = 0, bootstrap = 0;
   bool isoflop = false;
   double isoflop_tolerance = 0.1;
+  std::string svg;
   uint64_t seed = 0;
   CommonFlags common;
 };
@@ -56,6 +58,7 @@ void run_fit(const FitFlags& f) {
   FW_CHECK(f.runs.empty() != f.curves.empty(), "fit: give --runs FILE.csv (Approaches 3 and 2) or --curves RUN... "
            "(Approach 1), not both");
   if (!f.curves.empty()) return run_curves(f);
+  FW_CHECK(f.svg.empty() || f.isoflop, "fit: --svg draws the isoFLOP charts; add --isoflop");
   std::vector<RunRecord> runs = read_runs_csv(f.runs);
   const size_t read = runs.size();
   if (f.drop_highest > 0) runs = drop_highest_loss(runs, f.drop_highest);
@@ -104,6 +107,10 @@ void run_fit(const FitFlags& f) {
       minima.push_back({{"flops", m.flops}, {"runs", m.runs}, {"n_opt", m.n_opt}, {"d_opt", m.d_opt}, {"loss", m.loss}});
     j["approach2"] = {{"minima", minima}, {"a", iso.n_opt.exponent}, {"b", iso.d_opt.exponent},
                       {"n_coefficient", iso.n_opt.coefficient}, {"d_coefficient", iso.d_opt.coefficient}};
+    if (!f.svg.empty()) {
+      write_svg(f.svg + "_isoflop.svg", isoflop_chart({{"runs", iso}}));
+      write_svg(f.svg + "_n_opt.svg", n_opt_chart({{"runs", iso}}));
+    }
   }
   if (f.common.json) {
     print_json(j);
@@ -143,6 +150,7 @@ void register_fit(CLI::App& app) {
   sub->add_option("--bootstrap", f->bootstrap, "refits on resampled runs: 90% intervals");
   sub->add_option("--seed", f->seed, "bootstrap seed");
   sub->add_flag("--isoflop", f->isoflop, "also Approach 2: the runs form groups at a few budgets");
+  sub->add_option("--svg", f->svg, "with --isoflop: write PREFIX_isoflop.svg and PREFIX_n_opt.svg");
   sub->add_option("--isoflop-tolerance", f->isoflop_tolerance, "runs within this fraction of a budget form its group");
   f->common.add(sub);
   sub->callback([f]() { run_fit(*f); });

@@ -75,7 +75,12 @@ IsoflopFit fit_isoflop(const std::vector<RunRecord>& all, double tolerance) {
       fit_parabola(t, y, c);
       if (c[2] > 0) {
         const double tv = -c[1] / (2 * c[2]), C = std::exp(logc), N = std::exp(tv + mean);
-        fit.minima.push_back({C, int(j - i), N, C / (6 * N), c[0] + c[1] * tv + c[2] * tv * tv, c[2]});
+        IsoflopMinimum m{C, int(j - i), N, C / (6 * N), c[0] + c[1] * tv + c[2] * tv * tv, c[2], {}, {}, c[0], c[1], mean};
+        for (size_t k = i; k < j; k++) {
+          m.params.push_back(runs[k].params);
+          m.losses.push_back(runs[k].loss);
+        }
+        fit.minima.push_back(m);
       }
     }
     i = j;

@@ -13,6 +13,9 @@ struct IsoflopMinimum {
   int runs;
   double n_opt, d_opt, loss;  // at the parabola's vertex
   double curvature;   // the parabola's coefficient of (log N)^2: > 0 for a minimum
+  // for charts: the group's runs, and its parabola loss = c0 + c1 u + c2 u², u = log N − center
+  std::vector<double> params, losses;
+  double c0, c1, center;
 };
 
 struct PowerLaw {

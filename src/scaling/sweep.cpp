@@ -12,6 +12,7 @@
 #include "data/token_file.h"
 #include "train/checkpoint.h"
 #include "train/evaluate.h"
+#include "scaling/svg_chart.h"
 #include "train/trainer.h"
 
 namespace fw {
@@ -143,6 +144,14 @@ SweepResult run_sweep(const SweepOptions& o) {
       res.fits.push_back({});
       res.fit_errors.push_back(e.what());
     }
+  }
+  // charts of the fitted variants
+  std::vector<std::pair<std::string, IsoflopFit>> fitted;
+  for (size_t v = 0; v < res.variants.size(); v++)
+    if (res.fit_errors[v].empty()) fitted.push_back({res.variants[v], res.fits[v]});
+  if (!fitted.empty()) {
+    write_svg(o.out_dir + "/isoflop.svg", isoflop_chart(fitted));
+    write_svg(o.out_dir + "/n_opt.svg", n_opt_chart(fitted));
   }
   return res;
 }

@@ -3,7 +3,7 @@
 // allow within the budget (schedule matched to that length), its final validation
 // loss goes into OUT/runs.csv, and Approach 2 per variant finds the isoFLOP minima.
 // A sweep started again skips the runs already in runs.csv and resumes a run that
-// stopped part-way from its checkpoint.
+// stopped part-way from its checkpoint. Charts: OUT/isoflop.svg, OUT/n_opt.svg.
 #pragma once
 #include <functional>
 #include <string>

@@ -300,6 +300,17 @@ TEST(Scaling, SweepResumesWithoutRedoingFinishedRuns) {
   EXPECT_EQ(third.trained, 1);
   EXPECT_EQ(third.runs.back().run, first.runs.back().run);
   EXPECT_NEAR(third.runs.back().loss, first.runs.back().loss, 1e-6);
+  // an impossible run (MoD routes no block of a 1-layer model) is refused before anything trains
+  SweepOptions one = o;
+  one.sizes = {parse_shape("1x32")};
+  one.out_dir = test::temp_dir("sweep_one");
+  try {
+    run_sweep(one);
+    ADD_FAILURE() << "ran MoD on one layer";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("mod.every = 2 routes no block of 1"), std::string::npos) << e.what();
+  }
+  EXPECT_FALSE(std::filesystem::exists(one.out_dir + "/dense_1x32_C2e+10"));
   // a budget too small for a size is refused before anything trains
   SweepOptions tiny = o;
   tiny.budgets = {1e8};

@@ -86,6 +86,7 @@ SweepResult run_sweep(const SweepOptions& o) {
     for (const auto& shape : o.sizes)
       for (double budget : o.budgets) {
         const Config cfg = sweep_config(o, variant, shape, budget);
+        cfg.validate();  // e.g. MoD routing no block of a 1-layer model
         FW_CHECK(cfg.train.steps >= 10, "sweep: ", variant, " ", shape.layers, "x", shape.d_model, " at ", budget,
                  " FLOPs gets only ", cfg.train.steps, " steps; raise the budget or shrink the model or batch");
       }

@@ -208,22 +208,10 @@ TEST(FffLeaf, TrainsResumesExactlyAndEvaluatesHard) {
   c.train.steps = 40;
   c.train.warmup = 4;
   c.train.eval_every = 0;
-  TrainOptions full;
-  full.data_dir = dir;
-  full.run_dir = test::temp_dir("leaf_full");
-  TrainSummary sf = run_training(c, full);
-  EXPECT_LT(sf.val_loss, 3.5);  // from 5.55: it learns
-  TrainOptions part = full;
-  part.run_dir = test::temp_dir("leaf_part");
-  part.stop_after = 17;
-  run_training(c, part);
-  TrainOptions rest;
-  rest.run_dir = part.run_dir;
-  rest.resume = true;
-  run_training(Config{}, rest);
-  EXPECT_EQ(test::slurp(full.run_dir + "/model.safetensors"), test::slurp(part.run_dir + "/model.safetensors"));
-  auto e = test::flopwise("eval --ckpt " + full.run_dir + " --data " + dir + " --tokens 256 --json");
+  const test::ResumePair r = test::train_straight_and_resumed(c, dir, "leaf");
+  EXPECT_LT(r.full.val_loss, 3.5);  // from 5.55: it learns
+  EXPECT_EQ(test::slurp(r.full_dir + "/model.safetensors"), test::slurp(r.part_dir + "/model.safetensors"));
+  auto e = test::flopwise("eval --ckpt " + r.full_dir + " --data " + dir + " --tokens 256 --json");
   ASSERT_EQ(e.code, 0) << e.out;
-  auto j = nlohmann::json::parse(e.out.substr(e.out.rfind('{')));
-  EXPECT_NEAR(j["val_loss"].get<double>(), sf.val_loss, 1e-6);
+  EXPECT_NEAR(test::last_json_line(e.out)["val_loss"].get<double>(), r.full.val_loss, 1e-6);
 }

@@ -199,20 +199,9 @@ TEST_P(MoDPrecisions, TrainsAndResumesExactly) {
   c.train.steps = 40;
   c.train.warmup = 4;
   c.train.eval_every = 0;
-  TrainOptions full;
-  full.data_dir = dir;
-  full.run_dir = test::temp_dir("mod_full");
-  TrainSummary sf = run_training(c, full);
-  EXPECT_LT(sf.val_loss, 3.0);  // from 5.5: the MoD model learns
-  TrainOptions part = full;
-  part.run_dir = test::temp_dir("mod_part");
-  part.stop_after = 17;
-  run_training(c, part);
-  TrainOptions rest;
-  rest.run_dir = part.run_dir;
-  rest.resume = true;
-  run_training(Config{}, rest);
-  EXPECT_EQ(slurp(full.run_dir + "/model.safetensors"), slurp(part.run_dir + "/model.safetensors"));
+  const test::ResumePair r = test::train_straight_and_resumed(c, dir, "mod");
+  EXPECT_LT(r.full.val_loss, 3.0);  // from 5.5: the MoD model learns
+  EXPECT_EQ(slurp(r.full_dir + "/model.safetensors"), slurp(r.part_dir + "/model.safetensors"));
 }
 
 // Tokens in each layer's cache of one sequence of a generator.

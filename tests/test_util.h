@@ -12,6 +12,7 @@
 #include "core/rng.h"
 #include "data/token_file.h"
 #include "nn/config.h"
+#include "train/trainer.h"
 #include "train/config.h"
 
 namespace fw::test {
@@ -107,6 +108,30 @@ inline Config tiny_run_config() {
   c.train.eval_tokens = 256;
   c.train.ckpt_every = 0;
   return c;
+}
+
+// The same run trained straight through (NAME_full) and stopped after step `stop`
+// then resumed (NAME_part): for tests that the two end bit-identical.
+struct ResumePair {
+  TrainSummary full;
+  std::string full_dir, part_dir;
+};
+inline ResumePair train_straight_and_resumed(const Config& c, const std::string& data, const std::string& name,
+                                             int64_t stop = 17) {
+  ResumePair r;
+  TrainOptions full;
+  full.data_dir = data;
+  full.run_dir = r.full_dir = temp_dir(name + "_full");
+  r.full = run_training(c, full);
+  TrainOptions part = full;
+  part.run_dir = r.part_dir = temp_dir(name + "_part");
+  part.stop_after = stop;
+  run_training(c, part);
+  TrainOptions rest;
+  rest.run_dir = part.run_dir;
+  rest.resume = true;
+  run_training(Config{}, rest);
+  return r;
 }
 
 }  // namespace fw::test

@@ -62,6 +62,7 @@ Generator::Generator(const Model& model, int64_t capacity, int64_t chunk, int64_
   for (auto* v : {&pos_, &sel_pos_}) v->resize(size_t(tokens_));
   for (auto* v : {&sel_rows_, &past_, &sel_entry_}) v->resize(size_t(tokens_));
   len_.assign(size_t(rows_), 0);
+  seen_.assign(size_t(rows_), 0);
   kv_len_.assign(size_t(rows_ * m_.cfg.n_layers), 0);
   decisions_.assign(size_t(m_.cfg.n_layers), {});
   rope_.build(cap_, m_.cfg.head_dim());
@@ -156,11 +157,11 @@ float* Generator::feed(const int32_t* tokens, int64_t n, int64_t row) {
 
 float* Generator::step(const int32_t* tokens, const int64_t* rows, int64_t n) {
   FW_CHECK(n >= 1 && n <= rows_, "sample: a step of ", n, " sequences in a batch of ", rows_);
-  std::vector<char> seen(size_t(rows_), 0);
+  std::fill(seen_.begin(), seen_.end(), 0);
   for (int64_t i = 0; i < n; i++) {
     FW_CHECK(rows[i] >= 0 && rows[i] < rows_, "sample: sequence ", rows[i], " outside the batch of ", rows_);
-    FW_CHECK(!seen[size_t(rows[i])], "sample: sequence ", rows[i], " twice in one step");
-    seen[size_t(rows[i])] = 1;
+    FW_CHECK(!seen_[size_t(rows[i])], "sample: sequence ", rows[i], " twice in one step");
+    seen_[size_t(rows[i])] = 1;
     FW_CHECK(len_[size_t(rows[i])] < cap_, "sample: sequence ", rows[i], " has filled its cache (", cap_, ")");
   }
   forward(rows, n, 1, tokens);

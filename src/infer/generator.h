@@ -89,6 +89,7 @@ class Generator {
   Arena arena_;
   Buffers b_;
   std::vector<int64_t> len_;             // (rows) context length
+  std::vector<char> seen_;               // (rows) step(): rows listed so far
   std::vector<int64_t> kv_len_;          // (rows, L) tokens in each layer's cache
   std::vector<int32_t> pos_, sel_pos_;   // (tokens_) positions of the entries / of those a routed block processes
   std::vector<int64_t> sel_rows_, past_; // (tokens_) per batch row of a block call: sequence, cached tokens

@@ -226,6 +226,20 @@ TEST(Scaling, Approach1FromTrainingCurves) {
   }
 }
 
+// The unrounded Hoffmann law reproduces the paper's own projection: a 40B-parameter
+// model at Gopher's budget of 5.76e23 FLOPs (Figure 4's efficient frontier).
+// The rounded coefficients put it at 32B, which is why the unrounded ones matter.
+TEST(Scaling, UnroundedHoffmannLawGivesThePapersProjection) {
+  const double gopher = 5.76e23;
+  EXPECT_NEAR(scaling_law("hoffmann-tex").n_opt(gopher) / 1e9, 40.0, 0.5);
+  EXPECT_NEAR(scaling_law("hoffmann").n_opt(gopher) / 1e9, 32.2, 0.5);
+  auto r = test::flopwise("plan --flops 5.76e23 --law hoffmann-tex --json");
+  ASSERT_EQ(r.code, 0) << r.out;
+  const auto j = test::last_json_line(r.out);
+  EXPECT_NEAR(j["law"]["alpha"].get<double>(), 0.33917084, 1e-12);
+  EXPECT_NEAR(j["n_opt"].get<double>() / 1e9, 40.0, 0.5);
+}
+
 // flopwise plan: the law's optimum, and shapes whose exact training FLOPs × tokens
 // spend exactly the budget, nearest N_opt; MoD shapes buy more tokens.
 TEST(Scaling, PlanPutsShapesOnTheBudget) {

@@ -78,7 +78,7 @@ void register_plan(CLI::App& app) {
   auto* sub = app.add_subcommand("plan", "compute-optimal model and tokens for a training budget");
   sub->add_option("--flops", f->flops, "training budget in FLOPs");
   sub->add_option("--hours", f->hours, "training budget in hours of this machine");
-  sub->add_option("--law", f->law, "epoch (default), hoffmann, or a `flopwise fit --json` output file");
+  sub->add_option("--law", f->law, "epoch (default), hoffmann, hoffmann-tex (unrounded), or a `flopwise fit --json` output file");
   sub->add_option("--mfu", f->mfu, "training MFU assumed for --hours and the time estimates");
   f->config.add(sub);
   f->common.add(sub);

@@ -11,7 +11,8 @@
 namespace fw {
 
 // "epoch" (Besiroglu et al.'s refit), "hoffmann" (the paper's published, rounded
-// coefficients) or the path of a `flopwise fit --json` output (its approach3).
+// coefficients), "hoffmann-tex" (the same fit unrounded, from the paper's TeX source)
+// or the path of a `flopwise fit --json` output (its approach3).
 ScalingLaw scaling_law(const std::string& name);
 
 struct PlannedModel {

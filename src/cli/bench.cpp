@@ -139,7 +139,7 @@ void bench_sample(const BenchFlags& f) {
 }  // namespace
 
 void register_bench(CLI::App& app) {
-  auto* bench = app.add_subcommand("bench", "measure training or sampling throughput");
+  auto* bench = app.add_subcommand("bench", "measure training, sampling, FFF layer or tokenizer throughput");
   bench->require_subcommand(1);
   auto ft = std::make_shared<BenchFlags>();
   auto* tr = bench->add_subcommand("train", "training tokens/s and MFU on random tokens");
@@ -158,6 +158,7 @@ void register_bench(CLI::App& app) {
   fs->common.add(sa);
   sa->callback([fs]() { bench_sample(*fs); });
   add_bench_fff(bench);
+  add_bench_tokenizer(bench);
 }
 
 }  // namespace fw::cli

@@ -10,6 +10,7 @@ int main(int argc, char** argv) {
   CLI::App app{"flopwise: train and run compute-efficient transformer language models"};
   app.require_subcommand(1);
   fw::cli::register_prepare(app);
+  fw::cli::register_tokenize(app);
   fw::cli::register_train(app);
   fw::cli::register_eval(app);
   fw::cli::register_sample(app);

@@ -74,7 +74,9 @@ void run_sample(const SampleFlags& f) {
       std::fwrite(s.data(), 1, s.size(), stdout);
       std::fflush(stdout);
     };
-  BatchGenerateResult r = generate_batch(gen, prompts, f.tokens, f.sp, f.seed, on_token, on_feed);
+  SamplingParams sp = f.sp;
+  sp.vocab_limit = tok->vocab_size();  // the model's extra ids (padding) stand for no text
+  BatchGenerateResult r = generate_batch(gen, prompts, f.tokens, sp, f.seed, on_token, on_feed);
   int64_t total = 0;
   nlohmann::json outs = nlohmann::json::array();
   for (int64_t i = 0; i < B; i++) {

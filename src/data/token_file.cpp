@@ -3,6 +3,11 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <cerrno>
+#include <climits>
+#include <cstring>
+
+#include <unistd.h>
 
 #include <nlohmann/json.hpp>
 
@@ -79,6 +84,48 @@ void write_token_file(const std::string& path, const std::vector<int32_t>& token
     bytes.append(reinterpret_cast<const char*>(raw.data()), raw.size() * 2);
   }
   write_file_atomic(path, bytes);
+}
+
+TokenFileWriter::TokenFileWriter(std::string path, bool wide)
+    : path_(std::move(path)), tmp_(path_ + ".tmp"), wide_(wide) {
+  f_ = std::fopen(tmp_.c_str(), "wb");
+  FW_CHECK(f_, tmp_, ": cannot create (", std::strerror(errno), ")");
+  const int32_t header[256] = {};
+  FW_CHECK(std::fwrite(header, sizeof(header), 1, f_) == 1, tmp_, ": write error");
+}
+
+TokenFileWriter::~TokenFileWriter() {
+  if (f_) {
+    std::fclose(f_);
+    std::remove(tmp_.c_str());
+  }
+}
+
+void TokenFileWriter::put(int64_t id) {
+  FW_CHECK(id >= 0 && id <= (wide_ ? int64_t(INT32_MAX) : 65535), path_, ": token id ", id, " does not fit");
+  FW_CHECK(count_ < INT32_MAX, path_, ": too many tokens for one file");
+  bool ok;
+  if (wide_) {
+    const uint32_t v = uint32_t(id);
+    ok = std::fwrite(&v, 4, 1, f_) == 1;
+  } else {
+    const uint16_t v = uint16_t(id);
+    ok = std::fwrite(&v, 2, 1, f_) == 1;
+  }
+  FW_CHECK(ok, tmp_, ": write error (disk full?)");
+  count_++;
+}
+
+void TokenFileWriter::finish() {
+  int32_t header[3] = {wide_ ? kTokenMagic32 : kTokenMagic16, wide_ ? kTokenVersion32 : kTokenVersion16,
+                       int32_t(count_)};
+  bool ok = std::fseek(f_, 0, SEEK_SET) == 0 && std::fwrite(header, sizeof(header), 1, f_) == 1 &&
+            std::fflush(f_) == 0 && ::fsync(fileno(f_)) == 0;
+  ok = std::fclose(f_) == 0 && ok;
+  f_ = nullptr;
+  if (!ok) std::remove(tmp_.c_str());
+  FW_CHECK(ok, tmp_, ": write error (disk full?)");
+  fs::rename(tmp_, path_);
 }
 
 DataFiles find_data_files(const std::string& dir) {

@@ -3,6 +3,7 @@
 // (magic 20240801, version 7, for vocabularies over 65535).
 #pragma once
 #include <cstdint>
+#include <cstdio>
 #include <string>
 #include <vector>
 
@@ -16,6 +17,30 @@ std::vector<int32_t> read_token_file(const std::string& path);
 
 // Writes uint16 tokens when every id fits, uint32 otherwise; atomic (temp + rename).
 void write_token_file(const std::string& path, const std::vector<int32_t>& tokens);
+
+// Streams a token file too large to hold: tokens are appended as they come, the
+// header last; the file appears under its name only when finish() succeeds (a
+// writer destroyed unfinished removes its temporary file).
+class TokenFileWriter {
+ public:
+  TokenFileWriter(std::string path, bool wide);  // wide: uint32 ids (vocabularies over 65535)
+  ~TokenFileWriter();
+  TokenFileWriter(const TokenFileWriter&) = delete;
+  TokenFileWriter& operator=(const TokenFileWriter&) = delete;
+  template <typename Id>
+  void append(const std::vector<Id>& ids) {
+    for (Id id : ids) put(int64_t(id));
+  }
+  int64_t count() const { return count_; }
+  void finish();
+
+ private:
+  void put(int64_t id);
+  std::string path_, tmp_;
+  bool wide_;
+  std::FILE* f_ = nullptr;
+  int64_t count_ = 0;
+};
 
 // Finds DIR/train.bin and DIR/val.bin, or llm.c's DIR/*_train.bin and DIR/*_val.bin.
 struct DataFiles {

@@ -186,7 +186,7 @@ BatchGenerateResult generate_batch(Generator& gen, const std::vector<std::vector
   r.tokens.resize(size_t(B));
   std::vector<int32_t> last(static_cast<size_t>(B));
   auto sample_row = [&](int64_t row, float* logits) {  // (sampling may modify the logits)
-    const int32_t tok = sample_token(logits, V, sp, rng[size_t(row)]);
+    const int32_t tok = sample_token(logits, sp.vocab_limit > 0 ? std::min(V, sp.vocab_limit) : V, sp, rng[size_t(row)]);
     r.tokens[size_t(row)].push_back(tok);
     context[size_t(row)].push_back(tok);
     last[size_t(row)] = tok;

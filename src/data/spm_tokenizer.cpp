@@ -1,0 +1,152 @@
+#include "data/spm_tokenizer.h"
+
+#include <sentencepiece_processor.h>
+#include <sentencepiece_trainer.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "core/error.h"
+#include "core/files.h"
+#include "data/atomic_file.h"
+
+namespace fw {
+
+namespace {
+// U+2581 "▁", which SentencePiece writes for a space.
+constexpr char kSpaceMark[] = "\xE2\x96\x81";
+
+// Length of the well-formed UTF-8 character at s[i], or 0 when it is not one.
+size_t utf8_char_length(const std::string& s, size_t i) {
+  const auto b = [&](size_t k) { return k < s.size() ? uint8_t(s[k]) : 0; };
+  const auto cont = [&](size_t k) { return (b(k) & 0xC0) == 0x80; };
+  const uint8_t c = b(i);
+  if (c < 0x80) return c == 0 ? 0 : 1;  // NUL: SentencePiece stops at it, so as a byte
+  if (c >= 0xC2 && c <= 0xDF) return cont(i + 1) ? 2 : 0;
+  if (c >= 0xE0 && c <= 0xEF) {
+    if (!cont(i + 1) || !cont(i + 2)) return 0;
+    if ((c == 0xE0 && b(i + 1) < 0xA0) || (c == 0xED && b(i + 1) >= 0xA0)) return 0;  // overlong, surrogate
+    return 3;
+  }
+  if (c >= 0xF0 && c <= 0xF4) {
+    if (!cont(i + 1) || !cont(i + 2) || !cont(i + 3)) return 0;
+    if ((c == 0xF0 && b(i + 1) < 0x90) || (c == 0xF4 && b(i + 1) >= 0x90)) return 0;
+    return 4;
+  }
+  return 0;
+}
+}  // namespace
+
+SpmTokenizer::SpmTokenizer(const std::string& model_path)
+    : path_(model_path), sp_(std::make_unique<sentencepiece::SentencePieceProcessor>()) {
+  require_readable_file(model_path, "SentencePiece model");
+  const auto st = sp_->Load(model_path);
+  FW_CHECK(st.ok(), model_path, ": not a SentencePiece model (", st.ToString(), ")");
+  const int n = sp_->GetPieceSize();
+  bytes_of_.resize(size_t(n));
+  for (int b = 0; b < 256; b++) byte_piece_[b] = -1;
+  for (int id = 0; id < n; id++) {
+    const std::string& piece = sp_->IdToPiece(id);
+    if (sp_->IsByte(id)) {  // "<0xNN>"
+      const int b = std::stoi(piece.substr(3, 2), nullptr, 16);
+      bytes_of_[size_t(id)] = std::string(1, char(b));
+      byte_piece_[b] = id;
+    } else if (sp_->IsControl(id) || sp_->IsUnknown(id)) {
+      bytes_of_[size_t(id)] = "";
+    } else {
+      std::string s;
+      for (size_t i = 0; i < piece.size();) {
+        if (piece.compare(i, 3, kSpaceMark) == 0) s += ' ', i += 3;
+        else s += piece[i++];
+      }
+      bytes_of_[size_t(id)] = s;
+    }
+  }
+  eos_ = sp_->eos_id();
+  for (int b = 0; b < 256; b++)
+    FW_CHECK(byte_piece_[b] >= 0, model_path,
+             ": no byte-fallback pieces, so some bytes cannot be encoded (train it with `flopwise tokenizer train`)");
+  // A probe with what normalisation, dummy prefixes and whitespace folding would change.
+  const std::string probe = " a  b\t\xEF\xAC\x81 \xEF\xBC\xA1\n";  // ﬁ ligature, fullwidth A
+  FW_CHECK(decode(encode(probe)) == probe, model_path,
+           ": this model changes text (normalisation, a dummy prefix or whitespace folding), so it is not exact "
+           "on bytes; train one with `flopwise tokenizer train`");
+}
+
+SpmTokenizer::~SpmTokenizer() = default;
+
+const std::string& SpmTokenizer::token_bytes(int32_t id) const {
+  FW_CHECK(id >= 0 && id < vocab_size(), "spm tokenizer: token id ", id, " out of range [0, ", vocab_size(), ")");
+  return bytes_of_[size_t(id)];
+}
+
+std::vector<int32_t> SpmTokenizer::encode(const std::string& text) const {
+  std::vector<int32_t> ids;
+  std::vector<int> part;
+  size_t run = 0;  // start of the current run of text SentencePiece can take as it is
+  const auto flush = [&](size_t end) {
+    if (end > run) {
+      const auto st = sp_->Encode(std::string_view(text.data() + run, end - run), &part);
+      FW_CHECK(st.ok(), path_, ": encoding failed (", st.ToString(), ")");
+      for (int id : part) {
+        FW_CHECK(!sp_->IsUnknown(id), path_, ": produced <unk>; the model cannot represent this text");
+        ids.push_back(id);
+      }
+    }
+  };
+  for (size_t i = 0; i < text.size();) {
+    const size_t n = utf8_char_length(text, i);
+    if (n > 0 && text.compare(i, 3, kSpaceMark) != 0) {
+      i += n;
+      continue;
+    }
+    flush(i);
+    const size_t len = n > 0 ? n : 1;  // the bytes SentencePiece must not see
+    for (size_t k = 0; k < len; k++) ids.push_back(byte_piece_[uint8_t(text[i + k])]);
+    i += len;
+    run = i;
+  }
+  flush(text.size());
+  return ids;
+}
+
+void train_spm(const SpmTrainOptions& o) {
+  FW_CHECK(!o.inputs.empty(), "tokenizer train: no --input files");
+  std::string inputs;
+  for (const auto& f : o.inputs) {
+    require_readable_file(f, "input file");
+    FW_CHECK(f.find(',') == std::string::npos, f, ": SentencePiece takes input lists with commas; rename the file");
+    inputs += (inputs.empty() ? "" : ",") + f;
+  }
+  FW_CHECK(o.model_type == "bpe" || o.model_type == "unigram", "--model-type '", o.model_type,
+           "': must be bpe or unigram");
+  FW_CHECK(o.vocab_size >= 300 && o.vocab_size <= 1000000, "--vocab ", o.vocab_size,
+           ": must be at least 300 (256 byte pieces, 3 control pieces and some merges)");
+  FW_CHECK(!o.out.empty(), "tokenizer train: --out is required");
+  std::string model;
+  const std::unordered_map<std::string, std::string> args = {
+      {"input", inputs},
+      {"model_type", o.model_type},
+      {"vocab_size", std::to_string(o.vocab_size)},
+      {"normalization_rule_name", "identity"},  // exact on bytes: keep text as it is
+      {"add_dummy_prefix", "false"},
+      {"remove_extra_whitespaces", "false"},
+      {"byte_fallback", "true"},
+      {"character_coverage", "0.9995"},
+      {"allow_whitespace_only_pieces", "true"},
+      {"split_digits", "true"},
+      {"hard_vocab_limit", "false"},  // a tiny corpus may not have vocab_size pieces
+      {"max_sentence_length", "16384"},
+      {"input_sentence_size", "2000000"},
+      {"shuffle_input_sentence", "true"},
+      {"num_threads", "2"},
+      {"minloglevel", "1"},
+  };
+  const auto st = sentencepiece::SentencePieceTrainer::Train(args, nullptr, &model);
+  FW_CHECK(st.ok(), "tokenizer train: SentencePiece failed: ", st.ToString());
+  if (const auto dir = std::filesystem::path(o.out).parent_path(); !dir.empty())
+    std::filesystem::create_directories(dir);
+  write_file_atomic(o.out, model);
+}
+
+}  // namespace fw

@@ -8,6 +8,7 @@
 
 #include "core/error.h"
 #include "core/files.h"
+#include "data/utf8.h"
 
 namespace fw {
 
@@ -41,24 +42,6 @@ struct Char {
   CharClass cls;
 };
 
-// Well-formed UTF-8 as Unicode defines it (no overlongs, surrogates or > U+10FFFF).
-uint32_t utf8_length(std::string_view s, size_t i, uint32_t& cp) {
-  const auto b = [&](size_t k) { return uint8_t(s[k]); };
-  const uint8_t c = b(i);
-  if (c < 0x80) return cp = c, 1;
-  const auto cont = [&](size_t k) { return k < s.size() && (b(k) & 0xC0) == 0x80; };
-  if (c >= 0xC2 && c <= 0xDF && cont(i + 1)) return cp = (c & 0x1Fu) << 6 | (b(i + 1) & 0x3Fu), 2;
-  if (c >= 0xE0 && c <= 0xEF && cont(i + 1) && cont(i + 2)) {
-    cp = (c & 0x0Fu) << 12 | (b(i + 1) & 0x3Fu) << 6 | (b(i + 2) & 0x3Fu);
-    if (cp >= 0x800 && (cp < 0xD800 || cp > 0xDFFF)) return 3;
-  }
-  if (c >= 0xF0 && c <= 0xF4 && cont(i + 1) && cont(i + 2) && cont(i + 3)) {
-    cp = (c & 0x07u) << 18 | (b(i + 1) & 0x3Fu) << 12 | (b(i + 2) & 0x3Fu) << 6 | (b(i + 3) & 0x3Fu);
-    if (cp >= 0x10000 && cp <= 0x10FFFF) return 4;
-  }
-  return cp = 0xFFFFFFFF, 1;
-}
-
 std::vector<Char> decode_chars(std::string_view s) {
   static const auto ascii = [] {  // the common case without a table search
     std::array<CharClass, 128> t{};
@@ -69,7 +52,8 @@ std::vector<Char> decode_chars(std::string_view s) {
   out.reserve(s.size());
   for (size_t i = 0; i < s.size();) {
     uint32_t cp;
-    const uint32_t n = utf8_length(s, i, cp);
+    uint32_t n = utf8_decode(s, i, cp);
+    if (n == 0) n = 1, cp = 0xFFFFFFFF;  // a stray byte
     const CharClass cls = cp < 128 ? ascii[cp] : cp == 0xFFFFFFFF ? CharClass::Other : classify(cp);
     out.push_back({cp, uint32_t(i), n, cls});
     i += n;
@@ -133,7 +117,9 @@ bool vocab_string_to_bytes(const std::string& s, const std::unordered_map<uint32
   out.clear();
   for (size_t i = 0; i < s.size();) {
     uint32_t cp;
-    i += utf8_length(s, i, cp);
+    const uint32_t n = utf8_decode(s, i, cp);
+    if (n == 0) return false;
+    i += n;
     auto it = char_to_byte.find(cp);
     if (it == char_to_byte.end()) return false;
     out.push_back(char(it->second));

@@ -9,6 +9,7 @@
 #include "core/error.h"
 #include "core/files.h"
 #include "data/atomic_file.h"
+#include "data/utf8.h"
 
 namespace fw {
 
@@ -16,25 +17,6 @@ namespace {
 // U+2581 "▁", which SentencePiece writes for a space.
 constexpr char kSpaceMark[] = "\xE2\x96\x81";
 
-// Length of the well-formed UTF-8 character at s[i], or 0 when it is not one.
-size_t utf8_char_length(const std::string& s, size_t i) {
-  const auto b = [&](size_t k) { return k < s.size() ? uint8_t(s[k]) : 0; };
-  const auto cont = [&](size_t k) { return (b(k) & 0xC0) == 0x80; };
-  const uint8_t c = b(i);
-  if (c < 0x80) return c == 0 ? 0 : 1;  // NUL: SentencePiece stops at it, so as a byte
-  if (c >= 0xC2 && c <= 0xDF) return cont(i + 1) ? 2 : 0;
-  if (c >= 0xE0 && c <= 0xEF) {
-    if (!cont(i + 1) || !cont(i + 2)) return 0;
-    if ((c == 0xE0 && b(i + 1) < 0xA0) || (c == 0xED && b(i + 1) >= 0xA0)) return 0;  // overlong, surrogate
-    return 3;
-  }
-  if (c >= 0xF0 && c <= 0xF4) {
-    if (!cont(i + 1) || !cont(i + 2) || !cont(i + 3)) return 0;
-    if ((c == 0xF0 && b(i + 1) < 0x90) || (c == 0xF4 && b(i + 1) >= 0x90)) return 0;
-    return 4;
-  }
-  return 0;
-}
 }  // namespace
 
 SpmTokenizer::SpmTokenizer(const std::string& model_path)
@@ -95,13 +77,15 @@ std::vector<int32_t> SpmTokenizer::encode(const std::string& text) const {
     }
   };
   for (size_t i = 0; i < text.size();) {
-    const size_t n = utf8_char_length(text, i);
-    if (n > 0 && text.compare(i, 3, kSpaceMark) != 0) {
+    uint32_t cp;
+    const size_t n = utf8_decode(text, i, cp);
+    // SentencePiece must not see: malformed bytes, NUL (it stops there), its own "▁"
+    if (n > 0 && cp != 0 && cp != 0x2581) {
       i += n;
       continue;
     }
     flush(i);
-    const size_t len = n > 0 ? n : 1;  // the bytes SentencePiece must not see
+    const size_t len = n > 0 ? n : 1;
     for (size_t k = 0; k < len; k++) ids.push_back(byte_piece_[uint8_t(text[i + k])]);
     i += len;
     run = i;

@@ -3,6 +3,7 @@
 // POS side files, chunked `prepare`, and the tokenizer travelling with a checkpoint.
 #include <gtest/gtest.h>
 
+#include <sentencepiece_processor.h>
 #include <sentencepiece_trainer.h>
 
 #include <filesystem>
@@ -119,6 +120,13 @@ TEST(Tokenizers, SentencePieceTrainsEncodesAndPrepares) {
   const auto ids = tok->encode(text);
   EXPECT_LT(ids.size(), text.size() / 2) << "merges should compress the training vocabulary";
   EXPECT_EQ(tok->decode(ids), text);
+  // flopwise encodes line by line (faster); the library on the whole text agrees
+  sentencepiece::SentencePieceProcessor sp;
+  ASSERT_TRUE(sp.Load(model).ok());
+  const std::string lines = test::slurp(fs::path(model).parent_path().string() + "/text.txt").substr(0, 20000);
+  std::vector<int> whole;
+  ASSERT_TRUE(sp.Encode(lines, &whole).ok());
+  EXPECT_EQ(tok->encode(lines), std::vector<int32_t>(whole.begin(), whole.end()));
   const std::string dir = fs::path(model).parent_path().string();
   auto p = test::flopwise("prepare --input " + dir + "/text.txt --tokenizer spm:" + model + " --out " + dir + "/data --json");
   ASSERT_EQ(p.code, 0) << p.out;

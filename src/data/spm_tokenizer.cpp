@@ -42,6 +42,7 @@ SpmTokenizer::SpmTokenizer(const std::string& model_path)
         else s += piece[i++];
       }
       bytes_of_[size_t(id)] = s;
+      if (s.find('\n') != std::string::npos && s != "\n") lines_independent_ = false;
     }
   }
   eos_ = sp_->eos_id();
@@ -82,6 +83,9 @@ std::vector<int32_t> SpmTokenizer::encode(const std::string& text) const {
     // SentencePiece must not see: malformed bytes, NUL (it stops there), its own "▁"
     if (n > 0 && cp != 0 && cp != 0x2581) {
       i += n;
+      // with no piece spanning a newline, lines encode independently, and SentencePiece's
+      // BPE is 3.5x faster on lines than on a whole text (measured on Brown)
+      if (cp == '\n' && lines_independent_) flush(i), run = i;
       continue;
     }
     flush(i);

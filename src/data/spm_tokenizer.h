@@ -33,6 +33,7 @@ class SpmTokenizer : public Tokenizer {
   std::vector<std::string> bytes_of_;  // [vocab] id → bytes ("" for control pieces)
   int32_t byte_piece_[256];
   int32_t eos_ = -1;
+  bool lines_independent_ = true;  // no piece holds a newline with other text
 };
 
 struct SpmTrainOptions {

@@ -30,6 +30,8 @@ void print_json(const nlohmann::json& j);
 void note(const std::string& line);
 
 void register_prepare(CLI::App& app);
+// `flopwise prepare --brown DIR --tokenizer SPEC --out OUT` (prepare.cpp), for the demo.
+void prepare_brown(const std::string& brown_dir, const std::string& tokenizer, const std::string& out);
 void register_train(CLI::App& app);
 void register_eval(CLI::App& app);
 void register_flops(CLI::App& app);
@@ -39,7 +41,9 @@ void register_sweep(CLI::App& app);
 void add_bench_fff(CLI::App* bench);  // flopwise bench fff (bench_fff.cpp)
 void register_sample(CLI::App& app);
 void register_bench(CLI::App& app);
-void register_tokenize(CLI::App& app);  // tokenize, tokenizer train (tokenize.cpp)
+void register_tokenize(CLI::App& app);
+void register_report(CLI::App& app);
+void register_demo(CLI::App& app);  // tokenize, tokenizer train (tokenize.cpp)
 void add_bench_tokenizer(CLI::App* bench);  // flopwise bench tokenizer (tokenize.cpp)
 
 }  // namespace fw::cli

@@ -19,6 +19,8 @@ int main(int argc, char** argv) {
   fw::cli::register_fit(app);
   fw::cli::register_plan(app);
   fw::cli::register_sweep(app);
+  fw::cli::register_report(app);
+  fw::cli::register_demo(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

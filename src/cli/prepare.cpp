@@ -195,6 +195,14 @@ void run_prepare(const PrepareFlags& f) {
 }
 }  // namespace
 
+void prepare_brown(const std::string& brown_dir, const std::string& tokenizer, const std::string& out) {
+  PrepareFlags f;
+  f.brown = brown_dir;
+  f.tokenizer = tokenizer;
+  f.out = out;
+  run_prepare(f);
+}
+
 void register_prepare(CLI::App& app) {
   auto f = std::make_shared<PrepareFlags>();
   auto* sub = app.add_subcommand("prepare", "tokenize text files (or the Brown Corpus) into llm.c token files");

@@ -48,7 +48,7 @@ Config sweep_config(const SweepOptions& o, const std::string& variant, const Swe
 
 static const char* kHeader = "variant,layers,d_model,params,flops,tokens,steps,loss,run";
 
-static std::vector<SweepRun> read_sweep_csv(const std::string& path) {
+std::vector<SweepRun> read_sweep_csv(const std::string& path) {
   std::vector<SweepRun> runs;
   std::ifstream in(path);
   if (!in) return runs;

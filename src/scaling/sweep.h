@@ -48,4 +48,7 @@ Config sweep_config(const SweepOptions& o, const std::string& variant, const Swe
 
 SweepResult run_sweep(const SweepOptions& o);
 
+// A sweep's runs.csv (empty when the file does not exist); bad rows fail by line.
+std::vector<SweepRun> read_sweep_csv(const std::string& path);
+
 }  // namespace fw

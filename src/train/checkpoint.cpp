@@ -45,6 +45,7 @@ void save_checkpoint(const std::string& run_dir, const Model& model, const Confi
   auto state_meta = meta;
   state_meta["flopwise.data_pos"] = std::to_string(st.data_pos);
   state_meta["flopwise.data_dir"] = st.data_dir;
+  state_meta["flopwise.train_seconds"] = std::to_string(st.train_seconds);
   state_meta["flopwise.adamw_step"] = std::to_string(opt.step);
   for (int i = 0; i < 4; i++) state_meta["flopwise.rng" + std::to_string(i)] = std::to_string(st.rng[size_t(i)]);
   write_safetensors((fs::path(run_dir) / "state.safetensors").string(), moments, state_meta);
@@ -94,6 +95,13 @@ void load_training_state(const std::string& run_dir, const Model& model, const C
            ": config differs from model.safetensors");
   st.data_pos = parse_int(f, "flopwise.data_pos");
   st.data_dir = f.meta("flopwise.data_dir");
+  if (f.metadata().count("flopwise.train_seconds")) {  // absent in checkpoints before it existed
+    try {
+      st.train_seconds = std::stod(f.meta("flopwise.train_seconds"));
+    } catch (const std::logic_error&) {
+      fail(path, ": metadata 'flopwise.train_seconds' is not a number");
+    }
+  }
   for (int i = 0; i < 4; i++) {
     const std::string key = "flopwise.rng" + std::to_string(i);
     try {

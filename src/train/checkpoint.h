@@ -22,6 +22,7 @@ struct TrainingState {
   int64_t data_pos = 0;  // next token of the training stream
   std::array<uint64_t, 4> rng{};  // for stochastic parts of training (fff_leaf's transpositions)
   std::string data_dir;  // the data the run trains on (resume defaults to it)
+  double train_seconds = 0;  // wall time of the training steps so far (evaluation excluded)
 };
 
 // RUN folder → RUN/model.safetensors; a file path is returned as is.

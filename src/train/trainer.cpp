@@ -192,7 +192,8 @@ void Trainer::log_step(double loss, double lr, double gnorm, double val) {
   const double mfu = tps * flops_.train_per_token() / peak_;
   nlohmann::json row = {{"step", st_.step}, {"loss", loss}, {"lr", lr}, {"grad_norm", gnorm},
                         {"tokens_per_s", tps}, {"mfu", mfu}, {"tokens", st_.step * tokens_per_step},
-                        {"flops", double(st_.step * tokens_per_step) * flops_.train_per_token()}};
+                        {"flops", double(st_.step * tokens_per_step) * flops_.train_per_token()},
+                        {"seconds", st_.train_seconds}};
   if (std::isfinite(val)) row["val_loss"] = val;
   metrics_ << row.dump() << "\n" << std::flush;
   const double eta = double(tc.steps - st_.step) * train_seconds_ / double(steps_run_);
@@ -229,6 +230,7 @@ TrainSummary Trainer::run() {
     steps_run_++;
     const double dt = now_seconds() - t0;
     train_seconds_ += dt;
+    st_.train_seconds += dt;
     window_seconds_ += dt;
     window_loss_ += loss;
     window_steps_++;

@@ -1,0 +1,36 @@
+// A run folder as the report reads it: the checkpoint's config, tokenizer, step and
+// data folder, metrics.jsonl row by row, and the demo's summary.json when present.
+// Anything missing or malformed is an Error naming the file (and line).
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "train/config.h"
+
+namespace fw {
+
+struct MetricsRow {
+  int64_t step = 0;
+  double loss = 0, tokens = 0, flops = 0, seconds = 0, tokens_per_s = 0;
+  double val_loss = -1;  // < 0: not an evaluation step
+};
+
+struct RunInfo {
+  std::string dir, name;  // name: the folder's last component
+  Config config;
+  std::string tokenizer, data_dir;
+  int64_t step = 0;
+  std::vector<MetricsRow> metrics;
+  nlohmann::json summary;  // RUN/summary.json (written by `flopwise demo`), or null
+};
+
+// Checks dir is a run (model.safetensors, state.safetensors, metrics.jsonl) and reads it.
+RunInfo read_run(const std::string& dir);
+
+// Whether dir is an isoFLOP sweep folder (holds a sweep's runs.csv).
+bool is_sweep_dir(const std::string& dir);
+
+}  // namespace fw

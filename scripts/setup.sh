@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what flopwise needs on Debian 12 (only the packages that are missing),
-# then configures and builds it in build/. Safe to run again: it does only what
-# is left to do.
+# fetches GPT-2's tokenizer files and the Brown Corpus, then configures and builds it
+# in build/ — everything, or only the targets named (e.g. `setup.sh flopwise`). Safe to
+# run again: it does only what is left to do.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,4 +24,6 @@ fi
 ./scripts/fetch.sh gpt2 brown
 
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
-cmake --build build -j"$(nproc)"
+targets=()
+for t in "$@"; do targets+=(--target "$t"); done
+cmake --build build -j"$(nproc)" "${targets[@]}"

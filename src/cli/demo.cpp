@@ -29,7 +29,7 @@ namespace fs = std::filesystem;
 namespace {
 struct DemoFlags {
   bool quick = false;
-  double train_minutes = 0;  // 0: 5 (1 with --quick)
+  double train_minutes = 0;  // 0: 4 (1 with --quick)
   int64_t eval_tokens = 16384;
   std::string out = "runs/demo", brown = "data/brown-src", data_root = "data";
   CommonFlags common;
@@ -113,7 +113,7 @@ Outcome measure(const std::string& run, const std::string& data, const TrainSumm
 void run_demo(const DemoFlags& f) {
   f.common.apply();
   const auto t0 = std::chrono::steady_clock::now();
-  const double minutes = f.train_minutes > 0 ? f.train_minutes : f.quick ? 1.0 : 5.0;
+  const double minutes = f.train_minutes > 0 ? f.train_minutes : f.quick ? 1.0 : 4.0;
   FW_CHECK(minutes <= 600, "--train-minutes ", minutes, ": at most 600");
   FW_CHECK(f.eval_tokens >= 128, "--eval-tokens ", f.eval_tokens, ": at least 128");
   const std::string data = demo_data(f);
@@ -187,7 +187,7 @@ void run_demo(const DemoFlags& f) {
 void register_demo(CLI::App& app) {
   auto f = std::make_shared<DemoFlags>();
   auto* sub = app.add_subcommand("demo", "dense vs MoD vs MoD+FFF on the Brown Corpus at equal training FLOPs, with a report");
-  sub->add_flag("--quick", f->quick, "a first look: 1 minute of training in all (default 5)");
+  sub->add_flag("--quick", f->quick, "a first look: 1 minute of training in all (default 4)");
   sub->add_option("--train-minutes", f->train_minutes, "minutes of training for the three models together");
   sub->add_option("--eval-tokens", f->eval_tokens, "validation tokens per evaluation (default 16384)");
   sub->add_option("--out", f->out, "the demo folder (default runs/demo)");

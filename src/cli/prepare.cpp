@@ -10,7 +10,6 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
-#include <sstream>
 
 #include "cli/common.h"
 #include "core/error.h"
@@ -116,7 +115,7 @@ void prepare_text_file(const std::string& path, const Tokenizer& tok, const Prep
 }
 
 // The Brown Corpus: every document whole into train or val (every 1/val_fraction-th).
-nlohmann::json prepare_brown(const std::string& dir, const Tokenizer& tok, const PrepareFlags& f, Output& out) {
+nlohmann::json tokenize_brown(const std::string& dir, const Tokenizer& tok, const PrepareFlags& f, Output& out) {
   const std::vector<std::string> files = brown_files(dir);
   int64_t total = 0;
   for (const auto& p : files) total += int64_t(fs::file_size(p));
@@ -125,11 +124,8 @@ nlohmann::json prepare_brown(const std::string& dir, const Tokenizer& tok, const
   std::string train_text, val_text;
   std::vector<std::string> val_docs;
   for (size_t i = 0; i < files.size(); i++) {
-    std::ifstream in(files[i], std::ios::binary);
-    FW_CHECK(in, files[i], ": cannot open");
-    std::stringstream ss;
-    ss << in.rdbuf();
-    const TaggedText t = detag_brown(ss.str(), tags, files[i]);
+    const std::string tagged = read_file(files[i], "Brown sample");
+    const TaggedText t = detag_brown(tagged, tags, files[i]);
     const bool to_val = std::floor(double(i + 1) * f.val_fraction) > std::floor(double(i) * f.val_fraction);
     std::vector<int32_t> ids = tok.encode(t.text);
     std::vector<uint16_t> pos = tags_of_tokens(t, tok.token_starts(ids));
@@ -141,7 +137,7 @@ nlohmann::json prepare_brown(const std::string& dir, const Tokenizer& tok, const
     (to_val ? *out.val_pos : *out.train_pos).append(pos);
     (to_val ? val_text : train_text) += t.text + "\n";
     if (to_val) val_docs.push_back(fs::path(files[i]).filename().string());
-    progress.add(int64_t(ss.str().size()));
+    progress.add(int64_t(tagged.size()));
   }
   // The plain text too, e.g. to train a SentencePiece model on (documents blank-line separated).
   write_file_atomic((fs::path(f.out) / "train.txt").string(), train_text);
@@ -161,25 +157,21 @@ void run_prepare(const PrepareFlags& f) {
   fs::create_directories(f.out);
   Output out(f.out, *tok, !f.brown.empty());
   nlohmann::json meta = {{"tokenizer", tok->spec()}, {"vocab_size", tok->vocab_size()}};
-  Progress* shown = nullptr;
-  double seconds = 0;
-  int64_t bytes = 0;
+  const auto t0 = std::chrono::steady_clock::now();
   if (!f.brown.empty()) {
-    const auto t0 = std::chrono::steady_clock::now();
-    meta.update(prepare_brown(f.brown, *tok, f, out));
-    seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    meta.update(tokenize_brown(f.brown, *tok, f, out));
     meta["inputs"] = {fs::absolute(f.brown).string()};
   } else {
+    int64_t bytes = 0;
     for (const auto& p : f.inputs) {
       require_readable_file(p, "input file");
       bytes += int64_t(fs::file_size(p));
     }
     Progress progress(bytes);
-    shown = &progress;
     for (const auto& p : f.inputs) prepare_text_file(p, *tok, f, out, progress);
-    seconds = shown->seconds();
     meta["inputs"] = f.inputs;
   }
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   out.train.finish();
   out.val.finish();
   meta["train_tokens"] = out.train.count();

@@ -3,6 +3,8 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 
 #include "core/error.h"
 
@@ -15,6 +17,15 @@ void require_readable_file(const std::string& path, const std::string& what) {
   FW_CHECK(fs::exists(st), path, ": ", what, " not found");
   FW_CHECK(!fs::is_directory(st), path, ": is a folder, not ", std::string("aeiou").find(what[0]) != std::string::npos ? "an " : "a ", what);
   FW_CHECK(::access(path.c_str(), R_OK) == 0, path, ": cannot read ", what, " (permission denied)");
+}
+
+std::string read_file(const std::string& path, const std::string& what) {
+  require_readable_file(path, what);
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  FW_CHECK(in && ss, path, ": read error (", what, ")");
+  return ss.str();
 }
 
 }  // namespace fw

@@ -9,4 +9,7 @@ namespace fw {
 // "cannot read <what>".
 void require_readable_file(const std::string& path, const std::string& what);
 
+// The whole file's bytes, after require_readable_file; a failed read names the file.
+std::string read_file(const std::string& path, const std::string& what);
+
 }  // namespace fw

@@ -177,10 +177,7 @@ Gpt2Tokenizer::Gpt2Tokenizer(const std::string& dir) : dir_(dir) {
   // vocab.bpe: a version line, then one merge "left right" per line, by rank.
   std::vector<std::string> lines;
   {
-    std::ifstream in(bpe_path, std::ios::binary);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    const std::string all = ss.str();
+    const std::string all = read_file(bpe_path, "GPT-2 merges file");
     for (size_t at = 0;;) {  // split on '\n' exactly, keeping a last empty line
       const size_t nl = all.find('\n', at);
       lines.push_back(all.substr(at, nl == std::string::npos ? std::string::npos : nl - at));

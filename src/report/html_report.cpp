@@ -19,7 +19,6 @@
 #include "scaling/isoflop_fit.h"
 #include "scaling/svg_chart.h"
 #include "scaling/sweep.h"
-#include "train/checkpoint.h"
 #include "train/evaluate.h"
 
 namespace fw {
@@ -260,10 +259,26 @@ const char* kCheckScript =
     "document.body.dataset.chartsDrawn=String(n)});</script>";
 }  // namespace
 
+// A MoD or FFF run's analyses, as a section of the page ("" for other runs).
+static std::string analysis_section(const RunInfo& r, const ReportOptions& opt, Report& rep) {
+  const ModelConfig& m = r.config.model;
+  if (!m.mod.enabled && m.mlp != "fff") return "";
+  std::ostringstream o;
+  o << "<h2>" << esc(r.name) << " (" << esc(kind_of(m)) << ")</h2>";
+  try {
+    if (m.mod.enabled) o << mod_section(r, *r.model, opt);
+    if (m.mlp == "fff") o << fff_section(r, *r.model, opt);
+  } catch (const Error& e) {
+    o << "<p class=\"problem\">Analysis failed: " << esc(e.what()) << "</p>";
+    rep.problems.push_back(e.what());
+  }
+  return o.str();
+}
+
 Report build_report(const std::vector<std::string>& dirs, const ReportOptions& opt) {
   Report rep;
   std::vector<RunInfo> runs;
-  std::string sweeps;
+  std::string sweeps, analyses;
   for (const auto& d : dirs) {
     try {
       if (is_sweep_dir(d)) {
@@ -271,6 +286,8 @@ Report build_report(const std::vector<std::string>& dirs, const ReportOptions& o
         rep.sweeps++;
       } else {
         runs.push_back(read_run(d));
+        analyses += analysis_section(runs.back(), opt, rep);
+        runs.back().model.reset();  // analysed: one run's weights in memory at a time
       }
     } catch (const Error& e) {
       rep.problems.push_back(e.what());
@@ -278,20 +295,7 @@ Report build_report(const std::vector<std::string>& dirs, const ReportOptions& o
   }
   std::ostringstream body;
   if (!runs.empty()) body << "<h2>Runs</h2>" << runs_table(runs) << loss_charts(runs);
-  for (const auto& r : runs) {
-    const ModelConfig& m = r.config.model;
-    if (!m.mod.enabled && m.mlp != "fff") continue;
-    body << "<h2>" << esc(r.name) << " (" << esc(kind_of(m)) << ")</h2>";
-    try {
-      LoadedModel lm = load_model(r.dir);
-      if (m.mod.enabled) body << mod_section(r, *lm.model, opt);
-      if (m.mlp == "fff") body << fff_section(r, *lm.model, opt);
-    } catch (const Error& e) {
-      body << "<p class=\"problem\">Analysis failed: " << esc(e.what()) << "</p>";
-      rep.problems.push_back(e.what());
-    }
-  }
-  body << sweeps;
+  body << analyses << sweeps;
   rep.runs = int(runs.size());
   std::ostringstream o;
   o << "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>" << esc(opt.title) << "</title><style>" << kStyle

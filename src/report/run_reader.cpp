@@ -20,6 +20,7 @@ RunInfo read_run(const std::string& dir) {
   r.name = fs::weakly_canonical(d).filename().string();
   LoadedModel lm = load_model(dir);
   r.config = lm.config;
+  r.model = std::move(lm.model);
   r.tokenizer = lm.tokenizer;
   r.step = lm.step;
   if (fs::exists(d / "state.safetensors")) {

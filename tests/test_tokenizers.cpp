@@ -96,7 +96,7 @@ TEST(Tokenizers, Gpt2PretokenizerSplits) {
 // every tokenizer.
 TEST(Tokenizers, EveryTokenizerRoundTripsArbitraryBytes) {
   const std::string spm_bpe = tiny_spm("bpe"), spm_unigram = tiny_spm("unigram");
-  for (const std::string spec : {std::string("bytes"), std::string("gpt2"), "spm:" + spm_bpe, "spm:" + spm_unigram}) {
+  for (const std::string& spec : {std::string("bytes"), std::string("gpt2"), "spm:" + spm_bpe, "spm:" + spm_unigram}) {
     auto tok = make_tokenizer(spec);
     for (uint64_t seed = 0; seed < 20; seed++) {
       const std::string s = random_bytes(seed, 50 + seed * 40);
@@ -249,7 +249,9 @@ TEST(Tokenizers, BrownCorpusPreparedWithAlignedPosTags) {
         continue;
       }
       const std::string& b = tok->token_bytes(ids[i]);
-      if (b == "\n") EXPECT_EQ(tag, "none");
+      if (b == "\n") {
+        EXPECT_EQ(tag, "none");
+      }
       // whole words only (" the" also begins " theory"); Brown tags a few "the" np or nil
       const bool whole = i + 1 == ids.size() || !std::isalpha(uint8_t(tok->token_bytes(ids[i + 1])[0]));
       if (whole && (b == " the" || b == "The")) the++, the_at += tag == "at";

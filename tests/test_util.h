@@ -39,9 +39,9 @@ struct Run {
   std::string out;  // stdout and stderr together
 };
 
-// Runs `flopwise ARGS` through the shell.
-inline Run flopwise(const std::string& args) {
-  std::string cmd = std::string(FLOPWISE_BIN) + " " + args + " 2>&1";
+// Runs a shell command line, collecting its output and exit code.
+inline Run shell(const std::string& command) {
+  const std::string cmd = command + " 2>&1";
   FILE* f = popen(cmd.c_str(), "r");
   Run r{-1, ""};
   if (!f) return r;
@@ -52,6 +52,9 @@ inline Run flopwise(const std::string& args) {
   r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   return r;
 }
+
+// Runs `flopwise ARGS` through the shell.
+inline Run flopwise(const std::string& args) { return shell(std::string(FLOPWISE_BIN) + " " + args); }
 
 // n normal draws with standard deviation sd, from a fixed seed.
 template <typename T = float>

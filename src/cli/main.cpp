@@ -5,6 +5,22 @@
 
 #include "cli/common.h"
 #include "core/error.h"
+#include "parallel/comm.h"
+
+// Under mpirun every rank runs this program. An error on one rank ends every rank
+// (a rank left alone would wait for it forever); success ends MPI in order.
+static int fail_job(const std::string& kind, const std::string& what, int code) {
+  std::cerr << "flopwise: " << kind << ": " << fw::rank_label() << what << std::endl;
+  fw::abort_world(code);
+  return code;
+}
+
+// The first word that is not an option: the subcommand.
+static std::string subcommand_of(int argc, char** argv) {
+  for (int i = 1; i < argc; i++)
+    if (argv[i][0] != '-') return argv[i];
+  return "";
+}
 
 int main(int argc, char** argv) {
   CLI::App app{"flopwise: train and run compute-efficient transformer language models"};
@@ -21,19 +37,22 @@ int main(int argc, char** argv) {
   fw::cli::register_sweep(app);
   fw::cli::register_report(app);
   fw::cli::register_demo(app);
+  const std::string sub = subcommand_of(argc, argv);
+  if (fw::launched_ranks() > 1 && sub != "train")
+    return fail_job("error", "only `flopwise train` runs across MPI ranks; run `flopwise " + sub + "` without mpirun", 1);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    const int code = app.exit(e);
+    if (code != 0) fw::abort_world(code);
+    return code;
   } catch (const fw::Error& e) {
-    std::cerr << "flopwise: error: " << e.what() << std::endl;
-    return 1;
+    return fail_job("error", e.what(), 1);
   } catch (const std::bad_alloc&) {
-    std::cerr << "flopwise: error: out of memory" << std::endl;
-    return 1;
+    return fail_job("error", "out of memory", 1);
   } catch (const std::exception& e) {
-    std::cerr << "flopwise: internal error: " << e.what() << std::endl;
-    return 2;
+    return fail_job("internal error", e.what(), 2);
   }
+  fw::finish_world();
   return 0;
 }

@@ -1,6 +1,11 @@
 // flopwise train: train a model on a data folder into a run folder.
+#include <cmath>
+#include <cstdlib>
+
 #include "cli/common.h"
 #include "core/error.h"
+#include "core/threads.h"
+#include "parallel/comm.h"
 #include "train/trainer.h"
 
 namespace fw::cli {
@@ -9,16 +14,25 @@ namespace {
 struct TrainFlags {
   std::string data, out, resume;
   int64_t stop_after = 0;
+  bool zero1 = false;
+  double comm_timeout = 600;
   ConfigFlags config;
   CommonFlags common;
 };
 
 void run_train(const TrainFlags& f) {
   f.common.apply();
+  // Under mpirun: this process is one rank; its threads share the host with the others.
+  Comm& comm = world();
+  comm.set_timeout(f.comm_timeout);
+  if (comm.size() > 1 && f.common.threads == 0 && !std::getenv("OMP_NUM_THREADS"))
+    set_num_threads(default_threads_per_rank());
   TrainOptions opt;
   opt.data_dir = f.data;
   opt.stop_after = f.stop_after;
   opt.log = note;
+  opt.comm = &comm;
+  opt.zero1 = f.zero1;
   Config cfg;
   if (!f.resume.empty()) {
     FW_CHECK(f.config.file.empty() && f.config.sets.empty(),
@@ -33,14 +47,18 @@ void run_train(const TrainFlags& f) {
     opt.run_dir = f.out;
   }
   TrainSummary s = run_training(cfg, opt);
+  if (comm.rank() != 0) return;  // rank 0 reports for the job
   nlohmann::json j = {{"step", s.step},           {"train_loss", s.train_loss},
                       {"val_loss", s.val_loss},   {"tokens_per_s", s.tokens_per_s},
                       {"mfu", s.mfu},             {"flops_per_token", s.flops_per_token},
-                      {"finished", s.finished},   {"run", opt.run_dir}};
+                      {"finished", s.finished},   {"run", opt.run_dir},
+                      {"ranks", s.ranks},         {"comm_share", s.comm_share}};
   if (f.common.json) print_json(j);
-  else std::printf("%s at step %lld: train loss %.4f, val loss %.4f, %.0f tokens/s, MFU %.1f%%\n",
+  else std::printf("%s at step %lld: train loss %.4f, val loss %.4f, %.0f tokens/s, MFU %.1f%%%s\n",
                    s.finished ? "finished" : "stopped", (long long)s.step, s.train_loss, s.val_loss,
-                   s.tokens_per_s, 100 * s.mfu);
+                   s.tokens_per_s, 100 * s.mfu,
+                   s.ranks > 1 ? str(" (", s.ranks, " ranks, ", int(std::lround(100 * s.comm_share)),
+                                     "% of the step in communication)").c_str() : "");
 }
 }  // namespace
 
@@ -51,6 +69,10 @@ void register_train(CLI::App& app) {
   sub->add_option("--out", f->out, "run folder to create");
   sub->add_option("--resume", f->resume, "run folder to continue to train.steps");
   sub->add_option("--stop-after", f->stop_after, "end after this step with a checkpoint (schedule unchanged)");
+  sub->add_flag("--zero1", f->zero1, "under mpirun: shard the AdamW moments across ranks (ZeRO stage 1)");
+  sub->add_option("--comm-timeout", f->comm_timeout,
+                  "under mpirun: seconds a rank waits in a collective before ending the job (default 600)")
+      ->check(CLI::PositiveNumber);
   f->config.add(sub);
   f->common.add(sub);
   sub->callback([f]() { run_train(*f); });

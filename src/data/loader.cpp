@@ -30,6 +30,15 @@ void TokenLoader::set_position(int64_t p) {
   pos_ = p;
 }
 
+uint64_t TokenLoader::checksum() const {
+  uint64_t h = 0xcbf29ce484222325ull;
+  for (int32_t id : tokens_) {
+    h ^= uint64_t(uint32_t(id));
+    h *= 0x100000001b3ull;
+  }
+  return h;
+}
+
 void TokenLoader::next_batch(int32_t* inputs, int32_t* targets, int64_t B, int64_t T) {
   const int64_t n = size();
   for (int64_t i = 0; i < B * T; i++) {

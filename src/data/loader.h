@@ -19,6 +19,8 @@ class TokenLoader {
 
   int64_t position() const { return pos_; }
   void set_position(int64_t p);
+  void advance(int64_t n) { pos_ = (pos_ + n) % size(); }  // skip n tokens (wrapping)
+  uint64_t checksum() const;  // FNV-1a over the ids: tells two copies of a file apart
   int64_t size() const { return int64_t(tokens_.size()); }
   const std::string& name() const { return name_; }
 

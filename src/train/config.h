@@ -28,7 +28,8 @@ struct TrainConfig {
   int64_t log_every = 10;    // steps between progress lines and metrics rows
   bool matmul_bf16 = false;  // matrix products in bf16 (fp32 accumulation, fp32 master weights)
 
-  int64_t micro_batch() const { return batch_size / grad_accum; }
+  // Sequences per micro-batch on each of `ranks` data-parallel processes.
+  int64_t micro_batch(int64_t ranks = 1) const { return batch_size / (ranks * grad_accum); }
   void validate() const;
 };
 

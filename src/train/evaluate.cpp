@@ -5,11 +5,10 @@
 
 namespace fw {
 
-EvalResult evaluate(Model& model, Activations& acts, TokenLoader& data, int64_t tokens) {
+EvalResult evaluate(Model& model, Activations& acts, TokenLoader& data, int64_t tokens, int rank, int ranks) {
   const int64_t B = acts.dims.B, T = acts.dims.T;
-  const int64_t batches = std::max<int64_t>(1, tokens / (B * T));
+  const int64_t batches = std::max<int64_t>(1, tokens / (B * ranks * T));
   std::vector<int32_t> in(static_cast<size_t>(B * T)), tgt(static_cast<size_t>(B * T));
-  data.set_position(0);
   double sum = 0;
   const ModConfig& mod = model.cfg.mod;
   const size_t L = size_t(model.cfg.n_layers);
@@ -20,6 +19,8 @@ EvalResult evaluate(Model& model, Activations& acts, TokenLoader& data, int64_t 
   const bool train = acts.dims.train;
   acts.dims.train = false;  // inference forward (fff_leaf: one leaf per tree, no transpositions)
   for (int64_t i = 0; i < batches; i++) {
+    data.set_position(0);
+    data.advance((i * ranks + rank) * B * T);  // this rank's rows of whole-job batch i
     data.next_batch(in.data(), tgt.data(), B, T);
     sum += model_forward(model, acts, in.data(), tgt.data());
     for (size_t l = 0; l < visits.size(); l++) {  // routed blocks ran their MLP on B·k tokens

@@ -22,6 +22,11 @@ struct EvalResult {
   std::vector<std::vector<int64_t>> tree_visits;
 };
 
-EvalResult evaluate(Model& model, Activations& acts, TokenLoader& data, int64_t tokens);
+// Across `ranks` processes each evaluates its share of the same windows, as one
+// process with `ranks` times the batch would: batch i's rows are split among the
+// ranks in order. Each returns the mean over its rows; averaging the ranks' losses
+// gives the whole loss (tokens and accuracies are this rank's).
+EvalResult evaluate(Model& model, Activations& acts, TokenLoader& data, int64_t tokens, int rank = 0,
+                    int ranks = 1);
 
 }  // namespace fw

@@ -1,21 +1,52 @@
 #include "train/optimizer.h"
 
+#include <algorithm>
 #include <cmath>
+#include <cstring>
 
+#include "core/error.h"
 #include "kernels/adamw.h"
 
 namespace fw {
 
+void AdamW::init_shard(int64_t first, int64_t end) {
+  lo = first;
+  hi = end;
+  m.resize(size_t(hi - lo));
+  v.resize(size_t(hi - lo));
+  step = 0;
+}
+
+void AdamW::keep_shard(int64_t first, int64_t end) {
+  FW_CHECK(lo == 0 && first >= 0 && first <= end && end <= hi, "internal: shard [", first, ", ", end,
+           ") of an optimizer over [", lo, ", ", hi, ")");
+  const size_t n = size_t(end - first);
+  Buffer m_part(n), v_part(n);
+  std::memcpy(m_part.data(), m.data() + first, n * sizeof(float));
+  std::memcpy(v_part.data(), v.data() + first, n * sizeof(float));
+  m = std::move(m_part);
+  v = std::move(v_part);
+  lo = first;
+  hi = end;
+}
+
 double AdamW::update(Model& model, double lr, double weight_decay, double grad_clip) {
+  FW_CHECK(lo == 0 && hi == int64_t(model.num_params()), "internal: AdamW::update on a shard");
   const double norm = std::sqrt(sum_squares(model.grads.data(), int64_t(model.grads.size())));
-  const float scale = (grad_clip > 0 && norm > grad_clip) ? float(grad_clip / norm) : 1.0f;
-  step++;
-  for (const auto& t : model.tensors) {
-    AdamWHyper h{float(lr), kBeta1, kBeta2, kEps, t.decay ? float(weight_decay) : 0.0f, step, scale};
-    adamw_update(model.params.data() + t.offset, model.grads.data() + t.offset, m.data() + t.offset,
-                 v.data() + t.offset, int64_t(t.numel()), h);
-  }
+  apply(model, lr, weight_decay, grad_clip, norm);
   return norm;
+}
+
+void AdamW::apply(Model& model, double lr, double weight_decay, double grad_clip, double grad_norm) {
+  const float scale = (grad_clip > 0 && grad_norm > grad_clip) ? float(grad_clip / grad_norm) : 1.0f;
+  step++;
+  for (const auto& t : model.tensors) {  // each tensor's part inside [lo, hi)
+    const int64_t first = std::max(lo, int64_t(t.offset)), end = std::min(hi, int64_t(t.offset + t.numel()));
+    if (first >= end) continue;
+    AdamWHyper h{float(lr), kBeta1, kBeta2, kEps, t.decay ? float(weight_decay) : 0.0f, step, scale};
+    adamw_update(model.params.data() + first, model.grads.data() + first, m.data() + (first - lo),
+                 v.data() + (first - lo), end - first, h);
+  }
 }
 
 }  // namespace fw

@@ -9,13 +9,16 @@
 
 #include "core/error.h"
 #include "core/system.h"
+#include "core/threads.h"
 #include "core/timer.h"
 #include "data/loader.h"
 #include "data/token_file.h"
+#include "kernels/adamw.h"
 #include "kernels/matmul.h"
 #include "kernels/matmul_bf16.h"
 #include "nn/flops.h"
 #include "nn/model.h"
+#include "parallel/agreement.h"
 #include "train/checkpoint.h"
 #include "train/evaluate.h"
 #include "train/optimizer.h"
@@ -25,12 +28,14 @@ namespace fw {
 
 namespace fs = std::filesystem;
 
-size_t training_memory_bytes(const Config& cfg) {
+size_t training_memory_bytes(const Config& cfg, int ranks, bool zero1) {
   const size_t n = Model::count_params(cfg.model);
-  size_t bytes = n * sizeof(float) * 4;  // p, g, m, v
-  bytes += Activations::bytes(cfg.model, cfg.train.micro_batch(), cfg.train.seq_len, true);
+  size_t bytes = n * sizeof(float) * 2;                        // p, g
+  bytes += n * sizeof(float) * 2 / size_t(zero1 ? ranks : 1);  // m, v
+  const int64_t B = std::max<int64_t>(1, cfg.train.micro_batch(ranks));
+  bytes += Activations::bytes(cfg.model, B, cfg.train.seq_len, true);
   if (cfg.train.matmul_bf16) {  // bf16 weight copy, and bf16 copies of two matmul operands
-    const size_t BT = size_t(cfg.train.micro_batch() * cfg.train.seq_len);
+    const size_t BT = size_t(B * cfg.train.seq_len);
     const size_t widest = size_t(std::max({3 * cfg.model.d_model, cfg.model.hidden(), cfg.model.vocab_size}));
     bytes += n * 2 + 2 * BT * widest * 2;
   }
@@ -83,13 +88,29 @@ class Trainer {
 
  private:
   void log(const std::string& s) const {
-    if (opt_.log) opt_.log(s);
+    if (opt_.log && comm_.rank() == 0) opt_.log(s);
   }
-  double step();  // one optimizer step over grad_accum micro-batches; returns the loss
+  void check_batch_split() const;
+  void check_ranks_agree_on_start() const;
+  double step();    // one optimizer step: this rank's micro-batches; returns the global loss
+  double update(double lr);  // averages gradients across ranks, applies AdamW; returns the grad norm
+  double validation_loss();
   void log_step(double loss, double lr, double gnorm, double val);
   void save();
+  // Runs one collective, counting its time as communication.
+  template <typename F>
+  void communicate(F&& f) {
+    const double t0 = now_seconds();
+    f();
+    const double dt = now_seconds() - t0;
+    comm_seconds_ += dt;
+    window_comm_ += dt;
+  }
 
   const TrainOptions& opt_;
+  Comm& comm_;  // the data-parallel ranks (opt.comm, or this process alone)
+  const int P_, rank_;
+  std::vector<int64_t> shards_;  // (P) ZeRO-1: parameters each rank's AdamW updates
   Config cfg_;
   std::unique_ptr<Model> model_;
   AdamW adam_;
@@ -103,15 +124,19 @@ class Trainer {
   double peak_ = 0;
   // throughput: since the start of this invocation, and since the last progress line
   double train_seconds_ = 0, window_seconds_ = 0, window_loss_ = 0;
+  double comm_seconds_ = 0, window_comm_ = 0;  // inside collectives (waiting for peers included)
   int64_t steps_run_ = 0, window_steps_ = 0;
 };
 
-Trainer::Trainer(const Config& cfg_in, const TrainOptions& opt) : opt_(opt), cfg_(cfg_in) {
+Trainer::Trainer(const Config& cfg_in, const TrainOptions& opt)
+    : opt_(opt), comm_(opt.comm ? *opt.comm : single_process()), P_(comm_.size()), rank_(comm_.rank()),
+      cfg_(cfg_in) {
   const std::string model_path = (fs::path(opt.run_dir) / "model.safetensors").string();
   if (opt.resume) {
     LoadedModel lm = load_model(opt.run_dir);
     cfg_ = lm.config;
-    check_memory(training_memory_bytes(cfg_), "resuming this run");
+    check_batch_split();
+    check_memory(training_memory_bytes(cfg_, P_, opt.zero1), "resuming this run");
     model_ = std::move(lm.model);
     load_training_state(opt.run_dir, *model_, cfg_, lm.step, adam_, st_);
     tokenizer_ = lm.tokenizer;
@@ -121,11 +146,18 @@ Trainer::Trainer(const Config& cfg_in, const TrainOptions& opt) : opt_(opt), cfg
     FW_CHECK(!fs::exists(model_path), opt.run_dir,
              ": already holds a checkpoint; continue it with --resume or choose another --out");
     cfg_.validate();
-    check_memory(training_memory_bytes(cfg_), "this training config");
+    check_batch_split();
+    check_memory(training_memory_bytes(cfg_, P_, opt.zero1), "this training config");
     model_ = std::make_unique<Model>(cfg_.model);
     model_->init_weights(uint64_t(cfg_.train.seed));
     adam_.init(model_->num_params());
     st_.rng = Rng(uint64_t(cfg_.train.seed) ^ 0x5EEDull).state();
+  }
+  if (opt.zero1) {  // this rank keeps the moments of its shard of the parameters only
+    shards_ = split_counts(int64_t(model_->num_params()), P_);
+    int64_t lo = 0;
+    for (int r = 0; r < rank_; r++) lo += shards_[size_t(r)];
+    adam_.keep_shard(lo, lo + shards_[size_t(rank_)]);
   }
   FW_CHECK(opt.stop_after == 0 || opt.stop_after > st_.step, "--stop-after ", opt.stop_after,
            " is not after the run's current step ", st_.step);
@@ -142,20 +174,23 @@ Trainer::Trainer(const Config& cfg_in, const TrainOptions& opt) : opt_(opt), cfg
   train_data_ = std::make_unique<TokenLoader>(files.train, cfg_.model.vocab_size);
   val_data_ = std::make_unique<TokenLoader>(files.val, cfg_.model.vocab_size);
   train_data_->set_position(st_.data_pos);
+  check_ranks_agree_on_start();
 
-  // buffers, run folder, accounting
+  // buffers, run folder (rank 0 writes it), accounting
   const TrainConfig& tc = cfg_.train;
   model_->enable_grads();
   apply_precision(*model_, cfg_);
-  acts_ = std::make_unique<Activations>(*model_, tc.micro_batch(), tc.seq_len, true);
-  inputs_.resize(size_t(tc.micro_batch() * tc.seq_len));
+  acts_ = std::make_unique<Activations>(*model_, tc.micro_batch(P_), tc.seq_len, true);
+  inputs_.resize(size_t(tc.micro_batch(P_) * tc.seq_len));
   targets_.resize(inputs_.size());
-  fs::create_directories(opt.run_dir);
-  const std::string metrics_path = (fs::path(opt.run_dir) / "metrics.jsonl").string();
-  if (opt.resume) truncate_metrics(metrics_path, st_.step);
-  else std::ofstream(metrics_path, std::ios::trunc);
-  std::ofstream(fs::path(opt.run_dir) / "config.json", std::ios::trunc) << to_json(cfg_).dump(2) << "\n";
-  metrics_.open(metrics_path, std::ios::app);
+  if (rank_ == 0) {
+    fs::create_directories(opt.run_dir);
+    const std::string metrics_path = (fs::path(opt.run_dir) / "metrics.jsonl").string();
+    if (opt.resume) truncate_metrics(metrics_path, st_.step);
+    else std::ofstream(metrics_path, std::ios::trunc);
+    std::ofstream(fs::path(opt.run_dir) / "config.json", std::ios::trunc) << to_json(cfg_).dump(2) << "\n";
+    metrics_.open(metrics_path, std::ios::app);
+  }
   flops_ = count_flops(cfg_.model, tc.seq_len);
   peak_ = peak_flops(cfg_);
   log(str("model: ", model_->num_params(), " parameters (",
@@ -165,23 +200,90 @@ Trainer::Trainer(const Config& cfg_in, const TrainOptions& opt) : opt_(opt), cfg
   log(str("data: ", train_data_->size(), " train tokens (", files.train, "), ", val_data_->size(),
           " val tokens; tokenizer ", tokenizer_, "; ", tc.matmul_bf16 ? "bf16 matmul" : "fp32 sgemm",
           " peak ", peak_ / 1e9, " GFLOP/s"));
+  if (P_ > 1)
+    log(str("parallel: ", comm_.describe(), " × ", num_threads(), " threads; per rank and step ", tc.grad_accum,
+            " × ", tc.micro_batch(P_), " sequences of the global batch of ", tc.batch_size,
+            opt.zero1 ? str("; ZeRO-1: AdamW moments sharded (", shards_[0], " parameters per rank)") : ""));
   if (opt.resume) log(str("resuming ", opt.run_dir, " at step ", st_.step, " of ", tc.steps));
 }
 
+void Trainer::check_batch_split() const {
+  const TrainConfig& tc = cfg_.train;
+  FW_CHECK(tc.batch_size % (int64_t(P_) * tc.grad_accum) == 0, "config: train.batch_size = ", tc.batch_size,
+           " does not split into ", P_, " ranks × train.grad_accum = ", tc.grad_accum,
+           " equal micro-batches; use a multiple of ", int64_t(P_) * tc.grad_accum);
+}
+
+// What every rank must share: the config, the data (sizes and checksums: paths may
+// differ between hosts), the checkpoint it resumes and the way it was asked to run.
+void Trainer::check_ranks_agree_on_start() const {
+  if (P_ == 1) return;
+  auto data = [](const TokenLoader& d) {
+    return nlohmann::json{{"tokens", d.size()}, {"checksum", str(std::hex, d.checksum())}};
+  };
+  const nlohmann::json setup = {{"config", to_json(cfg_)},
+                                {"data", {{"train", data(*train_data_)}, {"val", data(*val_data_)}}},
+                                {"tokenizer", tokenizer_},
+                                {"resume", opt_.resume},
+                                {"checkpoint", {{"step", st_.step}, {"data_pos", st_.data_pos}}},
+                                {"stop_after", opt_.stop_after},
+                                {"zero1", opt_.zero1}};
+  check_ranks_agree(comm_, setup);
+}
+
+// The global batch is G = batch_size sequences read consecutively from the stream;
+// rank r takes rows [r·G/P, (r+1)·G/P) in A micro-batches. Scaling each backward by
+// 1/(A·P) makes the sum over ranks the mean gradient of the whole batch, as one
+// process computing it alone would (one process: P = 1, the same code).
 double Trainer::step() {
   const TrainConfig& tc = cfg_.train;
-  const int64_t B = tc.micro_batch(), T = tc.seq_len, A = tc.grad_accum;
+  const int64_t G = tc.batch_size, T = tc.seq_len, A = tc.grad_accum, B = tc.micro_batch(P_);
+  const int64_t start = train_data_->position();
+  train_data_->advance(rank_ * (G / P_) * T);
+  // The run's random stream (saved in checkpoints) gives one seed per micro-batch of
+  // the whole job; every rank draws all of them, so the stream stays in step.
+  Rng rng;
+  rng.set_state(st_.rng);
+  std::vector<uint64_t> seeds(size_t(P_ * A));
+  for (auto& seed : seeds) seed = rng.next_u64();
+  st_.rng = rng.state();
+
   model_->grads.zero();
   double loss = 0;
   for (int64_t micro = 0; micro < A; micro++) {
     train_data_->next_batch(inputs_.data(), targets_.data(), B, T);
-    Rng rng;  // the run's random stream, saved in checkpoints
-    rng.set_state(st_.rng);
-    acts_->noise_seed = rng.next_u64();
-    st_.rng = rng.state();
-    loss += model_forward(*model_, *acts_, inputs_.data(), targets_.data()) / double(A);
-    model_backward(*model_, *acts_, inputs_.data(), targets_.data(), 1.0f / float(A));
+    acts_->noise_seed = seeds[size_t(rank_ * A + micro)];
+    loss += model_forward(*model_, *acts_, inputs_.data(), targets_.data()) / double(A * P_);
+    model_backward(*model_, *acts_, inputs_.data(), targets_.data(), 1.0f / float(A * P_));
   }
+  train_data_->set_position(start);
+  train_data_->advance(G * T);
+  communicate([&] { comm_.allreduce_sum(&loss, 1, "all-reduce of the training loss"); });
+  return loss;
+}
+
+// Plain data parallelism: one all-reduce sums the gradients, and every rank applies
+// the same update to its full copy. ZeRO-1: a reduce-scatter leaves each rank the sum
+// over its shard, which it updates with its shard of the moments; an all-gather then
+// shares the updated parameters. The gradient norm for clipping is always the norm of
+// the whole summed gradient.
+double Trainer::update(double lr) {
+  const TrainConfig& tc = cfg_.train;
+  float* grads = model_->grads.data();
+  const int64_t n = int64_t(model_->num_params());
+  if (opt_.zero1) communicate([&] { comm_.reduce_scatter_sum(grads, shards_, "reduce-scatter of gradients"); });
+  else communicate([&] { comm_.allreduce_sum(grads, n, "all-reduce of gradients"); });
+  double sq = sum_squares(grads + adam_.lo, adam_.hi - adam_.lo);
+  if (opt_.zero1) communicate([&] { comm_.allreduce_sum(&sq, 1, "all-reduce of the gradient norm"); });
+  const double norm = std::sqrt(sq);
+  adam_.apply(*model_, lr, tc.weight_decay, tc.grad_clip, norm);
+  if (opt_.zero1) communicate([&] { comm_.allgather(model_->params.data(), shards_, "all-gather of parameters"); });
+  return norm;
+}
+
+double Trainer::validation_loss() {
+  double loss = evaluate(*model_, *acts_, *val_data_, cfg_.train.eval_tokens, rank_, P_).loss / double(P_);
+  communicate([&] { comm_.allreduce_sum(&loss, 1, "all-reduce of the validation loss"); });
   return loss;
 }
 
@@ -189,27 +291,42 @@ void Trainer::log_step(double loss, double lr, double gnorm, double val) {
   const TrainConfig& tc = cfg_.train;
   const int64_t tokens_per_step = tc.batch_size * tc.seq_len;
   const double tps = double(window_steps_ * tokens_per_step) / window_seconds_;
-  const double mfu = tps * flops_.train_per_token() / peak_;
+  const double mfu = tps * flops_.train_per_token() / (peak_ * P_);
   nlohmann::json row = {{"step", st_.step}, {"loss", loss}, {"lr", lr}, {"grad_norm", gnorm},
                         {"tokens_per_s", tps}, {"mfu", mfu}, {"tokens", st_.step * tokens_per_step},
                         {"flops", double(st_.step * tokens_per_step) * flops_.train_per_token()},
                         {"seconds", st_.train_seconds}};
   if (std::isfinite(val)) row["val_loss"] = val;
-  metrics_ << row.dump() << "\n" << std::flush;
+  if (P_ > 1) row["comm_share"] = window_comm_ / window_seconds_;
+  if (rank_ == 0) metrics_ << row.dump() << "\n" << std::flush;
   const double eta = double(tc.steps - st_.step) * train_seconds_ / double(steps_run_);
   const std::string val_part = std::isfinite(val) ? str(" | val ", val) : "";
+  const std::string comm_part = P_ > 1 ? str(" | comm ", int(std::lround(100 * window_comm_ / window_seconds_)), "%") : "";
   char line[256];
-  std::snprintf(line, sizeof(line), "step %6lld/%lld | loss %.4f | lr %.2e | %6.0f tok/s | MFU %4.1f%% | ETA %s%s",
+  std::snprintf(line, sizeof(line), "step %6lld/%lld | loss %.4f | lr %.2e | %6.0f tok/s | MFU %4.1f%%%s | ETA %s%s",
                 (long long)st_.step, (long long)tc.steps, window_loss_ / double(window_steps_), lr, tps,
-                100 * mfu, eta_str(eta).c_str(), val_part.c_str());
+                100 * mfu, comm_part.c_str(), eta_str(eta).c_str(), val_part.c_str());
   log(line);
-  window_seconds_ = window_loss_ = 0;
+  window_seconds_ = window_loss_ = window_comm_ = 0;
   window_steps_ = 0;
 }
 
+// Rank 0 writes the checkpoint; with ZeRO-1 it first gathers the moments' shards, so
+// the files are the same whatever the number of ranks (and resume on any number).
 void Trainer::save() {
   st_.data_pos = train_data_->position();
-  save_checkpoint(opt_.run_dir, *model_, cfg_, tokenizer_, adam_, st_);
+  if (!opt_.zero1) {
+    if (rank_ == 0) save_checkpoint(opt_.run_dir, *model_, cfg_, tokenizer_, adam_, st_);
+    return;
+  }
+  AdamW whole;
+  if (rank_ == 0) whole.init(model_->num_params());
+  whole.step = adam_.step;
+  communicate([&] {
+    comm_.gather_to_root(adam_.m.data(), whole.m.data(), shards_, "gathering AdamW moments for a checkpoint");
+    comm_.gather_to_root(adam_.v.data(), whole.v.data(), shards_, "gathering AdamW moments for a checkpoint");
+  });
+  if (rank_ == 0) save_checkpoint(opt_.run_dir, *model_, cfg_, tokenizer_, whole, st_);
 }
 
 TrainSummary Trainer::run() {
@@ -220,7 +337,7 @@ TrainSummary Trainer::run() {
     const double t0 = now_seconds();
     const double loss = step();
     const double lr = learning_rate(tc, st_.step);
-    const double gnorm = std::isfinite(loss) ? adam_.update(*model_, lr, tc.weight_decay, tc.grad_clip) : NAN;
+    const double gnorm = std::isfinite(loss) ? update(lr) : NAN;
     model_->sync_bf16();  // the bf16 copies follow the updated fp32 weights
     FW_CHECK(std::isfinite(loss) && std::isfinite(gnorm), "step ", st_.step + 1,
              ": non-finite training loss (", loss, ") or gradient norm (", gnorm,
@@ -238,7 +355,7 @@ TrainSummary Trainer::run() {
 
     const bool last = st_.step == tc.steps;
     const bool do_eval = last || (tc.eval_every > 0 && st_.step % tc.eval_every == 0);
-    const double val = do_eval ? evaluate(*model_, *acts_, *val_data_, tc.eval_tokens).loss : NAN;
+    const double val = do_eval ? validation_loss() : NAN;
     if (do_eval) sum.val_loss = val;
     if (st_.step % tc.log_every == 0 || last || do_eval) log_step(loss, lr, gnorm, val);
     const bool stop_now = opt_.stop_after > 0 && st_.step == opt_.stop_after && !last;
@@ -251,7 +368,9 @@ TrainSummary Trainer::run() {
   sum.step = st_.step;
   sum.finished = st_.step == tc.steps;
   sum.tokens_per_s = steps_run_ ? double(steps_run_ * tc.batch_size * tc.seq_len) / train_seconds_ : 0;
-  sum.mfu = sum.tokens_per_s * flops_.train_per_token() / peak_;
+  sum.mfu = sum.tokens_per_s * flops_.train_per_token() / (peak_ * P_);
+  sum.ranks = P_;
+  sum.comm_share = train_seconds_ > 0 ? comm_seconds_ / train_seconds_ : 0;
   return sum;
 }
 

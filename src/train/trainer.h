@@ -7,6 +7,7 @@
 #include <string>
 
 #include "nn/model.h"
+#include "parallel/comm.h"
 #include "train/config.h"
 
 namespace fw {
@@ -17,6 +18,10 @@ struct TrainOptions {
   bool resume = false;     // continue run_dir from its checkpoint
   int64_t stop_after = 0;  // > 0: end this invocation after that step, with a checkpoint
   std::function<void(const std::string&)> log = nullptr;  // progress lines (null: silent)
+  // Data-parallel ranks (null: this process alone). Each reads its slice of every
+  // global batch; gradients are averaged across ranks; rank 0 writes the run folder.
+  Comm* comm = nullptr;
+  bool zero1 = false;  // shard the AdamW moments across ranks (ZeRO stage 1)
 };
 
 struct TrainSummary {
@@ -24,15 +29,18 @@ struct TrainSummary {
   double train_loss = 0, val_loss = 0;  // last logged train loss, last validation loss
   double tokens_per_s = 0, mfu = 0;     // over this invocation's steps
   double flops_per_token = 0;           // exact training FLOPs per token (3 × forward)
+  int ranks = 1;                        // data-parallel processes (tokens_per_s is all of theirs)
+  double comm_share = 0;                // share of the step time spent in collectives
   bool finished = false;                // reached train.steps
 };
 
 // Fresh run: cfg is used. Resume: the run's saved config is used (cfg ignored).
 TrainSummary run_training(const Config& cfg, const TrainOptions& opt);
 
-// Bytes a training run of this config allocates (weights, gradients, AdamW moments,
-// activations); refused before allocation when the machine lacks them.
-size_t training_memory_bytes(const Config& cfg);
+// Bytes one process of a training run allocates (weights, gradients, AdamW moments,
+// activations) among `ranks` data-parallel ones, whose moments are sharded with
+// ZeRO-1; refused before allocation when the machine lacks them.
+size_t training_memory_bytes(const Config& cfg, int ranks = 1, bool zero1 = false);
 
 // Puts the model in the precision cfg asks for (train.matmul_bf16), and the matching
 // MFU denominator: the measured fp32 sgemm or bf16 matmul peak of this machine.

@@ -322,3 +322,18 @@ TEST(Cli, StopAfterThenResumeThroughTheCli) {
   expect_error(flopwise("train --data " + data + " --out " + b + " " + args), "already holds a checkpoint");
   EXPECT_EQ(slurp(b + "/model.safetensors"), before);
 }
+
+// flopwise never links libmpi: a copy of the program without the MPI plugin beside it
+// trains in one process, and says what is missing if an MPI launcher starts it.
+TEST(Cli, RunsWithoutTheMpiPlugin) {
+  const std::string dir = test::temp_dir("cli_no_mpi");
+  fs::copy_file(FLOPWISE_BIN, dir + "/flopwise");
+  std::string data = prepared_data("cli_no_mpi_data");
+  auto r = test::shell(dir + "/flopwise train --data " + data + " --out " + dir + "/run " + kTiny +
+                       " --set train.steps=3");
+  EXPECT_EQ(r.code, 0) << r.out;
+  r = test::shell("OMPI_COMM_WORLD_SIZE=2 OMPI_COMM_WORLD_RANK=0 " + dir + "/flopwise train --data " + data +
+                  " --out " + dir + "/run2 " + kTiny);
+  expect_error(r, "rank 0 of 2: started by an MPI launcher (2 ranks) but libflopwise_mpi.so is not beside the "
+                  "program: this flopwise was built without MPI");
+}

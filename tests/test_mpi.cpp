@@ -5,8 +5,8 @@
 //
 // Tolerance: two ranks sum the gradient of 8 sequences as two halves, one process as
 // one; float32 sums in another order move each step's loss by ~1e-7 (measured), so
-// per-step losses must agree to 1e-4 over 20 steps. ZeRO-1 sums the same two halves
-// and updates elementwise, so it matches plain data parallelism to 1e-6.
+// per-step losses and gradient norms (~2) must agree to 1e-4 over 20 steps. ZeRO-1
+// sums the same two halves and updates elementwise: plain data parallelism to 1e-6.
 #include <gtest/gtest.h>
 #include <signal.h>
 
@@ -50,7 +50,7 @@ std::string data_folder(const std::string& name) {
 
 struct Row {
   int64_t step;
-  double loss, val_loss;  // val_loss: NaN where not evaluated
+  double loss, grad_norm, val_loss;  // val_loss: NaN where not evaluated
 };
 std::vector<Row> metrics(const std::string& run) {
   std::vector<Row> rows;
@@ -58,7 +58,8 @@ std::vector<Row> metrics(const std::string& run) {
   std::string line;
   while (std::getline(in, line)) {
     const auto j = nlohmann::json::parse(line);
-    rows.push_back({j["step"].get<int64_t>(), j["loss"].get<double>(), j.value("val_loss", NAN)});
+    rows.push_back({j["step"].get<int64_t>(), j["loss"].get<double>(), j["grad_norm"].get<double>(),
+                    j.value("val_loss", NAN)});
   }
   return rows;
 }
@@ -70,6 +71,7 @@ void expect_same_losses(const std::string& a, const std::string& b, double tol) 
   for (size_t i = 0; i < ra.size(); i++) {
     EXPECT_EQ(ra[i].step, rb[i].step);
     EXPECT_NEAR(ra[i].loss, rb[i].loss, tol) << "step " << ra[i].step << ": " << a << " vs " << b;
+    EXPECT_NEAR(ra[i].grad_norm, rb[i].grad_norm, tol) << "gradient norm, step " << ra[i].step;
     EXPECT_EQ(std::isnan(ra[i].val_loss), std::isnan(rb[i].val_loss));
     if (!std::isnan(ra[i].val_loss)) {
       EXPECT_NEAR(ra[i].val_loss, rb[i].val_loss, tol) << "val, step " << ra[i].step;

@@ -32,9 +32,11 @@ const std::string kConfig =
     "--set train.warmup=2 --set train.lr=3e-3 --set train.eval_every=10 --set train.eval_tokens=512 "
     "--set train.log_every=1 --set train.ckpt_every=0";
 
-// `mpirun -np N flopwise`, one OpenMP thread per rank, allowed as root (containers).
+// `mpirun -np N flopwise`, one OpenMP thread per rank, allowed as root and without
+// cross-memory attach (containers may forbid it: shared memory then copies twice).
 std::string mpirun(const std::string& ranks_and_args) {
-  return "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 mpirun --oversubscribe -x OMP_NUM_THREADS=1 " +
+  return "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 mpirun --oversubscribe "
+         "--mca btl_vader_single_copy_mechanism none -x OMP_NUM_THREADS=1 " +
          ranks_and_args;
 }
 std::string mpi_flopwise(int ranks, const std::string& args) {

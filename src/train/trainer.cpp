@@ -150,14 +150,15 @@ Trainer::Trainer(const Config& cfg_in, const TrainOptions& opt)
     check_memory(training_memory_bytes(cfg_, P_, opt.zero1), "this training config");
     model_ = std::make_unique<Model>(cfg_.model);
     model_->init_weights(uint64_t(cfg_.train.seed));
-    adam_.init(model_->num_params());
+    if (!opt.zero1) adam_.init(model_->num_params());  // ZeRO-1: a shard, below
     st_.rng = Rng(uint64_t(cfg_.train.seed) ^ 0x5EEDull).state();
   }
   if (opt.zero1) {  // this rank keeps the moments of its shard of the parameters only
     shards_ = split_counts(int64_t(model_->num_params()), P_);
     int64_t lo = 0;
     for (int r = 0; r < rank_; r++) lo += shards_[size_t(r)];
-    adam_.keep_shard(lo, lo + shards_[size_t(rank_)]);
+    if (opt.resume) adam_.keep_shard(lo, lo + shards_[size_t(rank_)]);
+    else adam_.init_shard(lo, lo + shards_[size_t(rank_)]);
   }
   FW_CHECK(opt.stop_after == 0 || opt.stop_after > st_.step, "--stop-after ", opt.stop_after,
            " is not after the run's current step ", st_.step);

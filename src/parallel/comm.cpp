@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <filesystem>
+#include <initializer_list>
 #include <memory>
 
 #include "core/error.h"
@@ -67,6 +68,14 @@ std::unique_ptr<Comm> open_mpi() {
   return std::unique_ptr<Comm>(open());
 }
 
+// The value of the first of these launcher variables that is set (Open MPI's, then
+// the PMI names MPICH's Hydra uses), or null.
+const char* launcher_env(std::initializer_list<const char*> names) {
+  for (const char* name : names)
+    if (const char* v = std::getenv(name)) return v;
+  return nullptr;
+}
+
 std::unique_ptr<Comm>& world_slot() {
   static std::unique_ptr<Comm> comm;
   return comm;
@@ -75,17 +84,15 @@ std::unique_ptr<Comm>& world_slot() {
 }  // namespace
 
 int launched_ranks() {
-  for (const char* var : {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE"})
-    if (const char* v = std::getenv(var)) return std::max(1, std::atoi(v));
-  return 0;
+  const char* v = launcher_env({"OMPI_COMM_WORLD_SIZE", "PMI_SIZE"});
+  return v ? std::max(1, std::atoi(v)) : 0;
 }
 
 std::string rank_label() {
   const int ranks = launched_ranks();
   if (ranks <= 1) return "";
-  for (const char* var : {"OMPI_COMM_WORLD_RANK", "PMI_RANK"})
-    if (const char* v = std::getenv(var)) return str("rank ", v, " of ", ranks, ": ");
-  return "";
+  const char* rank = launcher_env({"OMPI_COMM_WORLD_RANK", "PMI_RANK"});
+  return rank ? str("rank ", rank, " of ", ranks, ": ") : "";
 }
 
 Comm& single_process() {
@@ -115,13 +122,8 @@ int default_threads_per_rank() {
   const int bound = sched_getaffinity(0, sizeof(set), &set) == 0 ? CPU_COUNT(&set) : 0;
   const int online = int(sysconf(_SC_NPROCESSORS_ONLN));
   if (bound > 0 && bound < online) return bound;
-  int local_ranks = 1;
-  for (const char* var : {"OMPI_COMM_WORLD_LOCAL_SIZE", "MPI_LOCALNRANKS"})
-    if (const char* v = std::getenv(var)) {
-      local_ranks = std::max(1, std::atoi(v));
-      break;
-    }
-  return std::max(1, online / local_ranks);
+  const char* local = launcher_env({"OMPI_COMM_WORLD_LOCAL_SIZE", "MPI_LOCALNRANKS"});
+  return std::max(1, online / (local ? std::max(1, std::atoi(local)) : 1));
 }
 
 std::vector<int64_t> split_counts(int64_t n, int parts) {

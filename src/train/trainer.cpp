@@ -293,16 +293,17 @@ void Trainer::log_step(double loss, double lr, double gnorm, double val) {
   const int64_t tokens_per_step = tc.batch_size * tc.seq_len;
   const double tps = double(window_steps_ * tokens_per_step) / window_seconds_;
   const double mfu = tps * flops_.train_per_token() / (peak_ * P_);
+  const double comm_share = window_comm_ / window_seconds_;
   nlohmann::json row = {{"step", st_.step}, {"loss", loss}, {"lr", lr}, {"grad_norm", gnorm},
                         {"tokens_per_s", tps}, {"mfu", mfu}, {"tokens", st_.step * tokens_per_step},
                         {"flops", double(st_.step * tokens_per_step) * flops_.train_per_token()},
                         {"seconds", st_.train_seconds}};
   if (std::isfinite(val)) row["val_loss"] = val;
-  if (P_ > 1) row["comm_share"] = window_comm_ / window_seconds_;
+  if (P_ > 1) row["comm_share"] = comm_share;
   if (rank_ == 0) metrics_ << row.dump() << "\n" << std::flush;
   const double eta = double(tc.steps - st_.step) * train_seconds_ / double(steps_run_);
   const std::string val_part = std::isfinite(val) ? str(" | val ", val) : "";
-  const std::string comm_part = P_ > 1 ? str(" | comm ", int(std::lround(100 * window_comm_ / window_seconds_)), "%") : "";
+  const std::string comm_part = P_ > 1 ? str(" | comm ", int(std::lround(100 * comm_share)), "%") : "";
   char line[256];
   std::snprintf(line, sizeof(line), "step %6lld/%lld | loss %.4f | lr %.2e | %6.0f tok/s | MFU %4.1f%%%s | ETA %s%s",
                 (long long)st_.step, (long long)tc.steps, window_loss_ / double(window_steps_), lr, tps,

@@ -148,6 +148,25 @@ TEST(Cli, LlmcTokenFilesLoad) {
   EXPECT_EQ(r.code, 0) << r.out;
 }
 
+// AdamW's betas are config fields: the defaults (0.9, 0.95) written out train the same
+// bits as not writing them, and another beta2 trains differently.
+TEST(Cli, AdamBetasAreConfigFields) {
+  std::string data = prepared_data("cli_betas");
+  const std::string dir = test::temp_dir("cli_betas_runs");
+  auto final_loss = [&](const std::string& name, const std::string& extra) {
+    auto r = flopwise("train --data " + data + " --out " + dir + "/" + name + " " + kTiny +
+                      " --set train.steps=20 --json " + extra);
+    EXPECT_EQ(r.code, 0) << r.out;
+    return test::last_json_line(r.out)["train_loss"].get<double>();
+  };
+  const double plain = final_loss("plain", "");
+  EXPECT_EQ(final_loss("explicit", "--set train.beta1=0.9 --set train.beta2=0.95"), plain);
+  EXPECT_NE(final_loss("beta2", "--set train.beta2=0.99"), plain);
+  EXPECT_NE(final_loss("beta1", "--set train.beta1=0.5"), plain);
+  const auto cfg = nlohmann::json::parse(test::slurp(dir + "/beta2/config.json"));
+  EXPECT_EQ(cfg["train"]["beta2"].get<double>(), 0.99);
+}
+
 TEST(Cli, BadConfigs) {
   std::string data = prepared_data("cli_badcfg");
   std::string run = test::temp_dir("cli_badcfg_run") + "/r";
@@ -156,6 +175,8 @@ TEST(Cli, BadConfigs) {
   };
   expect_error(train("--set model.colour=3"), "unknown config field 'model.colour'");
   expect_error(train("--set optim.lr=3"), "unknown config section 'optim'");
+  expect_error(train("--set train.beta2=1"), "train.beta2 = 1 must be in [0, 1)");
+  expect_error(train("--set train.beta1=-0.1"), "train.beta1 = -0.1 must be in [0, 1)");
   expect_error(train("--set model.n_heads=5"), "model.n_heads = 5 does not divide model.d_model = 32");
   expect_error(train("--set model.d_model=0"), "model.d_model = 0 must be in");
   expect_error(train("--set train.batch_size=0"), "train.batch_size = 0 must be positive");

@@ -13,12 +13,16 @@
 #include "core/rng.h"
 #include "nn/flops.h"
 #include "nn/model.h"
+#include "report/html_report.h"
 #include "scaling/curve_fit.h"
+#include "scaling/grid_fit.h"
 #include "scaling/isoflop_fit.h"
+#include "scaling/law_report.h"
 #include "scaling/parametric_fit.h"
 #include "scaling/plan.h"
 #include "scaling/svg_chart.h"
 #include "scaling/sweep.h"
+#include "scaling/tuning.h"
 #include "test_util.h"
 #include "train/config.h"
 
@@ -72,6 +76,47 @@ TEST(Scaling, Approach3RecoversAKnownLaw) {
   EXPECT_NEAR(l.a(), truth.a(), 0.03);
   // and the fitted law predicts the runs to within the noise
   for (const RunRecord& r : runs) EXPECT_NEAR(std::log(l.loss(r.params, r.tokens)), std::log(r.loss), 0.01);
+}
+
+// A sweep's usual shape: the same sizes at every budget, so the minimum sits near the
+// small end of the grid at the lowest budget and near the large end at the highest.
+// Per-budget parabolas (Approach 2) put their vertices where the sampled sizes pull
+// them and miss the exponent; the grid fit, which models the curve's real shape,
+// recovers it — exactly from exact losses, closely from noisy ones.
+TEST(Scaling, GridFitRecoversTheExponentWhereParabolasMiss) {
+  const ScalingLaw truth{1.8, 500, 2000, 0.34, 0.37};  // a = 0.521
+  std::vector<double> sizes;
+  for (int k = 0; k < 8; k++) sizes.push_back(1e6 * std::pow(2.0, k));  // 1e6 .. 1.3e8
+  auto grid = [&](double noise) {
+    Rng rng(11);
+    std::vector<RunRecord> runs;
+    for (double C : {1e17, 3e17, 1e18, 3e18, 1e19})  // N_opt 2.3e6 .. 3.2e7
+      for (double N : sizes) {
+        const double D = C / (6 * N);
+        runs.push_back({N, D, C, truth.loss(N, D) * std::exp(noise * rng.normal())});
+      }
+    return runs;
+  };
+  const auto exact = grid(0);
+  for (double C : {1e17, 1e19}) {  // the grid is asymmetric around these minima
+    const double n = truth.n_opt(C);
+    int below = 0;
+    for (double N : sizes) below += N < n;
+    EXPECT_TRUE(below <= 2 || below >= 6) << C << ": " << below << " of 8 sizes below N_opt";
+  }
+  const double a2 = fit_isoflop(exact).n_opt.exponent;
+  EXPECT_GT(std::abs(a2 - truth.a()), 0.03) << "parabolas: " << a2 << " vs " << truth.a();
+  const GridFit g = fit_grid(exact);
+  EXPECT_NEAR(g.law.a(), truth.a(), 1e-4);
+  EXPECT_NEAR(g.law.alpha, truth.alpha, 1e-3);
+  EXPECT_NEAR(g.law.E, truth.E, 1e-3);
+  EXPECT_LT(g.rms, 1e-6);
+  const GridFit noisy = fit_grid(grid(0.002));  // 0.2% noise on every loss
+  EXPECT_NEAR(noisy.law.a(), truth.a(), 0.03);
+  const double a2_noisy = fit_isoflop(grid(0.002)).n_opt.exponent;
+  EXPECT_GT(std::abs(a2_noisy - truth.a()), std::abs(noisy.law.a() - truth.a()));
+  std::printf("a: truth %.4f; parabolas %.4f (noisy %.4f); grid fit %.6f (noisy %.4f)\n", truth.a(), a2, a2_noisy,
+              g.law.a(), noisy.law.a());
 }
 
 // N_opt from the closed form against a direct search over N of L(N, C/(6N)).
@@ -138,7 +183,50 @@ TEST(Scaling, FlopsAndFitFromTheCli) {
   ASSERT_EQ(f.code, 0) << f.out;
   auto jf = test::last_json_line(f.out);
   EXPECT_NEAR(jf["approach3"]["alpha"].get<double>(), 0.3475, 0.001);
-  EXPECT_EQ(jf["bootstrap"]["interval_90"]["beta"].size(), 2u);
+  EXPECT_EQ(jf["bootstrap"]["approach3"]["beta"].size(), 2u);
+  EXPECT_EQ(jf["bootstrap"]["grid"]["a"].size(), 2u);
+  EXPECT_EQ(jf["conventions"]["params_column"], "params");
+  EXPECT_GT(jf["grid"]["a"].get<double>(), 0.4);
+}
+
+// A sweep's runs.csv: `fit` selects a variant's rows and either parameter count, says
+// which it used, and leaves out (and counts) runs that diverged.
+TEST(Scaling, FitSelectsVariantAndParameterCount) {
+  const std::string dir = test::temp_dir("fit_conventions");
+  const ScalingLaw dense{1.7, 400, 1500, 0.32, 0.29}, mod{1.6, 300, 1500, 0.30, 0.29};
+  {
+    std::ofstream csv(dir + "/runs.csv");
+    csv << "variant,layers,d_model,params,params_without_embeddings,flops,tokens,steps,lr,beta2,warmup,loss,run\n";
+    int k = 0;
+    for (const auto& [name, law] : {std::pair{"dense", dense}, std::pair{"mod", mod}})
+      for (double C : {1e15, 1e16, 1e17})
+        for (double N : {1e6, 3e6, 1e7, 3e7, 1e8}) {
+          const double D = C / (6 * N);
+          csv << name << ",2,64," << N << "," << 0.9 * N << "," << C << "," << D << ",10,0.001,0.95,5,"
+              << law.loss(N, D) << ",r" << k++ << "\n";
+        }
+    csv << "mod,2,64,1e6,9e5,1e15,1e8,10,0.1,0.95,5,inf,diverged\n";
+  }
+  auto r = test::flopwise("fit --runs " + dir + "/runs.csv --variant mod --json");
+  ASSERT_EQ(r.code, 0) << r.out;
+  auto j = test::last_json_line(r.out);
+  EXPECT_EQ(j["runs"].get<int>(), 15);
+  EXPECT_EQ(j["diverged"].get<int>(), 1);
+  EXPECT_EQ(j["variant"], "mod");
+  EXPECT_NEAR(j["grid"]["alpha"].get<double>(), mod.alpha, 1e-3);
+  EXPECT_NEAR(j["grid"]["a"].get<double>(), mod.a(), 1e-3);
+  auto d = test::flopwise("fit --runs " + dir + "/runs.csv --variant dense --params without-embeddings --json");
+  ASSERT_EQ(d.code, 0) << d.out;
+  auto jd = test::last_json_line(d.out);
+  EXPECT_EQ(jd["conventions"]["params_column"], "params_without_embeddings");
+  EXPECT_NEAR(jd["grid"]["alpha"].get<double>(), dense.alpha, 1e-3);  // N scaled by 0.9: A changes, alpha does not
+  EXPECT_NEAR(jd["grid"]["A"].get<double>() / (dense.A * std::pow(0.9, dense.alpha)), 1, 1e-3);
+  auto bad = test::flopwise("fit --runs " + dir + "/runs.csv --params embeddings");
+  EXPECT_NE(bad.code, 0);
+  EXPECT_NE(bad.out.find("--params 'embeddings' must be total or without-embeddings"), std::string::npos) << bad.out;
+  auto none = test::flopwise("fit --runs " + kChinchilla + " --variant mod");
+  EXPECT_NE(none.code, 0);
+  EXPECT_NE(none.out.find(":1: no variant column to select 'mod' from"), std::string::npos) << none.out;
 }
 
 // Approach 2 on runs drawn from a known law at 4 budgets × 7 sizes: the minima follow
@@ -252,9 +340,14 @@ TEST(Scaling, PlanPutsShapesOnTheBudget) {
     ASSERT_EQ(j["variants"][v].size(), 3u);
     for (const auto& row : j["variants"][v]) {
       EXPECT_NEAR(row["tokens"].get<double>() * row["train_flops_per_token"].get<double>(), 1e15, 1e6);
-      EXPECT_LT(std::abs(std::log(row["params"].get<double>() / epoch.n_opt(1e15))), 0.2);
     }
   }
+  // the best dense shape lies near the law's N_opt (its exact FLOPs per token are not 6N)
+  EXPECT_LT(std::abs(std::log(j["variants"]["dense"][0]["params"].get<double>() / epoch.n_opt(1e15))), 0.2);
+  // the dense shapes come lowest predicted loss first
+  for (size_t i = 1; i < 3; i++)
+    EXPECT_LE(j["variants"]["dense"][i - 1]["predicted_loss"].get<double>(),
+              j["variants"]["dense"][i]["predicted_loss"].get<double>());
   EXPECT_GT(j["variants"]["mod"][0]["tokens"].get<double>(), j["variants"]["dense"][0]["tokens"].get<double>());
   const double dense_loss = j["variants"]["dense"][0]["predicted_loss"].get<double>();
   const auto& d0 = j["variants"]["dense"][0];
@@ -273,6 +366,42 @@ TEST(Scaling, PlanPutsShapesOnTheBudget) {
   std::ofstream(dir + "/notlaw.json") << "{\"x\": 1}\n";
   auto nl = test::flopwise("plan --flops 1e15 --law " + dir + "/notlaw.json");
   EXPECT_NE(nl.out.find("not the output of `flopwise fit --json`"), std::string::npos) << nl.out;
+}
+
+// A sweep's fit.json holds a law per variant: `plan --variant mod` plans MoD shapes by
+// the MoD law (predicted losses its own), and each variant by its own law otherwise.
+TEST(Scaling, PlanFromASweepsLawPerVariant) {
+  const std::string dir = test::temp_dir("plan_variants");
+  const ScalingLaw dense{1.8, 480, 2000, 0.35, 0.37}, mod{1.7, 400, 2500, 0.33, 0.38};
+  const nlohmann::json fit = {{"variants", {{"dense", {{"approach3", law_json(dense)}, {"grid", law_json(dense)}}},
+                                            {"mod", {{"approach3", law_json(mod)}, {"grid", law_json(mod)}}}}}};
+  std::ofstream(dir + "/fit.json") << fit.dump(1) << "\n";
+  auto r = test::flopwise("plan --flops 1e16 --law " + dir + "/fit.json --variant mod --json");
+  ASSERT_EQ(r.code, 0) << r.out;
+  auto j = test::last_json_line(r.out);
+  EXPECT_FALSE(j["variants"].contains("dense"));
+  EXPECT_EQ(j["law_variant"], "mod");
+  EXPECT_NEAR(j["law"]["alpha"].get<double>(), mod.alpha, 1e-12);
+  for (const auto& row : j["variants"]["mod"]) {
+    const double N = row["params"].get<double>(), D = row["tokens"].get<double>();
+    EXPECT_NEAR(row["predicted_loss"].get<double>(), mod.loss(N, D), 1e-9);
+    EXPECT_NEAR(D * row["train_flops_per_token"].get<double>(), 1e16, 1e7);
+  }
+  auto both = test::flopwise("plan --flops 1e16 --law " + dir + "/fit.json --fit grid --json");
+  ASSERT_EQ(both.code, 0) << both.out;
+  auto jb = test::last_json_line(both.out);
+  const auto& d0 = jb["variants"]["dense"][0];
+  EXPECT_NEAR(d0["predicted_loss"].get<double>(), dense.loss(d0["params"].get<double>(), d0["tokens"].get<double>()), 1e-9);
+  EXPECT_FALSE(jb["variants"]["mod"][0]["predicted_loss"].is_null());
+  // a law file without the variant asked for, and a wrong --fit
+  auto f = test::flopwise("fit --runs " + kChinchilla + " --drop-highest 5 --json > " + dir + "/dense.json");
+  ASSERT_EQ(f.code, 0) << f.out;
+  auto nomod = test::flopwise("plan --flops 1e16 --law " + dir + "/dense.json --variant mod");
+  EXPECT_NE(nomod.code, 0);
+  EXPECT_NE(nomod.out.find("holds no mod law"), std::string::npos) << nomod.out;
+  auto badfit = test::flopwise("plan --flops 1e16 --law " + dir + "/fit.json --fit approach2");
+  EXPECT_NE(badfit.code, 0);
+  EXPECT_NE(badfit.out.find("--fit 'approach2' must be approach3 or grid"), std::string::npos) << badfit.out;
 }
 
 // A sweep trains every run once: started again it skips what runs.csv holds, and a run
@@ -335,4 +464,111 @@ TEST(Scaling, SweepResumesWithoutRedoingFinishedRuns) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("steps; raise the budget"), std::string::npos) << e.what();
   }
+}
+
+// The learning rate of one size: the vertex of a parabola in log lr through the best
+// grid rate and its neighbours; the best rate itself at an edge or beside a divergence.
+TEST(Scaling, LrOptimumIsTheParabolaVertex) {
+  const std::vector<double> lrs = {1e-3, 2e-3, 4e-3, 8e-3};
+  auto loss = [](double lr) { const double u = std::log(lr / 3e-3); return 2.0 + 0.1 * u * u; };
+  std::vector<double> l;
+  for (double lr : lrs) l.push_back(loss(lr));
+  const LrOptimum o = lr_optimum(lrs, l);
+  EXPECT_EQ(o.best, 2u);
+  EXPECT_NEAR(o.lr, 3e-3, 1e-9);
+  EXPECT_EQ(lr_optimum(lrs, {1, 2, 3, 4}).lr, 1e-3);                 // best at the low edge
+  EXPECT_EQ(lr_optimum(lrs, {3, 2, 1, INFINITY}).lr, 4e-3);          // diverged beyond the best
+  EXPECT_EQ(lr_optimum(lrs, {3, 2, 1, 0.5}).best, 3u);
+}
+
+// A sweep with the tuning stage: every size gets a learning-rate search (extended past
+// a winning edge) and a β2 comparison, recorded in tuning.csv; the grid's runs take the
+// fitted lr_opt(N), the tuned β2 and a warmup of N tokens, recorded in runs.csv; a
+// budget whose best size is at an edge gets the neighbouring size; a second call trains
+// nothing.
+TEST(Scaling, SweepTunesLearningRatesAndBrackets) {
+  const std::string data = test::text_data("sweep_tuning_data", "isoflop sweeps at cpu scale. ", 120, 800);
+  SweepOptions o;
+  o.budgets = {1e10};
+  o.sizes = {parse_shape("2x32"), parse_shape("3x32")};
+  o.variants = {"dense"};
+  o.data_dir = data;
+  o.out_dir = test::temp_dir("sweep_tuning");
+  o.base.train.seq_len = 32;
+  o.base.model.max_seq_len = 32;
+  o.base.train.batch_size = 4;
+  o.base.train.eval_tokens = 256;
+  o.tuning.lrs = {4e-3, 1.6e-2};
+  o.tuning.beta2s = {0.95, 0.99};
+  o.tuning.tokens_per_param = 1;
+  o.tuning.max_extensions = 1;
+  o.bracket = 1;
+  const SweepResult r = run_sweep(o);
+  ASSERT_EQ(r.tuning.size(), 1u);
+  const VariantTuning& t = r.tuning[0];
+  ASSERT_EQ(t.sizes.size(), 2u);
+  const auto tuning_rows = read_sweep_csv(o.out_dir + "/tuning.csv");
+  EXPECT_EQ(int(tuning_rows.size()), r.tuning_trained);
+  for (const TunedSize& ts : t.sizes) {
+    std::vector<double> lrs, losses;
+    int beta2_runs = 0;
+    for (const auto& row : tuning_rows)
+      if (row.layers == ts.shape.layers && row.d_model == ts.shape.d_model) {
+        EXPECT_NEAR(row.tokens, ts.params * o.tuning.tokens_per_param, 128) << row.run;  // one step of tokens
+        if (row.beta2 == 0.95) lrs.push_back(row.lr), losses.push_back(row.loss);
+        else beta2_runs++;
+      }
+    EXPECT_EQ(beta2_runs, 1);
+    // a 2-point grid always has its best at an edge: one rate is added past it
+    EXPECT_EQ(lrs.size(), 3u);
+  }
+  // the law goes through the tuned optima (two sizes: exactly)
+  for (const TunedSize& ts : t.sizes) EXPECT_NEAR(t.lr_law.at(ts.params) / ts.lr, 1, 1e-9);
+  // the grid's runs, with their hyperparameters
+  ASSERT_GE(r.runs.size(), 2u);
+  for (const auto& run : r.runs) {
+    EXPECT_NEAR(run.lr, t.lr_law.at(run.params), 1e-9 * run.lr) << run.run;
+    EXPECT_EQ(run.beta2, t.beta2);
+    EXPECT_EQ(run.warmup, std::clamp<int64_t>(std::llround(run.params / 128), 1, run.steps / 5)) << run.run;
+    EXPECT_NEAR(run.params - run.params_without_embeddings, 256 * double(run.d_model), 0.5);
+  }
+  ASSERT_EQ(r.brackets.size(), 1u);
+  if (r.runs.size() == 2) {  // two sizes never bracket a minimum: one is added when a shape exists beyond
+    EXPECT_FALSE(r.brackets[0].bracketed);
+  } else {
+    EXPECT_EQ(r.runs.size(), 3u);
+    EXPECT_NE(r.brackets[0].note.find("added "), std::string::npos) << r.brackets[0].note;
+  }
+  EXPECT_TRUE(std::filesystem::exists(o.out_dir + "/tuning.svg"));
+  const auto fit = nlohmann::json::parse(test::slurp(o.out_dir + "/fit.json"));
+  EXPECT_NEAR(fit["tuning"]["dense"]["lr_law"]["exponent"].get<double>(), t.lr_law.exponent, 1e-12);
+  EXPECT_TRUE(fit["frontier"][0]["best"].contains("dense"));
+  // the report shows the tuning: the lr law and its chart
+  const Report rep = build_report({o.out_dir}, {});
+  EXPECT_TRUE(rep.problems.empty());
+  EXPECT_NE(rep.html.find("dense tuning: lr_opt(N) = "), std::string::npos);
+  EXPECT_NE(rep.html.find("learning-rate tuning: loss against peak learning rate"), std::string::npos);
+  // again: nothing is trained
+  const SweepResult again = run_sweep(o);
+  EXPECT_EQ(again.tuning_trained, 0);
+  EXPECT_EQ(again.trained, 0);
+  EXPECT_NEAR(again.tuning[0].lr_law.exponent, t.lr_law.exponent, 1e-12);
+}
+
+// Bracketing's neighbours: about twice or half the parameters, never a shape taken.
+TEST(Scaling, NeighbourShapesForBracketing) {
+  Config base;
+  base.model.vocab_size = 256;
+  base.train.seq_len = 128;
+  SweepShape next{};
+  ASSERT_TRUE(neighbour_shape(base, "dense", parse_shape("2x64"), 2.0, {parse_shape("2x64")}, next));
+  const double n0 = double(Model::count_params(sweep_config(base, "dense", parse_shape("2x64"), 1e12, {1e-3, 0.95, 1}).model));
+  const double n1 = double(Model::count_params(sweep_config(base, "dense", next, 1e12, {1e-3, 0.95, 1}).model));
+  EXPECT_GT(n1 / n0, 1.5);
+  EXPECT_LT(n1 / n0, 2.7);
+  SweepShape other{};
+  ASSERT_TRUE(neighbour_shape(base, "dense", parse_shape("2x64"), 2.0, {parse_shape("2x64"), next}, other));
+  EXPECT_FALSE(other.layers == next.layers && other.d_model == next.d_model);
+  EXPECT_FALSE(neighbour_shape(base, "dense", parse_shape("1x32"), 0.5, {}, next));  // nothing smaller
+  EXPECT_FALSE(neighbour_shape(base, "mod", parse_shape("2x32"), 0.5, {}, next));    // MoD needs 2 layers
 }

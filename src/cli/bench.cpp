@@ -58,7 +58,7 @@ void bench_train(const BenchFlags& f) {
       model_forward(model, acts, in.data(), tgt.data());
       model_backward(model, acts, in.data(), tgt.data(), 1.0f / float(tc.grad_accum));
     }
-    adam.update(model, tc.lr, tc.weight_decay, tc.grad_clip);
+    adam.update(model, tc, tc.lr);
     model.sync_bf16();
     const double dt = now_seconds() - t0;
     if (s >= f.warmup) {

@@ -36,6 +36,8 @@ void register_train(CLI::App& app);
 void register_eval(CLI::App& app);
 void register_flops(CLI::App& app);
 void register_fit(CLI::App& app);
+// The tables of a law report (scaling/law_report.h) on stdout (fit.cpp).
+void print_law_report(const nlohmann::json& j);
 void register_plan(CLI::App& app);
 void register_sweep(CLI::App& app);
 void add_bench_fff(CLI::App* bench);  // flopwise bench fff (bench_fff.cpp)

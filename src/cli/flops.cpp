@@ -24,7 +24,7 @@ void run_flops(const FlopsFlags& f) {
   FW_CHECK(s >= 1 && s <= m.max_seq_len, "flops: --seq-len ", s, " must be in [1, model.max_seq_len = ",
            m.max_seq_len, "]");
   const FlopCount fc = count_flops(m, s);
-  const double n = double(Model::count_params(m)), emb = double(m.vocab_size * m.d_model) * (m.tie_embeddings ? 1 : 2);
+  const double n = double(Model::count_params(m)), emb = double(Model::count_embedding_params(m));
   const double six_n = six_n_per_token(m), per_seq = fc.forward_per_seq();
   struct Term {
     const char* name;

@@ -74,9 +74,11 @@ size_t Model::count_params(const ModelConfig& c) {
   return V * C * (c.tie_embeddings ? 1 : 2) + L * (C + 4 * C * C + per_mlp) + C + routed * per_router;
 }
 
-size_t Model::num_embedding_params() const {
-  return size_t(cfg.vocab_size * cfg.d_model) * (cfg.tie_embeddings ? 1 : 2);
+size_t Model::count_embedding_params(const ModelConfig& c) {
+  return size_t(c.vocab_size * c.d_model) * (c.tie_embeddings ? 1 : 2);
 }
+
+size_t Model::num_embedding_params() const { return count_embedding_params(cfg); }
 
 ModelWeights Model::views(float* base, const uint16_t* base16) const {
   ModelWeights v;

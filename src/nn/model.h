@@ -73,6 +73,7 @@ class Model {
   void sync_bf16();
   bool bf16_enabled() const { return !params16.empty(); }
   static size_t count_params(const ModelConfig& cfg);
+  static size_t count_embedding_params(const ModelConfig& cfg);  // embedding (+ untied head)
 
  private:
   ModelWeights views(float* base, const uint16_t* base16) const;

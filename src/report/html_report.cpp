@@ -224,7 +224,8 @@ std::string fff_section(const RunInfo& r, Model& model, const ReportOptions& opt
 std::string sweep_section(const std::string& dir) {
   const auto runs = read_sweep_csv((fs::path(dir) / "runs.csv").string());
   std::map<std::string, std::vector<RunRecord>> by_variant;
-  for (const auto& r : runs) by_variant[r.variant].push_back({r.params, r.tokens, r.flops, r.loss});
+  for (const auto& r : runs)
+    if (std::isfinite(r.loss)) by_variant[r.variant].push_back({r.params, r.tokens, r.flops, r.loss});
   std::vector<std::pair<std::string, IsoflopFit>> fits;
   std::ostringstream o;
   o << "<h2>Sweep " << esc(fs::weakly_canonical(dir).filename().string()) << " (" << runs.size() << " runs)</h2>";
@@ -240,6 +241,23 @@ std::string sweep_section(const std::string& dir) {
     }
   }
   if (!fits.empty()) o << chart(isoflop_chart(fits)) << chart(n_opt_chart(fits));
+  // the tuning stage, when the sweep had one: loss against learning rate per size
+  const auto tuning_rows = read_sweep_csv((fs::path(dir) / "tuning.csv").string());
+  std::vector<VariantTuning> tunings;
+  for (const auto& row : tuning_rows) {
+    auto it = std::find_if(tunings.begin(), tunings.end(), [&](const VariantTuning& t) { return t.variant == row.variant; });
+    if (it == tunings.end()) it = tunings.insert(tunings.end(), VariantTuning{row.variant, {}, {}, {}, 0.95, {}});
+    it->runs.push_back(row);
+  }
+  for (auto& t : tunings) {
+    std::vector<double> beta2s;  // in the order the search tried them: the rate search's first
+    for (const auto& r : t.runs)
+      if (std::find(beta2s.begin(), beta2s.end(), r.beta2) == beta2s.end()) beta2s.push_back(r.beta2);
+    analyse_tuning(t, beta2s);
+    o << "<p>" << esc(t.variant) << " tuning: lr_opt(N) = " << fmt(t.lr_law.coefficient, 3) << " · N^"
+      << fmt(t.lr_law.exponent, 3) << " through " << t.sizes.size() << " sizes; β2 " << fmt(t.beta2, 3) << "</p>";
+  }
+  if (!tunings.empty()) o << chart(tuning_chart(tunings));
   return o.str();
 }
 

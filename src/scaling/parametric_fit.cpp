@@ -77,8 +77,8 @@ FitResult fit_parametric(const std::vector<RunRecord>& runs) {
   return r;
 }
 
-std::vector<ScalingLaw> bootstrap_parametric(const std::vector<RunRecord>& runs, const FitResult& full, int samples,
-                                             uint64_t seed) {
+std::vector<ScalingLaw> bootstrap_laws(const std::vector<RunRecord>& runs, int samples, uint64_t seed,
+                                       const std::function<ScalingLaw(const std::vector<RunRecord>&)>& fit) {
   FW_CHECK(samples >= 1, "--bootstrap ", samples, " must be >= 1");
   std::vector<ScalingLaw> laws(static_cast<size_t>(samples));
 #pragma omp parallel for schedule(dynamic)
@@ -86,14 +86,21 @@ std::vector<ScalingLaw> bootstrap_parametric(const std::vector<RunRecord>& runs,
     Rng rng(seed + uint64_t(s));
     std::vector<RunRecord> sample(runs.size());
     for (auto& r : sample) r = runs[rng.next_u64() % runs.size()];
+    laws[size_t(s)] = fit(sample);
+  }
+  return laws;
+}
+
+std::vector<ScalingLaw> bootstrap_parametric(const std::vector<RunRecord>& runs, const FitResult& full, int samples,
+                                             uint64_t seed) {
+  return bootstrap_laws(runs, samples, seed, [&](const std::vector<RunRecord>& sample) {
     LbfgsResult best = fit_from(sample, full.theta);
     for (const auto& start : full.best_starts) {
       LbfgsResult o = fit_from(sample, start);
       if (o.f < best.f) best = o;
     }
-    laws[size_t(s)] = law_of(best.x);
-  }
-  return laws;
+    return law_of(best.x);
+  });
 }
 
 }  // namespace fw

@@ -5,6 +5,7 @@
 // e ∈ {−1, −0.5, …, 1}, a, b ∈ {0, 5, …, 25} (4500 starts), keeping the best.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "scaling/runs.h"
@@ -39,6 +40,10 @@ double huber_objective(const std::vector<RunRecord>& runs, const std::vector<dou
 
 // Approach 3 from the full grid (starts run in parallel).
 FitResult fit_parametric(const std::vector<RunRecord>& runs);
+
+// `samples` refits by `fit` on runs resampled with replacement (seeded), in parallel.
+std::vector<ScalingLaw> bootstrap_laws(const std::vector<RunRecord>& runs, int samples, uint64_t seed,
+                                       const std::function<ScalingLaw(const std::vector<RunRecord>&)>& fit);
 
 // Bootstrap: `samples` refits on runs resampled with replacement (seeded), each from
 // the full-data optimum and the grid's best starts; returns the laws.

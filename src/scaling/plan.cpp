@@ -3,12 +3,14 @@
 #include <algorithm>
 #include <cmath>
 #include <fstream>
+#include <sstream>
 
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
 #include "nn/flops.h"
 #include "nn/model.h"
+#include "scaling/law_report.h"
 
 namespace fw {
 
@@ -19,24 +21,46 @@ ScalingLaw scaling_law(const std::string& name) {
   // the arXiv TeX source as log-space offsets (E, A, B are their exponentials) and slopes.
   if (name == "hoffmann-tex")
     return {std::exp(0.5267228), std::exp(6.0073404), std::exp(6.0179186), 0.33917084, 0.2849083};
+  const auto laws = scaling_laws(name);
+  const auto it = laws.find("dense");
+  FW_CHECK(it != laws.end(), name, ": holds no dense law");
+  return it->second;
+}
+
+std::map<std::string, ScalingLaw> scaling_laws(const std::string& name, const std::string& fit) {
+  if (name == "epoch" || name == "hoffmann" || name == "hoffmann-tex") return {{"dense", scaling_law(name)}};
+  FW_CHECK(fit == "approach3" || fit == "grid", "--fit '", fit, "' must be approach3 or grid");
   std::ifstream in(name);
   FW_CHECK(in, "--law '", name, "': not 'epoch', 'hoffmann' or 'hoffmann-tex', and no such file");
-  std::string line, last;
-  while (std::getline(in, line))
-    if (!line.empty()) last = line;
-  try {
-    const nlohmann::json a = nlohmann::json::parse(last).at("approach3");
-    return {a.at("E").get<double>(), a.at("A").get<double>(), a.at("B").get<double>(), a.at("alpha").get<double>(),
-            a.at("beta").get<double>()};
-  } catch (const nlohmann::json::exception&) {
-    throw Error(str(name, ": not the output of `flopwise fit --json` (no approach3 E, A, B, alpha, beta)"));
+  // the whole file (a sweep's fit.json), else its last line (`fit --json > FILE` after
+  // other output)
+  std::stringstream text;
+  text << in.rdbuf();
+  nlohmann::json j = nlohmann::json::parse(text.str(), nullptr, false);
+  if (j.is_discarded()) {
+    std::string line, last;
+    while (std::getline(text, line))
+      if (!line.empty()) last = line;
+    j = nlohmann::json::parse(last, nullptr, false);
   }
+  FW_CHECK(!j.is_discarded() && j.is_object(), name,
+           ": not the output of `flopwise fit --json` or a sweep's fit.json (not JSON)");
+  std::map<std::string, ScalingLaw> laws;
+  if (j.contains("variants") && j["variants"].is_object()) {
+    for (const auto& [variant, report] : j["variants"].items())
+      if (report.contains(fit)) laws[variant] = law_from_report(report, fit, name + " (" + variant + ")");
+    FW_CHECK(!laws.empty(), name, ": its variants hold no ", fit, " law");
+    return laws;
+  }
+  FW_CHECK(j.contains("approach3"), name, ": not the output of `flopwise fit --json` (no approach3 E, A, B, alpha, beta)");
+  const std::string variant = j.value("variant", std::string("dense"));
+  laws[variant] = law_from_report(j, fit, name);
+  return laws;
 }
 
 std::vector<PlannedModel> plan_models(const ScalingLaw& law, double C, const ModelConfig& base, int64_t seq_len,
                                       int count) {
   FW_CHECK(C > 0 && std::isfinite(C), "plan: the budget must be a positive number of FLOPs");
-  const double target = std::log(law.n_opt(C));
   std::vector<std::pair<double, ModelConfig>> shapes;  // (distance, shape)
   for (int64_t L = 1; L <= 96; L++)
     for (int64_t d = 64; d <= 16384; d += 64) {
@@ -48,7 +72,8 @@ std::vector<PlannedModel> plan_models(const ScalingLaw& law, double C, const Mod
       m.mlp_hidden = 0;
       m.max_seq_len = std::max(base.max_seq_len, seq_len);
       if (m.mod.enabled && m.mod.every > L) continue;
-      shapes.push_back({std::abs(std::log(double(Model::count_params(m))) - target), m});
+      const double tokens = C / count_flops(m, seq_len).train_per_token();
+      shapes.push_back({law.loss(double(Model::count_params(m)), tokens), m});
     }
   FW_CHECK(!shapes.empty(), "plan: no model shape fits");
   std::stable_sort(shapes.begin(), shapes.end(), [](const auto& a, const auto& b) { return a.first < b.first; });

@@ -2,6 +2,7 @@
 // concrete flopwise model shapes (dense and MoD) whose exact training FLOPs per token
 // put them on that budget, with their tokens, steps and the law's predicted loss.
 #pragma once
+#include <map>
 #include <string>
 #include <vector>
 
@@ -15,14 +16,21 @@ namespace fw {
 // or the path of a `flopwise fit --json` output (its approach3).
 ScalingLaw scaling_law(const std::string& name);
 
+// Laws by variant: a published law or a `fit --json` output describes one variant
+// (dense, or the `variant` it was fitted with --variant); a sweep's fit.json holds one
+// per variant. `fit` picks "approach3" or "grid" from fitted files.
+std::map<std::string, ScalingLaw> scaling_laws(const std::string& name, const std::string& fit = "approach3");
+
 struct PlannedModel {
   ModelConfig model;
   double params, train_flops_per_token, tokens, predicted_loss;
 };
 
-// The `count` shapes (layers × width, head size 64, width/layers in [16, 256]) whose
-// parameter counts lie nearest N_opt in log scale, built on `base` (vocab, sequence
-// length, MLP and MoD settings kept); tokens = C / exact training FLOPs per token.
+// The `count` shapes (layers × width, head size 64, width/layers in [16, 256]) with the
+// lowest loss the law predicts for them at budget C, where each shape's tokens are
+// C / its exact training FLOPs per token (so the choice holds for MoD too, whose
+// FLOPs per token are far from 6N), built on `base` (vocab, sequence length, MLP and
+// MoD settings kept).
 std::vector<PlannedModel> plan_models(const ScalingLaw& law, double C, const ModelConfig& base, int64_t seq_len,
                                       int count = 3);
 

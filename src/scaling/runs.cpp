@@ -21,7 +21,7 @@ static std::vector<std::string> split(const std::string& line) {
   return out;
 }
 
-std::vector<RunRecord> read_runs_csv(const std::string& path) {
+std::vector<RunRecord> read_runs_csv(const std::string& path, const RunsSelection& sel, int* diverged) {
   std::ifstream in(path);
   FW_CHECK(in, path, ": cannot read");
   std::string line;
@@ -31,8 +31,12 @@ std::vector<RunRecord> read_runs_csv(const std::string& path) {
     auto it = std::find(header.begin(), header.end(), name);
     return it == header.end() ? -1 : int(it - header.begin());
   };
-  const int cp = column("params"), cf = column("flops"), cl = column("loss"), ct = column("tokens");
-  FW_CHECK(cp >= 0 && cf >= 0 && cl >= 0, path, ":1: the header must name params, flops and loss (got '", line, "')");
+  const int cp = column(sel.params_column), cf = column("flops"), cl = column("loss"), ct = column("tokens");
+  const int cv = column("variant");
+  FW_CHECK(cp >= 0 && cf >= 0 && cl >= 0, path, ":1: the header must name ", sel.params_column,
+           ", flops and loss (got '", line, "')");
+  FW_CHECK(sel.variant.empty() || cv >= 0, path, ":1: no variant column to select '", sel.variant, "' from");
+  if (diverged) *diverged = 0;
   std::vector<RunRecord> runs;
   for (int no = 2; std::getline(in, line); no++) {
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
@@ -46,8 +50,13 @@ std::vector<RunRecord> read_runs_csv(const std::string& path) {
       FW_CHECK(std::isfinite(v) && v > 0, path, ":", no, ": ", name, " = ", c, " must be positive and finite");
       return v;
     };
+    if (cv >= 0 && !sel.variant.empty() && (cv >= int(cells.size()) || cells[size_t(cv)] != sel.variant)) continue;
+    if (cl < int(cells.size()) && cells[size_t(cl)] == "inf") {
+      if (diverged) ++*diverged;
+      continue;
+    }
     RunRecord r;
-    r.params = value(cp, "params");
+    r.params = value(cp, sel.params_column.c_str());
     r.flops = value(cf, "flops");
     r.loss = value(cl, "loss");
     r.tokens = ct >= 0 ? value(ct, "tokens") : r.flops / (6 * r.params);

@@ -150,4 +150,29 @@ Chart n_opt_chart(const std::vector<std::pair<std::string, IsoflopFit>>& fits) {
   return c;
 }
 
+
+Chart tuning_chart(const std::vector<VariantTuning>& tunings) {
+  Chart c{"learning-rate tuning: loss against peak learning rate, per size (first beta2)", "peak learning rate",
+          "validation loss", true, false, {}};
+  int color = 0;
+  for (const auto& t : tunings) {
+    const double beta2 = t.runs.empty() ? 0 : t.runs.front().beta2;  // the lr search's β2 comes first
+    for (const auto& size : t.sizes) {
+      ChartSeries dots{str(t.variant, " ", shape_name(size.shape), " (lr_opt ", size.lr, ")"), {}, {}, false, color};
+      std::vector<std::pair<double, double>> pts;
+      for (const auto& r : t.runs)
+        if (r.layers == size.shape.layers && r.d_model == size.shape.d_model && r.beta2 == beta2 &&
+            std::isfinite(r.loss))
+          pts.push_back({r.lr, r.loss});
+      std::sort(pts.begin(), pts.end());
+      for (const auto& [x, y] : pts) dots.x.push_back(x), dots.y.push_back(y);
+      ChartSeries line{"", dots.x, dots.y, true, color};
+      c.series.push_back(dots);
+      c.series.push_back(line);
+      color++;
+    }
+  }
+  return c;
+}
+
 }  // namespace fw

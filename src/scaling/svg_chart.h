@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "scaling/isoflop_fit.h"
+#include "scaling/tuning.h"
 
 namespace fw {
 
@@ -29,5 +30,7 @@ void write_svg(const std::string& path, const Chart& c);
 // labelled fits (e.g. dense and MoD).
 Chart isoflop_chart(const std::vector<std::pair<std::string, IsoflopFit>>& fits);
 Chart n_opt_chart(const std::vector<std::pair<std::string, IsoflopFit>>& fits);
+// The tuning stage: loss against learning rate, one curve per variant and size.
+Chart tuning_chart(const std::vector<VariantTuning>& tunings);
 
 }  // namespace fw

@@ -31,6 +31,7 @@ std::vector<Field> fields(Config& c) {
       {"train", "batch_size", &t.batch_size},   {"train", "seq_len", &t.seq_len},
       {"train", "steps", &t.steps},             {"train", "lr", &t.lr},
       {"train", "min_lr", &t.min_lr},           {"train", "warmup", &t.warmup},
+      {"train", "beta1", &t.beta1},             {"train", "beta2", &t.beta2},
       {"train", "weight_decay", &t.weight_decay}, {"train", "grad_clip", &t.grad_clip},
       {"train", "grad_accum", &t.grad_accum},   {"train", "seed", &t.seed},
       {"train", "eval_every", &t.eval_every},   {"train", "eval_tokens", &t.eval_tokens},
@@ -99,6 +100,8 @@ void TrainConfig::validate() const {
   FW_CHECK(lr > 0 && std::isfinite(lr), "config: train.lr = ", lr, " must be positive");
   FW_CHECK(min_lr >= 0 && min_lr <= lr, "config: train.min_lr = ", min_lr, " must be in [0, train.lr]");
   FW_CHECK(warmup >= 0, "config: train.warmup = ", warmup, " must be >= 0");
+  FW_CHECK(beta1 >= 0 && beta1 < 1, "config: train.beta1 = ", beta1, " must be in [0, 1)");
+  FW_CHECK(beta2 >= 0 && beta2 < 1, "config: train.beta2 = ", beta2, " must be in [0, 1)");
   FW_CHECK(weight_decay >= 0, "config: train.weight_decay = ", weight_decay, " must be >= 0");
   FW_CHECK(grad_clip >= 0, "config: train.grad_clip = ", grad_clip, " must be >= 0 (0: off)");
   FW_CHECK(eval_every >= 0, "config: train.eval_every = ", eval_every, " must be >= 0");

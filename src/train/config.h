@@ -18,6 +18,8 @@ struct TrainConfig {
   double lr = 1e-3;          // peak learning rate
   double min_lr = 1e-4;      // end of the cosine decay
   int64_t warmup = 100;      // linear warmup steps
+  double beta1 = 0.9;        // AdamW's first-moment decay
+  double beta2 = 0.95;       // AdamW's second-moment decay (0.99 can win at small batches)
   double weight_decay = 0.1; // decoupled; matrices only
   double grad_clip = 1.0;    // global gradient norm bound (0: off)
   int64_t grad_accum = 1;    // micro-batches per step; must divide batch_size

@@ -30,20 +30,20 @@ void AdamW::keep_shard(int64_t first, int64_t end) {
   hi = end;
 }
 
-double AdamW::update(Model& model, double lr, double weight_decay, double grad_clip) {
+double AdamW::update(Model& model, const TrainConfig& t, double lr) {
   FW_CHECK(lo == 0 && hi == int64_t(model.num_params()), "internal: AdamW::update on a shard");
   const double norm = std::sqrt(sum_squares(model.grads.data(), int64_t(model.grads.size())));
-  apply(model, lr, weight_decay, grad_clip, norm);
+  apply(model, t, lr, norm);
   return norm;
 }
 
-void AdamW::apply(Model& model, double lr, double weight_decay, double grad_clip, double grad_norm) {
-  const float scale = (grad_clip > 0 && grad_norm > grad_clip) ? float(grad_clip / grad_norm) : 1.0f;
+void AdamW::apply(Model& model, const TrainConfig& t, double lr, double grad_norm) {
+  const float scale = (t.grad_clip > 0 && grad_norm > t.grad_clip) ? float(t.grad_clip / grad_norm) : 1.0f;
   step++;
-  for (const auto& t : model.tensors) {  // each tensor's part inside [lo, hi)
-    const int64_t first = std::max(lo, int64_t(t.offset)), end = std::min(hi, int64_t(t.offset + t.numel()));
+  for (const auto& w : model.tensors) {  // each tensor's part inside [lo, hi)
+    const int64_t first = std::max(lo, int64_t(w.offset)), end = std::min(hi, int64_t(w.offset + w.numel()));
     if (first >= end) continue;
-    AdamWHyper h{float(lr), kBeta1, kBeta2, kEps, t.decay ? float(weight_decay) : 0.0f, step, scale};
+    AdamWHyper h{float(lr), float(t.beta1), float(t.beta2), kEps, w.decay ? float(t.weight_decay) : 0.0f, step, scale};
     adamw_update(model.params.data() + first, model.grads.data() + first, m.data() + (first - lo),
                  v.data() + (first - lo), end - first, h);
   }

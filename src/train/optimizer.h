@@ -9,11 +9,12 @@
 
 #include "core/buffer.h"
 #include "nn/model.h"
+#include "train/config.h"
 
 namespace fw {
 
 struct AdamW {
-  static constexpr float kBeta1 = 0.9f, kBeta2 = 0.95f, kEps = 1e-8f;
+  static constexpr float kEps = 1e-8f;
   Buffer m, v;               // (hi - lo): moments of parameters lo..hi-1
   int64_t lo = 0, hi = 0;    // the parameters this optimizer updates
   int64_t step = 0;          // updates done
@@ -23,12 +24,13 @@ struct AdamW {
   // Keeps the moments of [first, end) of a whole-model optimizer (after loading one).
   void keep_shard(int64_t first, int64_t end);
 
-  // One update with the model's gradients; returns the gradient norm before clipping
-  // (grad_clip <= 0: no clipping). Whole-model optimizers only.
-  double update(Model& model, double lr, double weight_decay, double grad_clip);
+  // One update with the model's gradients at learning rate lr, with t's betas, weight
+  // decay and clipping (t.grad_clip <= 0: none); returns the gradient norm before
+  // clipping. Whole-model optimizers only.
+  double update(Model& model, const TrainConfig& t, double lr);
   // Updates parameters lo..hi-1, clipping by grad_norm: the norm of the whole gradient
   // (the caller sums the shards' squares across ranks).
-  void apply(Model& model, double lr, double weight_decay, double grad_clip, double grad_norm);
+  void apply(Model& model, const TrainConfig& t, double lr, double grad_norm);
 };
 
 }  // namespace fw

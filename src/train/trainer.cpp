@@ -277,7 +277,7 @@ double Trainer::update(double lr) {
   double sq = sum_squares(grads + adam_.lo, adam_.hi - adam_.lo);
   if (opt_.zero1) communicate([&] { comm_.allreduce_sum(&sq, 1, "all-reduce of the gradient norm"); });
   const double norm = std::sqrt(sq);
-  adam_.apply(*model_, lr, tc.weight_decay, tc.grad_clip, norm);
+  adam_.apply(*model_, tc, lr, norm);
   if (opt_.zero1) communicate([&] { comm_.allgather(model_->params.data(), shards_, "all-gather of parameters"); });
   return norm;
 }

@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# The compute-optimal scaling experiment on the Brown Corpus (bytes): dense and
+# Mixture-of-Depths (12.5% capacity, every other block), budgets 1e11 to 3e13 training
+# FLOPs (2.5 decades), a learning rate per size from the tuning stage, warmup of N
+# tokens, bracketing. Then the ablation at 1e12 FLOPs (dense): the same sizes with the
+# old fixed hyperparameters, and with one correction at a time.
+#
+# Resumable: every stage skips the runs its CSV holds and resumes a stopped one, so run
+# it again after a stop. It builds its own copy of flopwise (build-scaling/), so the
+# project can be rebuilt while it runs. Run folders go to runs/scaling*/ (not
+# committed); after every stage the CSVs and charts are copied to
+# bench/results/scaling/ (committed as they grow).
+#   bench/scaling.sh [--stage NAME]   (all stages in order by default)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+only=${2:-}
+[ "${1:-}" = "--stage" ] || only=""
+./scripts/setup.sh flopwise >/dev/null
+cmake -S . -B build-scaling -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake --build build-scaling -j"$(nproc)" --target flopwise >/dev/null
+fw=$PWD/build-scaling/flopwise
+data=data/brown-bytes
+[ -f $data/train.bin ] || $fw prepare --brown data/brown-src --out $data
+out=runs/scaling
+results=bench/results/scaling
+mkdir -p $results
+common=(--data $data --config configs/scaling.json)
+tuning=(--tune-lrs 2e-3,4e-3,8e-3,1.6e-2 --tune-beta2 0.95,0.99 --tune-tokens-per-param 20 --tune-max-flops 1e13)
+
+save() {  # the stage's results into the repository's folder
+  for f in runs.csv tuning.csv isoflop.svg n_opt.svg tuning.svg; do
+    [ -f "$1/$f" ] && cp "$1/$f" "$results/${2}$f"
+  done
+  return 0
+}
+stage() { [ -z "$only" ] || [ "$only" = "$1" ]; }
+
+dense_sizes=1x32,2x32,3x32,1x64,2x64,3x64,2x96,3x96,2x128,4x128
+mod_sizes=2x32,3x32,2x64,3x64,2x96,3x96,2x128,4x128
+if stage tune; then
+  $fw sweep "${common[@]}" --out $out --variants dense --sizes $dense_sizes --budgets 3e13 "${tuning[@]}" --tune-only
+  $fw sweep "${common[@]}" --out $out --variants mod --sizes $mod_sizes --budgets 3e13 "${tuning[@]}" --tune-only
+  save $out ""
+fi
+# per budget, six or seven sizes around the expected optimum (bracketing adds more)
+declare -A window=(
+  [1e11]=1x32,2x32,3x32,1x64,2x64,3x64
+  [3e11]=2x32,3x32,1x64,2x64,3x64,2x96
+  [1e12]=3x32,1x64,2x64,3x64,2x96,3x96
+  [3e12]=1x64,2x64,3x64,2x96,3x96,2x128
+  [1e13]=2x64,3x64,2x96,3x96,2x128,3x128,4x128
+  [3e13]=3x64,2x96,3x96,2x128,3x128,4x128,4x160
+)
+for C in 1e11 3e11 1e12 3e12 1e13 3e13; do
+  stage grid || break
+  for v in dense mod; do
+    sizes=${window[$C]}
+    [ $v = mod ] && sizes=$(echo "$sizes" | tr , '\n' | grep -v '^1x' | paste -sd,)
+    $fw sweep "${common[@]}" --out $out --variants $v --sizes "$sizes" --budgets $C "${tuning[@]}" --bracket 2
+  done
+  save $out ""
+done
+# the ablation at 1e12 (dense): old hyperparameters, and one correction at a time
+if stage ablation; then
+  C=1e12
+  sizes=${window[$C]}
+  for a in old tuned_lr_only warmup_only fixed_beta2; do
+    dir=runs/scaling_ablation_$a
+    mkdir -p $dir
+    case $a in
+      old) flags=(--warmup-tokens-per-param 0) ;;                  # lr 2e-3, beta2 0.95, warmup 50 (≤ 1/10)
+      tuned_lr_only) flags=("${tuning[@]}" --warmup-tokens-per-param 0) ;;
+      warmup_only) flags=() ;;                                     # lr 2e-3, beta2 0.95, warmup N tokens
+      fixed_beta2) flags=(--tune-lrs 2e-3,4e-3,8e-3,1.6e-2 --tune-beta2 0.95 --tune-tokens-per-param 20
+                          --tune-max-flops 1e13) ;;
+    esac
+    # the tuned variants reuse the main tuning runs (nothing is retrained)
+    if [ "${flags[0]:-}" = --tune-lrs ] && [ ! -f $dir/tuning.csv ]; then cp $out/tuning.csv $dir/; fi
+    $fw sweep "${common[@]}" --out $dir --variants dense --sizes "$sizes" --budgets $C "${flags[@]}" --bracket 0
+    save $dir "ablation_${a}_"
+  done
+fi

@@ -6,7 +6,8 @@
 # old fixed hyperparameters, and with one correction at a time.
 #
 # Resumable: every stage skips the runs its CSV holds and resumes a stopped one, so run
-# it again after a stop. It builds its own copy of flopwise (build-scaling/), so the
+# it again after a stop; in a fresh checkout the committed CSVs are copied back first
+# (runs that were part-way start again). It builds its own copy of flopwise (build-scaling/), so the
 # project can be rebuilt while it runs. Run folders go to runs/scaling*/ (not
 # committed); after every stage the CSVs and charts are copied to
 # bench/results/scaling/ (committed as they grow).
@@ -28,17 +29,25 @@ common=(--data $data --config configs/scaling.json)
 tuning=(--tune-lrs 2e-3,4e-3,8e-3,1.6e-2 --tune-beta2 0.95,0.99 --tune-tokens-per-param 20 --tune-max-flops 1e13)
 
 save() {  # the stage's results into the repository's folder
-  for f in runs.csv tuning.csv isoflop.svg n_opt.svg tuning.svg; do
+  for f in runs.csv tuning.csv fit.json isoflop.svg n_opt.svg tuning.svg; do
     [ -f "$1/$f" ] && cp "$1/$f" "$results/${2}$f"
   done
   return 0
 }
 stage() { [ -z "$only" ] || [ "$only" = "$1" ]; }
+restore() {  # a fresh checkout has no run folders: the committed CSVs say what is done
+  mkdir -p "$1"
+  for f in runs.csv tuning.csv; do
+    [ -f "$1/$f" ] || [ ! -f "$results/${2}$f" ] || cp "$results/${2}$f" "$1/$f"
+  done
+}
+restore $out ""
 
 dense_sizes=1x32,2x32,3x32,1x64,2x64,3x64,2x96,3x96,2x128,4x128
 mod_sizes=2x32,3x32,2x64,3x64,2x96,3x96,2x128,4x128
 if stage tune; then
   $fw sweep "${common[@]}" --out $out --variants dense --sizes $dense_sizes --budgets 3e13 "${tuning[@]}" --tune-only
+  save $out ""
   $fw sweep "${common[@]}" --out $out --variants mod --sizes $mod_sizes --budgets 3e13 "${tuning[@]}" --tune-only
   save $out ""
 fi
@@ -57,8 +66,8 @@ for C in 1e11 3e11 1e12 3e12 1e13 3e13; do
     sizes=${window[$C]}
     [ $v = mod ] && sizes=$(echo "$sizes" | tr , '\n' | grep -v '^1x' | paste -sd,)
     $fw sweep "${common[@]}" --out $out --variants $v --sizes "$sizes" --budgets $C "${tuning[@]}" --bracket 2
+    save $out ""
   done
-  save $out ""
 done
 # the ablation at 1e12 (dense): old hyperparameters, and one correction at a time
 if stage ablation; then
@@ -66,7 +75,7 @@ if stage ablation; then
   sizes=${window[$C]}
   for a in old tuned_lr_only warmup_only fixed_beta2; do
     dir=runs/scaling_ablation_$a
-    mkdir -p $dir
+    restore $dir "ablation_${a}_"
     case $a in
       old) flags=(--warmup-tokens-per-param 0) ;;                  # lr 2e-3, beta2 0.95, warmup 50 (≤ 1/10)
       tuned_lr_only) flags=("${tuning[@]}" --warmup-tokens-per-param 0) ;;

@@ -6,6 +6,7 @@
 
 #include "cli/common.h"
 #include "core/error.h"
+#include "scaling/law_report.h"
 #include "scaling/sweep.h"
 
 namespace fw::cli {
@@ -67,28 +68,15 @@ void run_sweep_cli(const SweepFlags& f) {
   nlohmann::json j = {{"trained", r.trained}, {"skipped", r.skipped}, {"runs_csv", f.out + "/runs.csv"}};
   nlohmann::json fits = nlohmann::json::object();
   for (size_t v = 0; v < r.variants.size(); v++) {
-    const IsoflopFit& fit = r.fits[v];
     if (!r.fit_errors[v].empty()) {
       fits[r.variants[v]] = {{"error", r.fit_errors[v]}};
       continue;
     }
-    nlohmann::json minima = nlohmann::json::array();
-    for (const auto& m : fit.minima)
-      minima.push_back({{"flops", m.flops}, {"n_opt", m.n_opt}, {"d_opt", m.d_opt}, {"loss", m.loss}});
-    fits[r.variants[v]] = {{"minima", minima}, {"a", fit.n_opt.exponent}, {"b", fit.d_opt.exponent}};
+    fits[r.variants[v]] = approach2_json(r.fits[v]);
   }
   j["approach2"] = fits;
   nlohmann::json tuning = nlohmann::json::object();
-  for (const auto& t : r.tuning) {
-    nlohmann::json sizes = nlohmann::json::array();
-    for (const auto& s : t.sizes)
-      sizes.push_back({{"size", shape_name(s.shape)}, {"params", s.params}, {"lr", s.lr}, {"beta2", s.beta2},
-                       {"loss", s.best_loss}});
-    nlohmann::json untuned = nlohmann::json::array();
-    for (const auto& s : t.untuned) untuned.push_back(shape_name(s));
-    tuning[t.variant] = {{"lr_law", {{"coefficient", t.lr_law.coefficient}, {"exponent", t.lr_law.exponent}}},
-                         {"beta2", t.beta2}, {"sizes", sizes}, {"untuned", untuned}};
-  }
+  for (const auto& t : r.tuning) tuning[t.variant] = tuning_json(t);
   j["tuning"] = tuning;
   j["tuning_trained"] = r.tuning_trained;
   nlohmann::json brackets = nlohmann::json::array();

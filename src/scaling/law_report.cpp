@@ -5,12 +5,19 @@
 
 #include "core/error.h"
 #include "scaling/grid_fit.h"
-#include "scaling/isoflop_fit.h"
 
 namespace fw {
 
 nlohmann::json law_json(const ScalingLaw& l) {
   return {{"E", l.E}, {"A", l.A}, {"B", l.B}, {"alpha", l.alpha}, {"beta", l.beta}, {"a", l.a()}, {"b", l.b()}};
+}
+
+nlohmann::json approach2_json(const IsoflopFit& iso) {
+  nlohmann::json minima = nlohmann::json::array();
+  for (const auto& m : iso.minima)
+    minima.push_back({{"flops", m.flops}, {"runs", m.runs}, {"n_opt", m.n_opt}, {"d_opt", m.d_opt}, {"loss", m.loss}});
+  return {{"minima", minima}, {"a", iso.n_opt.exponent}, {"b", iso.d_opt.exponent},
+          {"n_coefficient", iso.n_opt.coefficient}, {"d_coefficient", iso.d_opt.coefficient}};
 }
 
 // 5th and 95th percentiles of every coefficient over bootstrap laws.
@@ -53,14 +60,7 @@ nlohmann::json law_report(const std::vector<RunRecord>& runs, const LawReportOpt
                       {"approach3", intervals(bootstrap_parametric(runs, a3, o.bootstrap, o.seed))},
                       {"grid", intervals(bootstrap_grid(runs, o.bootstrap, o.seed))}};
   }
-  if (o.isoflop) {
-    const IsoflopFit iso = fit_isoflop(runs, o.isoflop_tolerance);
-    nlohmann::json minima = nlohmann::json::array();
-    for (const auto& m : iso.minima)
-      minima.push_back({{"flops", m.flops}, {"runs", m.runs}, {"n_opt", m.n_opt}, {"d_opt", m.d_opt}, {"loss", m.loss}});
-    j["approach2"] = {{"minima", minima}, {"a", iso.n_opt.exponent}, {"b", iso.d_opt.exponent},
-                      {"n_coefficient", iso.n_opt.coefficient}, {"d_coefficient", iso.d_opt.coefficient}};
-  }
+  if (o.isoflop) j["approach2"] = approach2_json(fit_isoflop(runs, o.isoflop_tolerance));
   nlohmann::json budgets = nlohmann::json::array();
   for (double C : o.budgets)
     budgets.push_back({{"flops", C},

@@ -13,6 +13,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "scaling/isoflop_fit.h"
 #include "scaling/parametric_fit.h"
 #include "scaling/runs.h"
 
@@ -28,6 +29,8 @@ struct LawReportOptions {
 };
 
 nlohmann::json law_json(const ScalingLaw& l);
+// Approach 2's minima (flops, runs, n_opt, d_opt, loss) and power laws (a, b and coefficients).
+nlohmann::json approach2_json(const IsoflopFit& iso);
 nlohmann::json law_report(const std::vector<RunRecord>& runs, const LawReportOptions& o);
 
 // The law named `fit` ("approach3" or "grid") in a law report `j` (fails naming `origin`).

@@ -6,7 +6,6 @@
 #include <fstream>
 
 #include "core/error.h"
-#include "nn/model.h"
 #include "scaling/law_report.h"
 #include "scaling/svg_chart.h"
 
@@ -14,8 +13,14 @@ namespace fw {
 
 namespace fs = std::filesystem;
 
-static double params_of(const Config& base, const std::string& variant, const SweepShape& s) {
-  return double(Model::count_params(sweep_config(base, variant, s, 1, {1, 0.95, 0}).model));
+nlohmann::json tuning_json(const VariantTuning& t) {
+  nlohmann::json sizes = nlohmann::json::array(), untuned = nlohmann::json::array();
+  for (const auto& s : t.sizes)
+    sizes.push_back({{"size", shape_name(s.shape)}, {"params", s.params}, {"lr", s.lr}, {"beta2", s.beta2},
+                     {"loss", s.best_loss}});
+  for (const auto& s : t.untuned) untuned.push_back(shape_name(s));
+  return {{"lr_law", {{"coefficient", t.lr_law.coefficient}, {"exponent", t.lr_law.exponent}}},
+          {"beta2", t.beta2}, {"sizes", sizes}, {"untuned", untuned}};
 }
 
 RunHyper sweep_hyper(const SweepOptions& o, const VariantTuning* t, double params) {
@@ -25,7 +30,7 @@ RunHyper sweep_hyper(const SweepOptions& o, const VariantTuning* t, double param
 
 bool neighbour_shape(const Config& base, const std::string& variant, const SweepShape& edge, double factor,
                      const std::vector<SweepShape>& taken, SweepShape& out) {
-  const double n0 = params_of(base, variant, edge), target = std::log(n0 * factor);
+  const double n0 = sweep_params(base, variant, edge), target = std::log(n0 * factor);
   double best = INFINITY;
   for (int64_t L = 1; L <= 16; L++)
     for (int64_t d = 32; d <= 1024; d += 32) {
@@ -39,7 +44,7 @@ bool neighbour_shape(const Config& base, const std::string& variant, const Sweep
       } catch (const Error&) {
         continue;
       }
-      const double n = params_of(base, variant, s);
+      const double n = sweep_params(base, variant, s);
       if (factor > 1 ? n <= n0 : n >= n0) continue;
       const double dist = std::abs(std::log(n) - target);
       if (dist < best) best = dist, out = s;
@@ -81,22 +86,12 @@ static nlohmann::json sweep_fits(const SweepOptions& o, const SweepResult& res) 
       continue;
     }
     try {
-      const IsoflopFit iso = fit_isoflop(recs);
-      nlohmann::json minima = nlohmann::json::array();
-      for (const auto& m : iso.minima) minima.push_back({{"flops", m.flops}, {"runs", m.runs}, {"n_opt", m.n_opt}, {"loss", m.loss}});
-      variants[v]["approach2"] = {{"minima", minima}, {"a", iso.n_opt.exponent}, {"b", iso.d_opt.exponent}};
+      variants[v]["approach2"] = approach2_json(fit_isoflop(recs));
     } catch (const Error& e) {
       variants[v]["approach2"] = {{"error", e.what()}};
     }
   }
-  for (const auto& t : res.tuning) {
-    nlohmann::json sizes = nlohmann::json::array();
-    for (const auto& s : t.sizes)
-      sizes.push_back({{"size", shape_name(s.shape)}, {"params", s.params}, {"lr", s.lr}, {"beta2", s.beta2},
-                       {"loss", s.best_loss}});
-    tuning[t.variant] = {{"lr_law", {{"coefficient", t.lr_law.coefficient}, {"exponent", t.lr_law.exponent}}},
-                         {"beta2", t.beta2}, {"sizes", sizes}};
-  }
+  for (const auto& t : res.tuning) tuning[t.variant] = tuning_json(t);
   // the frontier: per budget, each variant's lowest loss
   std::vector<SweepRun> sorted = res.runs;
   std::stable_sort(sorted.begin(), sorted.end(), [](const SweepRun& a, const SweepRun& b) { return a.flops < b.flops; });
@@ -169,7 +164,7 @@ SweepResult run_sweep(const SweepOptions& o) {
         res.skipped++;
         return;
       }
-    const RunHyper h = sweep_hyper(o, tuning_of(variant), params_of(o.base, variant, shape));
+    const RunHyper h = sweep_hyper(o, tuning_of(variant), sweep_params(o.base, variant, shape));
     const Config cfg = sweep_config(o.base, variant, shape, budget, h);
     const SweepRun r = train_sweep_run(cfg, variant, o.data_dir, o.out_dir, name, o.log);
     append_sweep_csv(csv, r);

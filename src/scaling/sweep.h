@@ -60,6 +60,10 @@ struct SweepResult {
   nlohmann::json fit_json;             // what OUT/fit.json holds
 };
 
+// A variant's tuning as JSON: lr_law (coefficient, exponent), beta2, sizes (size,
+// params, lr, beta2, loss), untuned (sizes asked for but not tuned).
+nlohmann::json tuning_json(const VariantTuning& t);
+
 // The hyperparameters a variant's run of `params` parameters gets.
 RunHyper sweep_hyper(const SweepOptions& o, const VariantTuning* tuning, double params);
 

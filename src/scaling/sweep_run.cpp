@@ -47,6 +47,10 @@ double sweep_flops_per_token(const Config& base, const std::string& variant, con
   return count_flops(c.model, c.train.seq_len).train_per_token();
 }
 
+double sweep_params(const Config& base, const std::string& variant, const SweepShape& s) {
+  return double(Model::count_params(shaped(base, variant, s).model));
+}
+
 Config sweep_config(const Config& base, const std::string& variant, const SweepShape& s, double budget,
                     const RunHyper& h) {
   Config c = shaped(base, variant, s);

@@ -45,8 +45,9 @@ struct SweepRun {
 // FLOPs at the exact FLOPs per token; validation only at the end.
 Config sweep_config(const Config& base, const std::string& variant, const SweepShape& s, double budget,
                     const RunHyper& h);
-// Exact training FLOPs per token of a variant and shape on base.
+// Exact training FLOPs per token, and parameters, of a variant and shape on base.
 double sweep_flops_per_token(const Config& base, const std::string& variant, const SweepShape& s);
+double sweep_params(const Config& base, const std::string& variant, const SweepShape& s);
 
 // Trains the run in out_dir/name (a run that stopped part-way resumes from its checkpoint; one
 // that finished is only evaluated) and returns its row. A run whose loss or gradient

@@ -5,7 +5,6 @@
 #include <cstdio>
 
 #include "core/error.h"
-#include "nn/model.h"
 #include "scaling/isoflop_fit.h"
 
 namespace fw {
@@ -47,15 +46,12 @@ VariantTuning tune_variant(const Config& base, const std::string& variant, const
   const std::string csv = out_dir + "/tuning.csv";
   std::vector<SweepRun> done = read_sweep_csv(csv);
   const int64_t tokens_per_step = base.train.batch_size * base.train.seq_len;
-  auto params_of = [&](const SweepShape& s) {
-    return double(Model::count_params(sweep_config(base, variant, s, 1, {1, 0.95, 0}).model));
-  };
   // one tuning run: its loss, from tuning.csv or trained now
   auto loss_at = [&](const SweepShape& s, double lr, double beta2) {
     const std::string name = tuning_name(variant, s, lr, beta2);
     for (const auto& r : done)
       if (r.run == name) return r.loss;
-    const double tokens = o.tokens_per_param * params_of(s);
+    const double tokens = o.tokens_per_param * sweep_params(base, variant, s);
     const double budget = sweep_flops_per_token(base, variant, s) * tokens;
     const Config cfg = sweep_config(base, variant, s, budget, {lr, beta2, warmup_tokens_per_param});
     const SweepRun r = train_sweep_run(cfg, variant, data_dir, out_dir, name, log);
@@ -64,13 +60,13 @@ VariantTuning tune_variant(const Config& base, const std::string& variant, const
     trained++;
     return r.loss;
   };
+  if (o.lrs.empty()) return vt;
   std::vector<SweepShape> order = sizes;
   std::stable_sort(order.begin(), order.end(),
-                   [&](const SweepShape& a, const SweepShape& b) { return params_of(a) < params_of(b); });
-  if (o.lrs.empty()) return vt;
+                   [&](const SweepShape& a, const SweepShape& b) { return sweep_params(base, variant, a) < sweep_params(base, variant, b); });
   // train what is missing for the sizes asked for
   for (const SweepShape& s : order) {
-    const double N = params_of(s), tokens = o.tokens_per_param * N;
+    const double N = sweep_params(base, variant, s), tokens = o.tokens_per_param * N;
     const double cost = sweep_flops_per_token(base, variant, s) * tokens;
     if ((o.max_flops > 0 && cost > o.max_flops) || tokens / double(tokens_per_step) < 10) continue;
     std::vector<double> lrs = o.lrs;

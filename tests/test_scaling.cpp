@@ -548,6 +548,14 @@ TEST(Scaling, SweepTunesLearningRatesAndBrackets) {
   EXPECT_TRUE(rep.problems.empty());
   EXPECT_NE(rep.html.find("dense tuning: lr_opt(N) = "), std::string::npos);
   EXPECT_NE(rep.html.find("learning-rate tuning: loss against peak learning rate"), std::string::npos);
+  // from the CLI, the tuning stage alone: all recorded, nothing trained, the law printed
+  auto cli = test::flopwise("sweep --budgets 1e10 --sizes 2x32,3x32 --variants dense --data " + data + " --out " +
+                            o.out_dir + " --set train.seq_len=32 --set model.max_seq_len=32 --set train.batch_size=4 "
+                            "--set train.eval_tokens=256 --tune-lrs 4e-3,1.6e-2 --tune-beta2 0.95,0.99 "
+                            "--tune-tokens-per-param 1 --tune-extend 1 --tune-only");
+  EXPECT_EQ(cli.code, 0) << cli.out;
+  EXPECT_NE(cli.out.find("sweep: 0 runs trained now"), std::string::npos) << cli.out;
+  EXPECT_NE(cli.out.find("dense: lr_opt(N) = "), std::string::npos) << cli.out;
   // again: nothing is trained
   const SweepResult again = run_sweep(o);
   EXPECT_EQ(again.tuning_trained, 0);

@@ -113,6 +113,7 @@ void run_sweep_cli(const SweepFlags& f) {
     for (const auto& m : r.fits[v].minima) std::printf(" C %.3g: N_opt %.3g (loss %.4f);", m.flops, m.n_opt, m.loss);
     std::printf("\n");
   }
+  if (!r.fit_json.contains("variants")) return;  // --tune-only: no grid, no fits
   for (const auto& [v, rep] : r.fit_json["variants"].items()) {
     if (rep.contains("error")) {
       std::printf("%s: no Approach 3 / grid fit: %s\n", v.c_str(), rep["error"].get<std::string>().c_str());

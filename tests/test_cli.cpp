@@ -15,6 +15,7 @@
 #include "test_util.h"
 
 using namespace fw;
+using fw::test::expect_error;
 using fw::test::slurp;
 using fw::test::flopwise;
 namespace fs = std::filesystem;
@@ -40,17 +41,6 @@ std::string prepared_data(const std::string& name) {
   auto r = flopwise("prepare --input " + dir + "/text.txt --out " + dir + "/data");
   EXPECT_EQ(r.code, 0) << r.out;
   return dir + "/data";
-}
-
-// Expects failure with exit 1 and a message containing `what` on one line.
-void expect_error(const test::Run& r, const std::string& what) {
-  EXPECT_EQ(r.code, 1) << r.out;
-  EXPECT_NE(r.out.find("flopwise: error: "), std::string::npos) << r.out;
-  EXPECT_NE(r.out.find(what), std::string::npos) << "expected '" << what << "' in: " << r.out;
-  const auto at = r.out.find("flopwise: error: ");
-  if (at != std::string::npos) {
-    EXPECT_EQ(r.out.find('\n', at), r.out.size() - 1) << "one line: " << r.out;
-  }
 }
 
 }  // namespace

@@ -221,12 +221,10 @@ TEST(Scaling, FitSelectsVariantAndParameterCount) {
   EXPECT_EQ(jd["conventions"]["params_column"], "params_without_embeddings");
   EXPECT_NEAR(jd["grid"]["alpha"].get<double>(), dense.alpha, 1e-3);  // N scaled by 0.9: A changes, alpha does not
   EXPECT_NEAR(jd["grid"]["A"].get<double>() / (dense.A * std::pow(0.9, dense.alpha)), 1, 1e-3);
-  auto bad = test::flopwise("fit --runs " + dir + "/runs.csv --params embeddings");
-  EXPECT_NE(bad.code, 0);
-  EXPECT_NE(bad.out.find("--params 'embeddings' must be total or without-embeddings"), std::string::npos) << bad.out;
-  auto none = test::flopwise("fit --runs " + kChinchilla + " --variant mod");
-  EXPECT_NE(none.code, 0);
-  EXPECT_NE(none.out.find(":1: no variant column to select 'mod' from"), std::string::npos) << none.out;
+  test::expect_error(test::flopwise("fit --runs " + dir + "/runs.csv --params embeddings"),
+                     "--params 'embeddings' must be total or without-embeddings");
+  test::expect_error(test::flopwise("fit --runs " + kChinchilla + " --variant mod"),
+                     ":1: no variant column to select 'mod' from");
 }
 
 // Approach 2 on runs drawn from a known law at 4 budgets × 7 sizes: the minima follow
@@ -396,12 +394,9 @@ TEST(Scaling, PlanFromASweepsLawPerVariant) {
   // a law file without the variant asked for, and a wrong --fit
   auto f = test::flopwise("fit --runs " + kChinchilla + " --drop-highest 5 --json > " + dir + "/dense.json");
   ASSERT_EQ(f.code, 0) << f.out;
-  auto nomod = test::flopwise("plan --flops 1e16 --law " + dir + "/dense.json --variant mod");
-  EXPECT_NE(nomod.code, 0);
-  EXPECT_NE(nomod.out.find("holds no mod law"), std::string::npos) << nomod.out;
-  auto badfit = test::flopwise("plan --flops 1e16 --law " + dir + "/fit.json --fit approach2");
-  EXPECT_NE(badfit.code, 0);
-  EXPECT_NE(badfit.out.find("--fit 'approach2' must be approach3 or grid"), std::string::npos) << badfit.out;
+  test::expect_error(test::flopwise("plan --flops 1e16 --law " + dir + "/dense.json --variant mod"), "holds no mod law");
+  test::expect_error(test::flopwise("plan --flops 1e16 --law " + dir + "/fit.json --fit approach2"),
+                     "--fit 'approach2' must be approach3 or grid");
 }
 
 // A sweep trains every run once: started again it skips what runs.csv holds, and a run

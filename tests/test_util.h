@@ -1,6 +1,7 @@
 // Helpers shared by the tests: temporary folders, running the flopwise binary.
 #pragma once
 #include <cstdio>
+#include <gtest/gtest.h>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -67,6 +68,17 @@ std::vector<T> randn(size_t n, uint64_t seed, double sd = 1.0) {
 
 // A small model config (byte vocabulary unless changed).
 // The last non-empty line of a command's output parsed as JSON (the `--json` summary).
+// Expects failure with exit 1 and a message containing `what` on one line.
+inline void expect_error(const Run& r, const std::string& what) {
+  EXPECT_EQ(r.code, 1) << r.out;
+  EXPECT_NE(r.out.find("flopwise: error: "), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find(what), std::string::npos) << "expected '" << what << "' in: " << r.out;
+  const auto at = r.out.find("flopwise: error: ");
+  if (at != std::string::npos) {
+    EXPECT_EQ(r.out.find('\n', at), r.out.size() - 1) << "one line: " << r.out;
+  }
+}
+
 inline nlohmann::json last_json_line(const std::string& out) {
   std::string line, last;
   std::istringstream in(out);

@@ -11,7 +11,7 @@
 # project can be rebuilt while it runs. Run folders go to runs/scaling*/ (not
 # committed); after every stage the CSVs and charts are copied to
 # bench/results/scaling/ (committed as they grow).
-#   bench/scaling.sh [--stage NAME]   (all stages in order by default)
+#   bench/scaling.sh [--stage tune|grid|ablation|grid_top]   (all in that order by default)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 only=${2:-}
@@ -60,15 +60,17 @@ declare -A window=(
   [1e13]=2x64,3x64,2x96,3x96,2x128,3x128,4x128
   [3e13]=3x64,2x96,3x96,2x128,3x128,4x128,4x160
 )
-for C in 1e11 3e11 1e12 3e12 1e13 3e13; do
-  stage grid || break
-  for v in dense mod; do
-    sizes=${window[$C]}
-    [ $v = mod ] && sizes=$(echo "$sizes" | tr , '\n' | grep -v '^1x' | paste -sd,)
-    $fw sweep "${common[@]}" --out $out --variants $v --sizes "$sizes" --budgets $C "${tuning[@]}" --bracket 2
-    save $out ""
+grid() {  # the budgets given, both variants
+  for C in "$@"; do
+    for v in dense mod; do
+      sizes=${window[$C]}
+      [ $v = mod ] && sizes=$(echo "$sizes" | tr , '\n' | grep -v '^1x' | paste -sd,)
+      $fw sweep "${common[@]}" --out $out --variants $v --sizes "$sizes" --budgets $C "${tuning[@]}" --bracket 2
+      save $out ""
+    done
   done
-done
+}
+stage grid && grid 1e11 3e11 1e12 3e12 1e13
 # the ablation at 1e12 (dense): old hyperparameters, and one correction at a time
 if stage ablation; then
   C=1e12
@@ -89,3 +91,5 @@ if stage ablation; then
     save $dir "ablation_${a}_"
   done
 fi
+# the largest budget last: it costs about as much as all the stages before it
+if stage grid || stage grid_top; then grid 3e13; fi

@@ -23,7 +23,7 @@ peer=${FLOPWISE_PEER:-../shared/peers/torch_gpt.py}
 threads=$(nproc)
 out=bench/results/train_vs_torch.json
 tmp=$(mktemp -d)
-# The default bench config is the issue's: d=512, 6 layers, 8 heads, seq 256, batch 8, vocab 256.
+# The default bench config: d=512, 6 layers, 8 heads, seq 256, batch 8, vocab 256.
 for r in $(seq "$rounds"); do
   echo "round $r/$rounds: flopwise bench train (fp32, then bf16 matmuls)" >&2
   ./build/flopwise bench train --steps 5 --threads "$threads" --json "$@" | tail -1 > "$tmp/fw_train_$r.json"

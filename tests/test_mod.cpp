@@ -1,4 +1,4 @@
-// Mixture-of-Depths: the routed block's structure and the pitfalls SPEC.md names.
+// Mixture-of-Depths: the routed block's structure and its known pitfalls.
 // (Its gradients, router path and auxiliary losses: test_gradcheck.cpp.)
 #include <gtest/gtest.h>
 

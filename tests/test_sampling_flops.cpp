@@ -53,7 +53,7 @@ TEST(Sampling, TemperatureSharpens) {
   EXPECT_GT(cold[0] / 3000.0, 0.9);
 }
 
-// V=10, d=8, L=2, h=2, f=32, s=4, by SPEC.md §3 (Chinchilla App. F):
+// V=10, d=8, L=2, h=2, f=32, s=4, by Chinchilla's Appendix F:
 //   embeddings 2·4·10·8 = 640; QKV 6·4·8·8 = 1536/layer; logits 2·16·8 = 256/layer;
 //   softmax 3·2·16 = 96/layer; values 256/layer; output 2·4·8·8 = 512/layer;
 //   MLP 4·4·8·32 = 4096/layer; final logits 2·4·8·10 = 640.

@@ -33,7 +33,7 @@ using namespace fw;
 static const std::string kChinchilla = std::string(FLOPWISE_TEST_DATA) + "/chinchilla_fig4_points.csv";
 
 // Epoch's replication: E = 1.8172, A = 482.01, B = 2085.43, α = 0.3478, β = 0.3658;
-// the ranges: E ≈ 1.817, A ≈ 478-482, B ≈ 2086-2144, α ≈ 0.347-0.348,
+// the ranges of Epoch AI's refit: E ≈ 1.817, A ≈ 478-482, B ≈ 2086-2144, α ≈ 0.347-0.348,
 // β ≈ 0.366-0.367, each at the precision it is written in.
 TEST(Scaling, Approach3ReproducesEpochRefitOfChinchilla) {
   auto runs = drop_highest_loss(read_runs_csv(kChinchilla), 5);

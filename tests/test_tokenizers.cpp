@@ -318,3 +318,26 @@ TEST(Tokenizers, CheckpointCarriesItsTokenizer) {
   EXPECT_NE(big.out.find("tokenizer 'gpt2:"), std::string::npos) << big.out;
   EXPECT_NE(big.out.find("has vocab 50257 but model.vocab_size = 400"), std::string::npos) << big.out;
 }
+
+// An installed flopwise (PREFIX/bin/flopwise) finds GPT-2's files in
+// PREFIX/share/flopwise/tokenizers/gpt2 without the source tree's copy, and
+// $FLOPWISE_GPT2_DIR overrides both; the data folder records the folder it used.
+TEST(Tokenizers, InstalledProgramFindsGpt2Files) {
+  const std::string prefix = test::temp_dir("tok_installed");
+  const std::string share = prefix + "/share/flopwise/tokenizers/gpt2", other = prefix + "/elsewhere";
+  fs::create_directories(prefix + "/bin");
+  fs::copy_file(FLOPWISE_BIN, prefix + "/bin/flopwise");
+  const std::string real = std::string(FLOPWISE_SOURCE_DIR) + "/data/tokenizers/gpt2";
+  for (const std::string& dir : {share, other}) {
+    fs::create_directories(dir);
+    for (const char* f : {"encoder.json", "vocab.bpe"}) fs::copy_file(real + "/" + f, dir + "/" + f);
+  }
+  std::ofstream(prefix + "/text.txt") << "Hello world, hello tokens.\n";
+  const std::string prepare = prefix + "/bin/flopwise prepare --input " + prefix + "/text.txt --tokenizer gpt2 --out ";
+  auto r = test::shell("env -u FLOPWISE_GPT2_DIR " + prepare + prefix + "/a");
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_EQ(nlohmann::json::parse(test::slurp(prefix + "/a/meta.json"))["tokenizer"], "gpt2:" + share);
+  r = test::shell("FLOPWISE_GPT2_DIR=" + other + " " + prepare + prefix + "/b");
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_EQ(nlohmann::json::parse(test::slurp(prefix + "/b/meta.json"))["tokenizer"], "gpt2:" + other);
+}

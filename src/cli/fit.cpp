@@ -1,4 +1,4 @@
-// flopwise fit: scaling-law fits to a CSV of training runs (SPEC §3). Approach 3,
+// flopwise fit: scaling-law fits to a CSV of training runs (Hoffmann et al. 2022). Approach 3,
 // the parametric L(N, D) = E + A/N^α + B/D^β, with bootstrap intervals; with
 // --isoflop also Approach 2 (parabolas per budget, power laws through their minima);
 // with --curves, Approach 1 from the training curves of run folders.

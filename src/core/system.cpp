@@ -1,6 +1,7 @@
 #include "core/system.h"
 
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -25,6 +26,11 @@ std::string cpu_model_name() {
       if (colon != std::string::npos) return line.substr(colon + 2);
     }
   return "unknown";
+}
+
+std::string executable_dir() {
+  std::error_code ec;
+  return std::filesystem::read_symlink("/proc/self/exe", ec).parent_path().string();
 }
 
 std::string human_bytes(double bytes) {

@@ -13,4 +13,8 @@ std::string cpu_model_name();
 
 std::string human_bytes(double bytes);  // "1.5 GiB"
 
+// The folder of the running program (from /proc/self/exe; "" if unknown): an
+// installed flopwise finds its plugin and data relative to it.
+std::string executable_dir();
+
 }  // namespace fw

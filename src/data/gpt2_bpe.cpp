@@ -132,7 +132,7 @@ Gpt2Tokenizer::Gpt2Tokenizer(const std::string& dir) : dir_(dir) {
   const std::string enc_path = dir + "/encoder.json", bpe_path = dir + "/vocab.bpe";
   for (const auto& p : {enc_path, bpe_path})
     FW_CHECK(std::ifstream(p).good(), p,
-             ": missing (gpt2 tokenizer files: run scripts/fetch_gpt2.sh, or give gpt2:DIR with encoder.json and vocab.bpe)");
+             ": missing (gpt2 tokenizer files: run scripts/fetch.sh gpt2, or give gpt2:DIR with encoder.json and vocab.bpe)");
   std::unordered_map<uint32_t, uint8_t> char_to_byte;
   const auto b2c = byte_to_char();
   for (uint32_t b = 0; b < 256; b++) char_to_byte[b2c[b]] = uint8_t(b);

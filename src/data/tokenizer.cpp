@@ -3,6 +3,7 @@
 #include <filesystem>
 
 #include "core/error.h"
+#include "core/system.h"
 #include "data/gpt2_bpe.h"
 #include "data/spm_tokenizer.h"
 
@@ -40,14 +41,25 @@ const std::string& ByteTokenizer::token_bytes(int32_t id) const {
   return bytes_[size_t(id)];
 }
 
+// Where `gpt2` without a folder finds encoder.json and vocab.bpe: $FLOPWISE_GPT2_DIR if
+// set; else an installation's share/flopwise/tokenizers/gpt2 beside the program's bin/;
+// else the source tree it was built from, where scripts/fetch.sh puts them.
+static std::string default_gpt2_dir() {
+  if (const char* env = std::getenv("FLOPWISE_GPT2_DIR"); env && *env) return env;
+  const std::filesystem::path installed =
+      std::filesystem::path(executable_dir()).parent_path() / "share/flopwise/tokenizers/gpt2";
+  const std::filesystem::path source = FLOPWISE_SOURCE_DIR "/data/tokenizers/gpt2";
+  for (const auto& dir : {installed, source})
+    if (std::filesystem::exists(dir / "encoder.json")) return dir.string();
+  fail("tokenizer gpt2: GPT-2's encoder.json and vocab.bpe are in neither ", installed.string(), " nor ",
+       source.string(), ": run scripts/fetch.sh gpt2, set FLOPWISE_GPT2_DIR, or give gpt2:DIR");
+}
+
 std::unique_ptr<Tokenizer> make_tokenizer(const std::string& spec) {
   if (spec == "bytes") return std::make_unique<ByteTokenizer>();
   if (spec == "gpt2" || spec.rfind("gpt2:", 0) == 0) {
     std::string dir = spec.size() > 5 ? spec.substr(5) : "";
-    if (dir.empty()) {
-      const char* env = std::getenv("FLOPWISE_GPT2_DIR");
-      dir = env && *env ? env : FLOPWISE_SOURCE_DIR "/data/tokenizers/gpt2";
-    }
+    if (dir.empty()) dir = default_gpt2_dir();
     return std::make_unique<Gpt2Tokenizer>(std::filesystem::absolute(dir).lexically_normal().string());
   }
   if (spec.rfind("spm:", 0) == 0 && spec.size() > 4)

@@ -36,7 +36,7 @@ class ByteTokenizer : public Tokenizer {
   std::vector<std::string> bytes_;
 };
 
-// "bytes"; "gpt2" (files from scripts/fetch_gpt2.sh, or $FLOPWISE_GPT2_DIR) or
+// "bytes"; "gpt2" (files from scripts/fetch.sh gpt2, found as make_tokenizer says) or
 // "gpt2:DIR"; "spm:MODEL" (a SentencePiece model). Errors name the spec or file.
 std::unique_ptr<Tokenizer> make_tokenizer(const std::string& spec);
 

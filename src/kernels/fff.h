@@ -1,4 +1,4 @@
-// Fast feedforward trees, the UltraFastBERT form (SPEC §2): the conditional matrix
+// Fast feedforward trees, the UltraFastBERT form (arXiv 2311.10770): the conditional matrix
 // multiplication (CMM) that replaces an MLP. K trees, each a complete binary tree of
 // depth D with N = 2^(D+1) − 1 neurons in heap order (children of n: 2n+1 left,
 // 2n+2 right). A token x visits D+1 neurons per tree, root to leaf:

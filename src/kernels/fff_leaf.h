@@ -1,4 +1,4 @@
-// Fast feedforward networks in their original form (Belcak & Wattenhofer 2023; SPEC §2):
+// Fast feedforward networks in their original form (Belcak & Wattenhofer 2023):
 // per tree, a complete binary tree of depth D whose R = 2^D − 1 internal nodes are
 // routers p_n = σ(x·r_w[n] + r_b[n]) (right with p, left with 1 − p; heap order) over
 // L = 2^D leaves, each a small MLP of width l: leaf(x) = w2ᵀ·GELU(w1·x + b1) + b2.

@@ -28,7 +28,7 @@ struct ModConfig {
   bool decides_by_predictor() const { return causal == "predictor"; }
 };
 
-// Fast feedforward trees (SPEC §2), for model.mlp = fff (UltraFastBERT trees of
+// Fast feedforward trees, for model.mlp = fff (UltraFastBERT trees of
 // neurons) and fff_leaf (the original FFF: sigmoid routers over leaf MLPs).
 struct FffConfig {
   int64_t trees = 1;            // K, summed

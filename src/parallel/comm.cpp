@@ -11,6 +11,7 @@
 #include <memory>
 
 #include "core/error.h"
+#include "core/system.h"
 
 #ifndef FLOPWISE_PLUGIN_DIR
 #define FLOPWISE_PLUGIN_DIR ""
@@ -45,8 +46,7 @@ using OpenMpiComm = Comm* (*)();
 
 std::string plugin_path() {
   if (const char* p = std::getenv("FLOPWISE_MPI_PLUGIN")) return p;
-  std::error_code ec;
-  const fs::path exe_dir = fs::read_symlink("/proc/self/exe", ec).parent_path();
+  const fs::path exe_dir = executable_dir();
   // Beside the program in a build folder; the library folder of an installation.
   for (const fs::path& dir : {exe_dir, exe_dir.parent_path() / "lib", fs::path(FLOPWISE_PLUGIN_DIR)}) {
     const fs::path p = dir / "libflopwise_mpi.so";

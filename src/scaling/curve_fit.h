@@ -1,4 +1,4 @@
-// Chinchilla's Approach 1 (SPEC §3): several model sizes, each trained over a range of
+// Chinchilla's Approach 1 (Hoffmann et al. 2022, section 3.1): several model sizes, each trained over a range of
 // token counts; at each FLOP value the run with the lowest loss gives (C, N, D); power
 // laws N_opt ∝ C^a and D_opt ∝ C^b through those points. Read from flopwise run
 // folders: config.json (the model, for N) and metrics.jsonl (training loss, tokens and

@@ -1,4 +1,4 @@
-// Chinchilla's Approach 2 (SPEC §3): runs at a few fixed training budgets ("isoFLOP"
+// Chinchilla's Approach 2 (Hoffmann et al. 2022, section 3.2): runs at a few fixed training budgets ("isoFLOP"
 // groups); per budget, a parabola of loss against log N and its minimum; then power
 // laws N_opt ∝ C^a and D_opt ∝ C^b through the minima (D = C / 6N).
 #pragma once

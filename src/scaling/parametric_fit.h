@@ -1,4 +1,4 @@
-// Chinchilla's Approach 3 (SPEC §3): the parametric loss L(N, D) = E + A/N^α + B/D^β,
+// Chinchilla's Approach 3 (Hoffmann et al. 2022, section 3.3): the parametric loss L(N, D) = E + A/N^α + B/D^β,
 // fitted as Hoffmann et al. and Epoch AI's replication do: minimise the SUM over runs
 // of Huber_δ(LSE(a − α log N, b − β log D, e) − log L) with δ = 1e-3, A = e^a,
 // B = e^b, E = e^e, by L-BFGS from every point of the grid α, β ∈ {0, 0.5, …, 2},

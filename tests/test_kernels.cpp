@@ -177,15 +177,23 @@ TEST(Kernels, Embedding) {
   auto wte = randn(V * C, 21), dx = randn(M * C, 22);
   std::vector<int32_t> tok(M);
   for (int64_t i = 0; i < M; i++) tok[i] = int32_t((i * 3) % V);
-  std::vector<float> x(M * C), dw(V * C, 0.0f), dwr(V * C, 0.0f);
+  std::vector<float> x(M * C), xr(M * C), dw(V * C, 0.0f), dwr(V * C, 0.0f);
   embedding_forward(x.data(), tok.data(), wte.data(), M, C);
-  for (int64_t i = 0; i < M; i++)
-    for (int64_t c = 0; c < C; c++) {
-      EXPECT_EQ(x[i * C + c], wte[tok[i] * C + c]);
-      dwr[tok[i] * C + c] += dx[i * C + c];
-    }
+  ref::embedding_forward(xr.data(), tok.data(), wte.data(), M, C);
+  EXPECT_EQ(x, xr);
   embedding_backward(dw.data(), dx.data(), tok.data(), M, C);
-  EXPECT_LT(max_rel(dw, dwr), 1e-6);
+  ref::embedding_backward(dwr.data(), dx.data(), tok.data(), M, C);
+  EXPECT_EQ(dw, dwr);  // token order: the same sums in the same order
+}
+
+TEST(Kernels, SoftmaxRows) {
+  const int64_t M = 7, V = 301;
+  auto a = randn(M * V, 23);
+  for (auto& v : a) v *= 8.0f;  // large logits: the max subtraction matters
+  auto b = a;
+  softmax_rows(a.data(), M, V);
+  ref::softmax_rows(b.data(), M, V);
+  EXPECT_LT(max_rel(a, b), 1e-5);
 }
 
 TEST(Kernels, AdamW) {
@@ -213,6 +221,24 @@ TEST(Kernels, VectorisedExpAndErf) {
   EXPECT_LT(worst_exp, 3e-7);
   EXPECT_LT(worst_erf, 5e-7);
   EXPECT_EQ(vexp(-200.0f), vexp(-87.0f));  // clamped, no denormal/NaN garbage
+}
+
+// The one GELU and sigmoid every MLP kind and the router use, against the exact
+// functions in double.
+TEST(Kernels, VectorisedGeluAndSigmoid) {
+  double worst_gelu = 0, worst_grad = 0, worst_sigmoid = 0;
+  for (float x = -10.0f; x <= 10.0f; x += 0.001f) {
+    worst_gelu = std::max(worst_gelu, std::abs(double(vgelu(x)) - ref::gelu(double(x))));
+    worst_grad = std::max(worst_grad, std::abs(double(vgelu_grad(x)) - ref::gelu_grad(double(x))));
+    worst_sigmoid = std::max(worst_sigmoid, std::abs(double(vsigmoid(x)) - 1.0 / (1.0 + std::exp(-double(x)))));
+  }
+  EXPECT_LT(worst_gelu, 5e-6);  // |x|·(erf's 5e-7) at |x| = 10
+  EXPECT_LT(worst_grad, 5e-6);
+  EXPECT_LT(worst_sigmoid, 2e-7);
+  EXPECT_EQ(vsigmoid(0.0f), 0.5f);  // the causal decisions rely on σ(z) > 0.5 ⇔ z > 0
+  EXPECT_GT(vsigmoid(1e-6f), 0.5f);
+  EXPECT_TRUE(vsigmoid(-200.0f) >= 0.0f && vsigmoid(-200.0f) < 1e-37f);  // exp clamped: no inf/NaN
+  EXPECT_EQ(vsigmoid(200.0f), 1.0f);
 }
 
 TEST(Kernels, Bf16RoundsToNearestEven) {
@@ -353,4 +379,19 @@ TEST(Kernels, FffLeafHardEqualsSoftWhenRoutersSaturate) {
   EXPECT_LT(max_rel(hard, soft), 1e-5);
   std::set<float> used(leaf.begin(), leaf.end());
   EXPECT_GT(used.size(), 3u);  // many paths
+}
+
+// Hard inference against its plain reference, with ordinary (unsaturated) routers.
+TEST(Kernels, FffLeafHardMatchesReference) {
+  const int64_t M = 40, K = 2, D = 4, l = 3, C = 24, R = 15, L = 16;
+  auto x = randn(M * C, 70), rw = randn(K * R * C, 71), rb = randn(K * R, 72), w1 = randn(K * L * l * C, 73),
+       b1 = randn(K * L * l, 74), w2 = randn(K * L * l * C, 75), b2 = randn(K * L * C, 76);
+  const LeafWeights w{rw.data(), rb.data(), w1.data(), b1.data(), w2.data(), b2.data()};
+  std::vector<float> y(M * C), yr(M * C), leaf(M * K), leafr(M * K), hidden(M * K * l);
+  leaf_hard_forward(y.data(), leaf.data(), hidden.data(), x.data(), w, LeafShape{K, D, l, C}, M);
+  ref::leaf_hard_forward(yr.data(), leafr.data(), x.data(), rw.data(), rb.data(), w1.data(), b1.data(), w2.data(),
+                         b2.data(), M, K, D, l, C);
+  EXPECT_EQ(leaf, leafr);
+  EXPECT_LT(max_rel(y, yr), 1e-5);
+  EXPECT_GT(std::set<float>(leaf.begin(), leaf.end()).size(), 8u);  // many paths
 }

@@ -2,19 +2,9 @@
 
 #include <omp.h>
 
-#include <cmath>
-
 #include "kernels/vec_math.h"
 
 namespace fw {
-
-static inline float gelu(float v) { return 0.5f * v * (1.0f + std::erf(v * 0.70710678118654752f)); }
-
-static inline float gelu_grad(float v) {
-  const float cdf = 0.5f * (1.0f + std::erf(v * 0.70710678118654752f));
-  const float pdf = 0.39894228040143268f * std::exp(-0.5f * v * v);
-  return cdf + v * pdf;
-}
 
 void fff_forward(float* y, float* path, float* lam, const float* x, const float* w_in,
                  const float* b, const float* w_out, const TreeShape& s, int64_t M) {
@@ -31,7 +21,7 @@ void fff_forward(float* y, float* path, float* lam, const float* x, const float*
       int64_t n = 0;
       for (int64_t level = 0; level < P; level++) {
         const float l = vdot(xt, w_in + (base + n) * C, C) + b[base + n];
-        vaxpy(yt, gelu(l), w_out + (base + n) * C, C);
+        vaxpy(yt, vgelu(l), w_out + (base + n) * C, C);
         pt[level] = float(n);
         lt[level] = l;
         n = 2 * n + (l > 0 ? 2 : 1);
@@ -52,7 +42,7 @@ void fff_backward(float* dx, float* dw_in, float* db, float* dw_out, float* dlam
     for (int64_t c = 0; c < C; c++) dxt[c] = 0.0f;
     for (int64_t v = t * KP; v < (t + 1) * KP; v++) {  // visit v: tree (v / P) % K, level v % P
       const int64_t row = ((v / P) % s.K) * N + int64_t(path[v]);
-      dlam[v] = gelu_grad(lam[v]) * vdot(dyt, w_out + row * C, C);
+      dlam[v] = vgelu_grad(lam[v]) * vdot(dyt, w_out + row * C, C);
       vaxpy(dxt, dlam[v], w_in + row * C, C);
     }
   }
@@ -66,7 +56,7 @@ void fff_backward(float* dx, float* dw_in, float* db, float* dw_out, float* dlam
       const int64_t t = v / KP;
       vaxpy(dw_in + row * C, dlam[v], x + t * C, C);
       db[row] += dlam[v];
-      vaxpy(dw_out + row * C, gelu(lam[v]), dy + t * C, C);
+      vaxpy(dw_out + row * C, vgelu(lam[v]), dy + t * C, C);
     }
   }
 }

@@ -9,7 +9,6 @@
 
 namespace fw {
 
-static inline float sigmoid(float r) { return 1.0f / (1.0f + std::exp(-r)); }
 
 // Entropy of a decision with probability p, in nats (0 at p = 0 or 1).
 static inline double entropy(double p) {
@@ -55,7 +54,7 @@ double leaf_soft_forward(float* y, LeafSoftActs& a, const float* x, const LeafWe
       prob[0] = 1.0f;
       for (int64_t n = 0; n < R; n++) {
         const int64_t j = t * KR + k * R + n;
-        const float p = sigmoid(a.logits[j]);
+        const float p = vsigmoid(a.logits[j]);
         const bool swap = transpose_prob > 0 && hash64(seed ^ hash64(uint64_t(j))) < flip_below;
         a.flip[j] = swap ? 1.0f : 0.0f;
         const float right = swap ? 1.0f - p : p;
@@ -114,7 +113,7 @@ void leaf_soft_backward(float* dx, const LeafGrads& dw, LeafSoftScratch& sc, con
       for (int64_t i = 0; i < L; i++) dprob[R + i] = sc.dpl[t * KL + k * L + i];
       for (int64_t n = R - 1; n >= 0; n--) {
         const int64_t j = t * KR + k * R + n;
-        const float p = sigmoid(a.logits[j]);
+        const float p = vsigmoid(a.logits[j]);
         const bool swap = a.flip[j] != 0.0f;
         const float right = swap ? 1.0f - p : p;
         dprob[n] = dprob[2 * n + 1] * (1.0f - right) + dprob[2 * n + 2] * right;
@@ -148,7 +147,7 @@ void leaf_hard_forward(float* y, float* leaf, float* hidden, const float* x, con
       float* h = hidden + (t * K + k) * s.l;
       for (int64_t j = 0; j < s.l; j++) {
         const float v = vdot(xt, w.w1 + (first + j) * C, C) + w.b1[first + j];
-        h[j] = 0.5f * v * (1.0f + std::erf(v * 0.70710678118654752f));
+        h[j] = vgelu(v);
       }
       for (int64_t j = 0; j < s.l; j++) vaxpy(yt, h[j], w.w2 + (first + j) * C, C);
       vaxpy(yt, 1.0f, w.b2 + i * C, C);

@@ -1,7 +1,14 @@
-// Plain reference versions of every kernel: straight loops, no threads, no BLAS.
+// Plain reference versions of the kernels in this folder: straight loops, no threads,
+// no BLAS, exact std:: functions (the kernels use vec_math.h's vectorised ones).
 // Templated on the scalar so tests can run them in double for finite-difference
 // gradient checks and in float to compare against the optimised kernels.
-// Shapes and conventions match the optimised kernels in this folder exactly.
+// Tensor layouts and the math are the kernels'. The argument lists differ where a kernel
+// takes a struct or a table, and each such function says how: plain scalars instead of
+// AdamWHyper, TreeShape, LeafShape and LeafWeights; separate k and v arrays of Tcap rows
+// instead of a KvSlot; rotary angles computed directly instead of from rope_table; the
+// RMSNorm epsilon as an argument (the kernel's is kNormEps); the tree backward without
+// the kernel's dλ scratch. The leaf form's soft backward has no loop version here: its
+// test checks it against finite differences of leaf_soft_forward below.
 #pragma once
 #include <algorithm>
 #include <cmath>
@@ -63,6 +70,23 @@ void rmsnorm_backward(T* dx, T* dw, const T* dy, const T* x, const T* w, const T
       dw[c] += dy[i * C + c] * x[i * C + c] * r;
     }
   }
+}
+
+// x (M,C) = wte[tokens], wte (V,C); the backward: dwte[tokens[i]] += dx[i].
+template <typename T>
+void embedding_forward(T* x, const int32_t* tokens, const T* wte, int64_t M, int64_t C) {
+  for (int64_t i = 0; i < M; i++)
+    for (int64_t c = 0; c < C; c++) x[i * C + c] = wte[int64_t(tokens[i]) * C + c];
+}
+template <typename T>
+void embedding_backward(T* dwte, const T* dx, const int32_t* tokens, int64_t M, int64_t C) {
+  for (int64_t i = 0; i < M; i++)
+    for (int64_t c = 0; c < C; c++) dwte[int64_t(tokens[i]) * C + c] += dx[i * C + c];
+}
+
+template <typename T>
+T sigmoid(T z) {
+  return T(1) / (T(1) + std::exp(-z));
 }
 
 template <typename T>
@@ -198,6 +222,18 @@ void softmax_xent_forward(T* logits, T* losses, const int32_t* targets, int64_t 
   }
 }
 
+// In-place softmax of each row of x (M,V).
+template <typename T>
+void softmax_rows(T* x, int64_t M, int64_t V) {
+  for (int64_t i = 0; i < M; i++) {
+    T* row = x + i * V;
+    const T mx = *std::max_element(row, row + V);
+    T sum = 0;
+    for (int64_t j = 0; j < V; j++) sum += row[j] = std::exp(row[j] - mx);
+    for (int64_t j = 0; j < V; j++) row[j] /= sum;
+  }
+}
+
 // probs (M,V) → dlogits = (p − onehot(target)) · scale
 template <typename T>
 void softmax_xent_backward(T* probs, const int32_t* targets, int64_t M, int64_t V, T scale) {
@@ -286,7 +322,7 @@ T leaf_soft_forward(T* y, const T* x, const T* r_w, const T* r_b, const T* w1, c
           const int64_t right = (leaf >> level) & 1;
           T r = r_b[k * R + n];
           for (int64_t c = 0; c < C; c++) r += xt[c] * r_w[(k * R + n) * C + c];
-          T p = T(1) / (T(1) + std::exp(-r));
+          T p = sigmoid(r);
           if (flip[t * K * R + k * R + n] != 0) p = 1 - p;
           prob *= right ? p : 1 - p;
           n = 2 * n + 1 + right;
@@ -303,11 +339,39 @@ T leaf_soft_forward(T* y, const T* x, const T* r_w, const T* r_b, const T* w1, c
       for (int64_t n = 0; n < R; n++) {
         T r = r_b[k * R + n];
         for (int64_t c = 0; c < C; c++) r += xt[c] * r_w[(k * R + n) * C + c];
-        const T p = T(1) / (T(1) + std::exp(-r));
+        const T p = sigmoid(r);
         entropy -= p * std::log(p) + (1 - p) * std::log(1 - p);
       }
   }
   return R > 0 ? entropy / T(M * K * R) : T(0);
+}
+
+// Original FFF, hard (inference): each tree descends by σ(r) > 0.5 (r > 0: right) and
+// runs its one leaf MLP. leaf (M, K) gets the chosen leaf of each tree.
+template <typename T>
+void leaf_hard_forward(T* y, T* leaf, const T* x, const T* r_w, const T* r_b, const T* w1, const T* b1,
+                       const T* w2, const T* b2, int64_t M, int64_t K, int64_t D, int64_t l, int64_t C) {
+  const int64_t R = (int64_t(1) << D) - 1, L = int64_t(1) << D;
+  for (int64_t t = 0; t < M; t++) {
+    const T* xt = x + t * C;
+    for (int64_t c = 0; c < C; c++) y[t * C + c] = 0;
+    for (int64_t k = 0; k < K; k++) {
+      int64_t n = 0;  // heap index among the tree's routers, then past them: the leaf
+      for (int64_t level = 0; level < D; level++) {
+        T r = r_b[k * R + n];
+        for (int64_t c = 0; c < C; c++) r += xt[c] * r_w[(k * R + n) * C + c];
+        n = 2 * n + (sigmoid(r) > T(0.5) ? 2 : 1);
+      }
+      const int64_t chosen = n - R, first = (k * L + chosen) * l;
+      leaf[t * K + k] = T(chosen);
+      for (int64_t j = 0; j < l; j++) {
+        T h = b1[first + j];
+        for (int64_t c = 0; c < C; c++) h += xt[c] * w1[(first + j) * C + c];
+        for (int64_t c = 0; c < C; c++) y[t * C + c] += gelu(h) * w2[(first + j) * C + c];
+      }
+      for (int64_t c = 0; c < C; c++) y[t * C + c] += b2[(k * L + chosen) * C + c];
+    }
+  }
 }
 
 }  // namespace fw::ref

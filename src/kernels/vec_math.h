@@ -1,5 +1,7 @@
-// exp, erf and softmax written as plain arithmetic so `#pragma omp simd` loops vectorise
-// them (glibc's scalar expf/erff would run one lane at a time).
+// exp, erf, GELU, sigmoid and softmax written as plain arithmetic so `#pragma omp simd`
+// loops vectorise them (glibc's scalar expf/erff would run one lane at a time). Every
+// kernel and layer uses these, so the dense MLP, the trees, the leaf form and the router
+// compute the same functions; kernels/reference.h has them in exact (std::) form.
 #pragma once
 #include <bit>
 #include <cstdint>
@@ -38,6 +40,18 @@ inline float verf(float x) {
   const float y = 1.0f - p * t * vexp(-a * a);
   return x < 0 ? -y : y;
 }
+
+// GELU, the exact form x·Φ(x) (PyTorch's default nn.GELU), and its derivative
+// GELU'(x) = Φ(x) + x·φ(x).
+inline float vgelu(float x) { return 0.5f * x * (1.0f + verf(x * 0.70710678118654752f)); }
+inline float vgelu_grad(float x) {
+  const float cdf = 0.5f * (1.0f + verf(x * 0.70710678118654752f));
+  const float pdf = 0.39894228040143268f * vexp(-0.5f * x * x);
+  return cdf + x * pdf;
+}
+
+// σ(z) = 1 / (1 + e^−z); 0.5 exactly at z = 0, so σ(z) > 0.5 ⇔ z > 0.
+inline float vsigmoid(float z) { return 1.0f / (1.0f + vexp(-z)); }
 
 // Σ a[i]·b[i] and y += a·x over n floats (the FFF kernels' row operations).
 inline float vdot(const float* a, const float* b, int64_t n) {

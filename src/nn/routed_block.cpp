@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "kernels/matmul.h"
+#include "kernels/vec_math.h"
 #include "nn/model.h"
 
 namespace fw {
@@ -15,20 +16,19 @@ Gate gate_of(const ModConfig& mod) { return mod.gate == "sigmoid" ? Gate::sigmoi
 
 namespace {
 
-float sigmoid(float z) { return 1.0f / (1.0f + std::exp(-z)); }
 float gate_grad(Gate g, float r) {
   if (g == Gate::raw) return 1.0f;
   if (g == Gate::one) return 0.0f;
-  const float s = sigmoid(r);
+  const float s = vsigmoid(r);
   return s * (1.0f - s);
 }
 // BCE of σ(z) against t, from the logit, stable for large |z|
 double bce_with_logit(float z, float t) {
   return std::max(z, 0.0f) - z * t + std::log1p(std::exp(-std::fabs(z)));
 }
-float silu(float h) { return h * sigmoid(h); }
+float silu(float h) { return h * vsigmoid(h); }
 float silu_grad(float h) {
-  const float s = sigmoid(h);
+  const float s = vsigmoid(h);
   return s * (1.0f + h * (1.0f - s));
 }
 
@@ -40,7 +40,7 @@ BlockDims selected_dims(const BlockDims& d, const ModConfig& mod) {
 
 }  // namespace
 
-float gate_value(Gate g, float r) { return g == Gate::raw ? r : g == Gate::sigmoid ? sigmoid(r) : 1.0f; }
+float gate_value(Gate g, float r) { return g == Gate::raw ? r : g == Gate::sigmoid ? vsigmoid(r) : 1.0f; }
 
 void router_logits(float* r, const float* x, const float* w_r, int64_t n, int64_t C) {
 #pragma omp parallel for schedule(static)
@@ -153,7 +153,7 @@ void routed_backward(const BlockDims& d, const ModConfig& mod, Gate gate, const 
   // the router BCE's gradient at every token
   const float rw_bce = mod.router_bce() ? aux_scale * float(mod.bce_weight) / float(BT) : 0.0f;
 #pragma omp parallel for schedule(static)
-  for (int64_t i = 0; i < BT; i++) a.dr[i] = rw_bce * (sigmoid(a.r[i]) - float(a.selected[size_t(i)]));
+  for (int64_t i = 0; i < BT; i++) a.dr[i] = rw_bce * (vsigmoid(a.r[i]) - float(a.selected[size_t(i)]));
   // selected tokens: y = x + g(r)·(ys − xs) with ys = block(xs)
 #pragma omp parallel for schedule(static)
   for (int64_t i = 0; i < B * k; i++) {
@@ -191,7 +191,7 @@ void routed_backward(const BlockDims& d, const ModConfig& mod, Gate gate, const 
     const int64_t P = rw.pred_hidden;
     const float pw = aux_scale * float(mod.predictor_weight) / float(BT);
     for (int64_t i = 0; i < BT; i++) {
-      const float dz = pw * (sigmoid(a.pred_p[i]) - float(a.selected[size_t(i)]));
+      const float dz = pw * (vsigmoid(a.pred_p[i]) - float(a.selected[size_t(i)]));
       drw.pred_out_b[0] += dz;
       for (int64_t p = 0; p < P; p++) {
         const float h = a.pred_h[i * P + p];

@@ -11,7 +11,7 @@
 # project can be rebuilt while it runs. Run folders go to runs/scaling*/ (not
 # committed); after every stage the CSVs and charts are copied to
 # bench/results/scaling/ (committed as they grow).
-#   bench/scaling.sh [--stage tune|grid|ablation|grid_top]   (all in that order by default)
+#   bench/scaling.sh [--stage tune|grid|ablation|seeds|grid_top]   (all in that order by default)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 only=${2:-}
@@ -89,6 +89,23 @@ if stage ablation; then
     if [ "${flags[0]:-}" = --tune-lrs ] && [ ! -f $dir/tuning.csv ]; then cp $out/tuning.csv $dir/; fi
     $fw sweep "${common[@]}" --out $dir --variants dense --sizes "$sizes" --budgets $C "${flags[@]}" --bracket 0
     save $dir "ablation_${a}_"
+  done
+fi
+# seed noise at the two smallest budgets, where runs are a few hundred steps: the same
+# grid with another initialisation (train.seed 2; the tuned law is reused, nothing is
+# bracketed). Its losses next to the main grid's show how far apart two seeds land.
+if stage seeds; then
+  dir=runs/scaling_seed2
+  restore $dir "seed2_"
+  [ -f $dir/tuning.csv ] || cp $out/tuning.csv $dir/
+  for C in 1e11 3e11; do
+    for v in dense mod; do
+      sizes=${window[$C]}
+      [ $v = mod ] && sizes=$(echo "$sizes" | tr , '\n' | grep -v '^1x' | paste -sd,)
+      $fw sweep "${common[@]}" --set train.seed=2 --out $dir --variants $v --sizes "$sizes" --budgets $C \
+        "${tuning[@]}" --bracket 0
+      save $dir "seed2_"
+    done
   done
 fi
 # the largest budget last: it costs about as much as all the stages before it

@@ -66,8 +66,6 @@ std::vector<T> randn(size_t n, uint64_t seed, double sd = 1.0) {
   return v;
 }
 
-// A small model config (byte vocabulary unless changed).
-// The last non-empty line of a command's output parsed as JSON (the `--json` summary).
 // Expects failure with exit 1 and a message containing `what` on one line.
 inline void expect_error(const Run& r, const std::string& what) {
   EXPECT_EQ(r.code, 1) << r.out;
@@ -79,6 +77,7 @@ inline void expect_error(const Run& r, const std::string& what) {
   }
 }
 
+// The last non-empty line of a command's output parsed as JSON (the `--json` summary).
 inline nlohmann::json last_json_line(const std::string& out) {
   std::string line, last;
   std::istringstream in(out);
@@ -87,6 +86,7 @@ inline nlohmann::json last_json_line(const std::string& out) {
   return nlohmann::json::parse(last);
 }
 
+// A small model config (byte vocabulary unless changed).
 inline ModelConfig small_model(int64_t d, int64_t heads, int64_t layers, int64_t max_seq = 256) {
   ModelConfig c;
   c.d_model = d;

@@ -41,13 +41,13 @@ void bench_train(const BenchFlags& f) {
   Model model(cfg.model);
   model.init_weights(uint64_t(tc.seed));
   model.enable_grads();
-  apply_precision(model, cfg);
+  model.set_matmul_bf16(cfg.train.matmul_bf16);
   AdamW adam;
   adam.init(model.num_params());
   Activations acts(model, B, T, true);
   Rng rng(uint64_t(tc.seed));
   std::vector<int32_t> in(static_cast<size_t>(B * T)), tgt(static_cast<size_t>(B * T));
-  const double peak = peak_flops(cfg);
+  const double peak = matmul_peak_flops(cfg.train.matmul_bf16);
   double best = 1e30, total = 0;
   for (int64_t s = 0; s < f.warmup + f.steps; s++) {
     const double t0 = now_seconds();
@@ -103,7 +103,7 @@ void bench_sample(const BenchFlags& f) {
     fresh->init_weights(uint64_t(cfg.train.seed));
   }
   Model& model = lm.model ? *lm.model : *fresh;
-  apply_precision(model, cfg);
+  model.set_matmul_bf16(cfg.train.matmul_bf16);
   Rng rng(uint64_t(cfg.train.seed));
   std::vector<std::vector<int32_t>> prompts(size_t(f.batch), std::vector<int32_t>(size_t(f.prompt_tokens)));
   for (auto& p : prompts) random_tokens(p, cfg.model.vocab_size, rng);  // each row its own prompt

@@ -16,7 +16,6 @@
 #include "kernels/fff.h"
 #include "kernels/gelu.h"
 #include "kernels/matmul.h"
-#include "train/trainer.h"
 
 namespace fw::cli {
 

@@ -43,9 +43,9 @@ void register_sweep(CLI::App& app);
 void add_bench_fff(CLI::App* bench);  // flopwise bench fff (bench_fff.cpp)
 void register_sample(CLI::App& app);
 void register_bench(CLI::App& app);
-void register_tokenize(CLI::App& app);
+void register_tokenize(CLI::App& app);  // tokenize, tokenizer train (tokenize.cpp)
 void register_report(CLI::App& app);
-void register_demo(CLI::App& app);  // tokenize, tokenizer train (tokenize.cpp)
+void register_demo(CLI::App& app);
 void add_bench_tokenizer(CLI::App* bench);  // flopwise bench tokenizer (tokenize.cpp)
 
 }  // namespace fw::cli

@@ -16,6 +16,8 @@
 #include "data/tokenizer.h"
 #include "infer/causal_eval.h"
 #include "infer/generator.h"
+#include "core/system.h"
+#include "kernels/matmul.h"
 #include "nn/flops.h"
 #include "report/html_report.h"
 #include "scaling/plan.h"
@@ -120,7 +122,7 @@ void run_demo(const DemoFlags& f) {
   // The plan: the FLOP budget per model that this machine trains in minutes/3 at the
   // 75% of its measured sgemm peak the three models average here.
   const Config dense = demo_config(kVariants[0], f.eval_tokens);
-  const double budget = minutes * 60 / 3 * peak_flops(dense) * 0.75;
+  const double budget = minutes * 60 / 3 * matmul_peak_flops(dense.train.matmul_bf16) * 0.75;
   const ScalingLaw law = scaling_law("epoch");
   note(str("demo: budget ", budget, " training FLOPs per model (", minutes, " minutes of training in all); ",
            "Chinchilla (Epoch's fit) would spend it on ", law.n_opt(budget), " parameters and ", law.d_opt(budget),

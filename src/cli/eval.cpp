@@ -6,6 +6,7 @@
 
 #include "cli/common.h"
 #include "core/error.h"
+#include "core/system.h"
 #include "data/loader.h"
 #include "data/token_file.h"
 #include "data/tokenizer.h"
@@ -14,7 +15,6 @@
 #include "nn/flops.h"
 #include "train/checkpoint.h"
 #include "train/evaluate.h"
-#include "train/trainer.h"
 
 namespace fw::cli {
 
@@ -37,7 +37,7 @@ void run_eval(const EvalFlags& f) {
   TokenLoader val(files.val, mc.vocab_size);
   const int64_t tokens = f.tokens > 0 ? f.tokens : val.size() - 1;
   check_memory(Activations::bytes(mc, tc.micro_batch(), tc.seq_len, false), "eval");
-  apply_precision(*lm.model, lm.config);
+  lm.model->set_matmul_bf16(lm.config.train.matmul_bf16);
   Activations acts(*lm.model, tc.micro_batch(), tc.seq_len, false);
   const EvalResult r = evaluate(*lm.model, acts, val, tokens);
   const double flops = count_flops(mc, tc.seq_len).forward_per_token();

@@ -5,11 +5,11 @@
 
 #include "cli/common.h"
 #include "core/error.h"
+#include "core/system.h"
 #include "data/tokenizer.h"
 #include "infer/generator.h"
 #include "infer/routing_trace.h"
 #include "train/checkpoint.h"
-#include "train/trainer.h"
 
 namespace fw::cli {
 
@@ -53,7 +53,7 @@ void run_sample(const SampleFlags& f) {
   const int64_t B = int64_t(prompts.size());
   const int64_t cap = f.context > 0 ? f.context : lm.config.model.max_seq_len;
   check_memory(Generator::bytes(lm.config.model, cap, 64, B), "sampling with this --context and batch");
-  apply_precision(*lm.model, lm.config);
+  lm.model->set_matmul_bf16(lm.config.train.matmul_bf16);
   Generator gen(*lm.model, cap, 64, B);
   const bool stream = !f.common.json && B == 1;  // one sample prints as it is drawn
   if (stream) {

@@ -5,6 +5,8 @@
 #include <fstream>
 #include <sstream>
 
+#include "core/error.h"
+
 namespace fw {
 
 uint64_t available_memory_bytes() {
@@ -15,6 +17,13 @@ uint64_t available_memory_bytes() {
   while (in >> key >> kib >> unit)
     if (key == "MemAvailable:") return kib * 1024;
   return 0;
+}
+
+void check_memory(size_t bytes, const std::string& what) {
+  const uint64_t avail = available_memory_bytes();
+  FW_CHECK(avail == 0 || double(bytes) < 0.9 * double(avail), "config: ", what, " needs about ",
+           human_bytes(double(bytes)), " of memory but only ", human_bytes(double(avail)),
+           " is available; use a smaller model, batch or sequence");
 }
 
 std::string cpu_model_name() {

@@ -8,6 +8,7 @@
 #include "core/buffer.h"
 #include "core/error.h"
 #include "core/timer.h"
+#include "kernels/matmul_bf16.h"
 
 namespace fw {
 
@@ -42,5 +43,7 @@ double sgemm_peak_flops() {
   peak = 2.0 * M * N * K / best;
   return peak;
 }
+
+double matmul_peak_flops(bool bf16) { return bf16 ? bf16_peak_flops() : sgemm_peak_flops(); }
 
 }  // namespace fw

@@ -22,4 +22,8 @@ void matmul_backward(float* dx, float* dw, const float* dy, const float* x, cons
 // count: the denominator of MFU. Measured once per process, on square-ish products.
 double sgemm_peak_flops();
 
+// This machine's measured peak for the matrix products in bf16 (bf16_peak_flops) or
+// fp32 (sgemm_peak_flops): the MFU denominator.
+double matmul_peak_flops(bool bf16);
+
 }  // namespace fw

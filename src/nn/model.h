@@ -70,6 +70,9 @@ class Model {
   // bf16 mode: matrix products take bf16 copies of the weights (fp32 accumulation).
   // sync_bf16() refreshes the copies after the fp32 weights change.
   void enable_bf16();
+  void set_matmul_bf16(bool on) {  // train.matmul_bf16: bf16 mode when on, fp32 as made otherwise
+    if (on) enable_bf16();
+  }
   void sync_bf16();
   bool bf16_enabled() const { return !params16.empty(); }
   static size_t count_params(const ModelConfig& cfg);

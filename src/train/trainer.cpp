@@ -42,21 +42,6 @@ size_t training_memory_bytes(const Config& cfg, int ranks, bool zero1) {
   return bytes;
 }
 
-void apply_precision(Model& model, const Config& cfg) {
-  if (cfg.train.matmul_bf16) model.enable_bf16();
-}
-
-double peak_flops(const Config& cfg) {
-  return cfg.train.matmul_bf16 ? bf16_peak_flops() : sgemm_peak_flops();
-}
-
-void check_memory(size_t bytes, const std::string& what) {
-  const uint64_t avail = available_memory_bytes();
-  FW_CHECK(avail == 0 || double(bytes) < 0.9 * double(avail), "config: ", what, " needs about ",
-           human_bytes(double(bytes)), " of memory but only ", human_bytes(double(avail)),
-           " is available; use a smaller model, batch or sequence");
-}
-
 static std::string eta_str(double s) {
   char buf[32];
   if (s >= 3600) std::snprintf(buf, sizeof(buf), "%dh%02dm", int(s / 3600), int(s / 60) % 60);
@@ -180,7 +165,7 @@ Trainer::Trainer(const Config& cfg_in, const TrainOptions& opt)
   // buffers, run folder (rank 0 writes it), accounting
   const TrainConfig& tc = cfg_.train;
   model_->enable_grads();
-  apply_precision(*model_, cfg_);
+  model_->set_matmul_bf16(cfg_.train.matmul_bf16);
   acts_ = std::make_unique<Activations>(*model_, tc.micro_batch(P_), tc.seq_len, true);
   inputs_.resize(size_t(tc.micro_batch(P_) * tc.seq_len));
   targets_.resize(inputs_.size());
@@ -193,7 +178,7 @@ Trainer::Trainer(const Config& cfg_in, const TrainOptions& opt)
     metrics_.open(metrics_path, std::ios::app);
   }
   flops_ = count_flops(cfg_.model, tc.seq_len);
-  peak_ = peak_flops(cfg_);
+  peak_ = matmul_peak_flops(cfg_.train.matmul_bf16);
   log(str("model: ", model_->num_params(), " parameters (",
           model_->num_params() - model_->num_embedding_params(), " without embeddings); forward ",
           flops_.forward_per_token() / 1e6, " MFLOP/token (exact), training ",

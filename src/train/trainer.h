@@ -42,10 +42,4 @@ TrainSummary run_training(const Config& cfg, const TrainOptions& opt);
 // ZeRO-1; refused before allocation when the machine lacks them.
 size_t training_memory_bytes(const Config& cfg, int ranks = 1, bool zero1 = false);
 
-// Puts the model in the precision cfg asks for (train.matmul_bf16), and the matching
-// MFU denominator: the measured fp32 sgemm or bf16 matmul peak of this machine.
-void apply_precision(Model& model, const Config& cfg);
-double peak_flops(const Config& cfg);
-void check_memory(size_t bytes, const std::string& what);
-
 }  // namespace fw

@@ -22,6 +22,7 @@
 #include "report/html_report.h"
 #include "scaling/plan.h"
 #include "train/checkpoint.h"
+#include "train/run_folder.h"
 #include "train/trainer.h"
 
 namespace fw::cli {
@@ -152,7 +153,7 @@ void run_demo(const DemoFlags& f) {
     Outcome o = measure(run, data, t, seconds_since(t1));
     o.summary["name"] = v.name;
     o.summary["label"] = v.label;
-    write_file_atomic((fs::path(run) / "summary.json").string(), o.summary.dump(2) + "\n");
+    write_file_atomic(run_path(run, run_file::summary), o.summary.dump(2) + "\n");
     rows.push_back(o.summary);
     runs.push_back(run);
   }

@@ -99,9 +99,9 @@ std::string loss_charts(const std::vector<RunInfo>& runs) {
   for (const auto& r : runs) {
     ChartSeries f{r.name, {}, {}, true, color}, t{r.name, {}, {}, true, color};
     for (const auto& m : r.metrics) {
-      if (m.val_loss < 0) continue;
+      if (!m.has_val()) continue;
       f.x.push_back(m.flops), f.y.push_back(m.val_loss);
-      if (m.seconds >= 0) t.x.push_back(m.seconds), t.y.push_back(m.val_loss);
+      if (std::isfinite(m.seconds)) t.x.push_back(m.seconds), t.y.push_back(m.val_loss);
     }
     if (!f.x.empty()) by_flops.series.push_back(f);
     if (!t.x.empty()) by_time.series.push_back(t);
@@ -121,9 +121,9 @@ std::string runs_table(const std::vector<RunInfo>& runs) {
   for (const auto& r : runs) {
     const ModelConfig& m = r.config.model;
     const double fwd = count_flops(m, r.config.train.seq_len).forward_per_token();
-    double val = -1;
+    double val = NAN;
     for (const auto& row : r.metrics)
-      if (row.val_loss >= 0) val = row.val_loss;
+      if (row.has_val()) val = row.val_loss;
     const auto& s = r.summary;
     const auto num = [&](const char* k, int d) {  // d = 0: a whole number
       if (!s.is_object() || !s.contains(k)) return std::string("–");
@@ -131,9 +131,9 @@ std::string runs_table(const std::vector<RunInfo>& runs) {
     };
     o << "<tr><td>" << esc(r.name) << "</td><td>" << esc(kind_of(m)) << ", " << m.n_layers << "×" << m.d_model
       << "</td><td>" << fmt(double(Model::count_params(m)), 3) << "</td><td>" << fmt(fwd / 1e6, 4) << " M</td><td>"
-      << (val >= 0 ? fmt(val) : "–") << "</td><td>" << num("val_loss_causal", 4) << "</td><td>"
+      << (std::isfinite(val) ? fmt(val) : "–") << "</td><td>" << num("val_loss_causal", 4) << "</td><td>"
       << std::lround(median_tokens_per_s(r)) << "</td><td>" << num("sample_tokens_per_s", 0) << "</td><td>"
-      << (r.metrics.back().seconds >= 0 ? fmt(r.metrics.back().seconds, 3) + " s" : "–") << "</td><td>" << r.step
+      << (std::isfinite(r.metrics.back().seconds) ? fmt(r.metrics.back().seconds, 3) + " s" : "–") << "</td><td>" << r.step
       << "</td></tr>";
   }
   o << "</table>";

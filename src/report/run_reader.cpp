@@ -14,7 +14,7 @@ namespace fs = std::filesystem;
 RunInfo read_run(const std::string& dir) {
   FW_CHECK(fs::is_directory(dir), dir, ": not a folder");
   const fs::path d(dir);
-  FW_CHECK(fs::exists(d / "model.safetensors"), dir, ": not a run folder (no model.safetensors)");
+  FW_CHECK(fs::exists(d / run_file::model), dir, ": not a run folder (no ", run_file::model, ")");
   RunInfo r;
   r.dir = dir;
   r.name = fs::weakly_canonical(d).filename().string();
@@ -23,40 +23,18 @@ RunInfo read_run(const std::string& dir) {
   r.model = std::move(lm.model);
   r.tokenizer = lm.tokenizer;
   r.step = lm.step;
-  if (fs::exists(d / "state.safetensors")) {
-    const SafetensorsFile st((d / "state.safetensors").string());
+  if (fs::exists(d / run_file::state)) {
+    const SafetensorsFile st(run_path(dir, run_file::state));
     if (st.metadata().count("flopwise.data_dir")) r.data_dir = st.meta("flopwise.data_dir");
   }
-  const std::string mpath = (d / "metrics.jsonl").string();
-  std::ifstream in(mpath);
-  FW_CHECK(in, mpath, ": missing (the run has no training metrics)");
-  std::string line;
-  int64_t n = 0;
-  while (std::getline(in, line)) {
-    n++;
-    if (line.empty()) continue;
-    nlohmann::json j;
-    try {
-      j = nlohmann::json::parse(line);
-      MetricsRow m;
-      m.step = j.at("step").get<int64_t>();
-      m.loss = j.at("loss").get<double>();
-      m.tokens = j.at("tokens").get<double>();
-      m.flops = j.at("flops").get<double>();
-      m.tokens_per_s = j.value("tokens_per_s", 0.0);
-      m.seconds = j.value("seconds", -1.0);  // runs from before it was logged lack it
-      if (j.contains("val_loss")) m.val_loss = j["val_loss"].get<double>();
-      r.metrics.push_back(m);
-    } catch (const nlohmann::json::exception&) {
-      fail(mpath, ":", n, ": not a metrics row (partial or damaged file?)");
-    }
-  }
+  const std::string mpath = run_path(dir, run_file::metrics);
+  r.metrics = read_metrics(mpath);
   FW_CHECK(!r.metrics.empty(), mpath, ": no rows (the run has not logged a step)");
-  if (fs::exists(d / "summary.json")) {
+  if (const std::string summary = run_path(dir, run_file::summary); fs::exists(summary)) {
     try {
-      r.summary = nlohmann::json::parse(std::ifstream(d / "summary.json"));
+      r.summary = nlohmann::json::parse(std::ifstream(summary));
     } catch (const nlohmann::json::parse_error&) {
-      fail((d / "summary.json").string(), ": invalid JSON");
+      fail(summary, ": invalid JSON");
     }
   }
   return r;

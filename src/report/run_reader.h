@@ -11,14 +11,9 @@
 
 #include "nn/model.h"
 #include "train/config.h"
+#include "train/run_folder.h"
 
 namespace fw {
-
-struct MetricsRow {
-  int64_t step = 0;
-  double loss = 0, tokens = 0, flops = 0, seconds = 0, tokens_per_s = 0;
-  double val_loss = -1;  // < 0: not an evaluation step
-};
 
 struct RunInfo {
   std::string dir, name;  // name: the folder's last component

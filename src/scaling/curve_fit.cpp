@@ -5,11 +5,10 @@
 #include <fstream>
 #include <set>
 
-#include <nlohmann/json.hpp>
-
 #include "core/error.h"
 #include "nn/model.h"
 #include "train/config.h"
+#include "train/run_folder.h"
 
 namespace fw {
 
@@ -17,25 +16,15 @@ TrainingCurve read_training_curve(const std::string& run_dir) {
   TrainingCurve c;
   c.run = run_dir;
   Config cfg;
-  apply_config_file(cfg, run_dir + "/config.json");
+  apply_config_file(cfg, run_path(run_dir, run_file::config));
   c.params = double(Model::count_params(cfg.model));
-  const std::string path = run_dir + "/metrics.jsonl";
-  std::ifstream in(path);
-  FW_CHECK(in, path, ": cannot read (a training run folder holds metrics.jsonl)");
-  std::string line;
-  for (int no = 1; std::getline(in, line); no++) {
-    if (line.empty()) continue;
-    nlohmann::json j;
-    try {
-      j = nlohmann::json::parse(line);
-    } catch (const nlohmann::json::exception&) {
-      throw Error(str(path, ":", no, ": not a JSON object"));
-    }
-    for (const char* k : {"flops", "tokens", "loss"})
-      FW_CHECK(j.contains(k) && j[k].is_number(), path, ":", no, ": missing number '", k, "'");
-    const double f = j["flops"].get<double>(), t = j["tokens"].get<double>(), l = j["loss"].get<double>();
-    FW_CHECK(f > 0 && t > 0 && std::isfinite(l) && l > 0, path, ":", no, ": flops, tokens and loss must be positive");
-    FW_CHECK(c.flops.empty() || f > c.flops.back(), path, ":", no, ": flops do not increase");
+  const std::string path = run_path(run_dir, run_file::metrics);
+  const std::vector<MetricsRow> rows = read_metrics(path);
+  for (size_t i = 0; i < rows.size(); i++) {
+    const double f = rows[i].flops, t = rows[i].tokens, l = rows[i].loss;
+    FW_CHECK(f > 0 && t > 0 && std::isfinite(l) && l > 0, path, ": step ", rows[i].step,
+             ": flops, tokens and loss must be positive");
+    FW_CHECK(c.flops.empty() || f > c.flops.back(), path, ": step ", rows[i].step, ": flops do not increase");
     c.flops.push_back(f);
     c.tokens.push_back(t);
     c.loss.push_back(l);

@@ -12,6 +12,7 @@
 #include "nn/model.h"
 #include "train/checkpoint.h"
 #include "train/evaluate.h"
+#include "train/run_folder.h"
 #include "train/trainer.h"
 
 namespace fw {
@@ -76,7 +77,7 @@ SweepRun train_sweep_run(const Config& cfg, const std::string& variant, const st
                          const std::function<void(const std::string&)>& log) {
   const std::string dir = out_dir + "/" + name;
   double loss = NAN;
-  const bool started = fs::exists(dir + "/model.safetensors");
+  const bool started = fs::exists(run_path(dir, run_file::model));
   if (started) {  // trained before but not recorded: finished, or stopped part-way
     LoadedModel lm = load_model(dir);
     if (lm.step == cfg.train.steps) {

@@ -4,6 +4,7 @@
 
 #include "core/error.h"
 #include "data/safetensors.h"
+#include "train/run_folder.h"
 
 namespace fw {
 
@@ -12,7 +13,7 @@ namespace fs = std::filesystem;
 static constexpr const char* kFormat = "flopwise-1";
 
 std::string model_file(const std::string& run_or_file) {
-  if (fs::is_directory(run_or_file)) return (fs::path(run_or_file) / "model.safetensors").string();
+  if (fs::is_directory(run_or_file)) return run_path(run_or_file, run_file::model);
   return run_or_file;
 }
 
@@ -48,8 +49,8 @@ void save_checkpoint(const std::string& run_dir, const Model& model, const Confi
   state_meta["flopwise.train_seconds"] = std::to_string(st.train_seconds);
   state_meta["flopwise.adamw_step"] = std::to_string(opt.step);
   for (int i = 0; i < 4; i++) state_meta["flopwise.rng" + std::to_string(i)] = std::to_string(st.rng[size_t(i)]);
-  write_safetensors((fs::path(run_dir) / "state.safetensors").string(), moments, state_meta);
-  write_safetensors((fs::path(run_dir) / "model.safetensors").string(), weights, meta);
+  write_safetensors(run_path(run_dir, run_file::state), moments, state_meta);
+  write_safetensors(run_path(run_dir, run_file::model), weights, meta);
 }
 
 LoadedModel load_model(const std::string& run_or_file) {
@@ -85,14 +86,14 @@ LoadedModel load_model(const std::string& run_or_file) {
 
 void load_training_state(const std::string& run_dir, const Model& model, const Config& cfg,
                          int64_t model_step, AdamW& opt, TrainingState& st) {
-  const std::string path = (fs::path(run_dir) / "state.safetensors").string();
+  const std::string path = run_path(run_dir, run_file::state);
   FW_CHECK(fs::exists(path), path, ": optimizer state not found (cannot resume)");
   SafetensorsFile f(path);
   st.step = parse_int(f, "flopwise.step");
   FW_CHECK(st.step == model_step, path, ": step ", st.step, " but model.safetensors is at step ",
            model_step, " (torn checkpoint pair; cannot resume exactly)");
   FW_CHECK(f.meta("flopwise.config") == to_json(cfg).dump(), path,
-           ": config differs from model.safetensors");
+           ": config differs from ", run_file::model);
   st.data_pos = parse_int(f, "flopwise.data_pos");
   st.data_dir = f.meta("flopwise.data_dir");
   if (f.metadata().count("flopwise.train_seconds")) {  // absent in checkpoints before it existed

@@ -15,13 +15,13 @@
 #include "data/token_file.h"
 #include "kernels/adamw.h"
 #include "kernels/matmul.h"
-#include "kernels/matmul_bf16.h"
 #include "nn/flops.h"
 #include "nn/model.h"
 #include "parallel/agreement.h"
 #include "train/checkpoint.h"
 #include "train/evaluate.h"
 #include "train/optimizer.h"
+#include "train/run_folder.h"
 #include "train/schedule.h"
 
 namespace fw {
@@ -47,19 +47,6 @@ static std::string eta_str(double s) {
   if (s >= 3600) std::snprintf(buf, sizeof(buf), "%dh%02dm", int(s / 3600), int(s / 60) % 60);
   else std::snprintf(buf, sizeof(buf), "%dm%02ds", int(s / 60), int(s) % 60);
   return buf;
-}
-
-// Keeps the metrics rows up to `step` (a resumed run rewrites what came after).
-static void truncate_metrics(const std::string& path, int64_t step) {
-  std::ifstream in(path);
-  std::string line, kept;
-  while (std::getline(in, line)) {
-    try {
-      if (nlohmann::json::parse(line).value("step", int64_t(0)) <= step) kept += line + "\n";
-    } catch (const nlohmann::json::exception&) {  // a torn last line from a crash
-    }
-  }
-  std::ofstream(path, std::ios::trunc) << kept;
 }
 
 namespace {
@@ -116,7 +103,7 @@ class Trainer {
 Trainer::Trainer(const Config& cfg_in, const TrainOptions& opt)
     : opt_(opt), comm_(opt.comm ? *opt.comm : single_process()), P_(comm_.size()), rank_(comm_.rank()),
       cfg_(cfg_in) {
-  const std::string model_path = (fs::path(opt.run_dir) / "model.safetensors").string();
+  const std::string model_path = run_path(opt.run_dir, run_file::model);
   if (opt.resume) {
     LoadedModel lm = load_model(opt.run_dir);
     cfg_ = lm.config;
@@ -171,10 +158,10 @@ Trainer::Trainer(const Config& cfg_in, const TrainOptions& opt)
   targets_.resize(inputs_.size());
   if (rank_ == 0) {
     fs::create_directories(opt.run_dir);
-    const std::string metrics_path = (fs::path(opt.run_dir) / "metrics.jsonl").string();
+    const std::string metrics_path = run_path(opt.run_dir, run_file::metrics);
     if (opt.resume) truncate_metrics(metrics_path, st_.step);
     else std::ofstream(metrics_path, std::ios::trunc);
-    std::ofstream(fs::path(opt.run_dir) / "config.json", std::ios::trunc) << to_json(cfg_).dump(2) << "\n";
+    std::ofstream(run_path(opt.run_dir, run_file::config), std::ios::trunc) << to_json(cfg_).dump(2) << "\n";
     metrics_.open(metrics_path, std::ios::app);
   }
   flops_ = count_flops(cfg_.model, tc.seq_len);
@@ -279,13 +266,19 @@ void Trainer::log_step(double loss, double lr, double gnorm, double val) {
   const double tps = double(window_steps_ * tokens_per_step) / window_seconds_;
   const double mfu = tps * flops_.train_per_token() / (peak_ * P_);
   const double comm_share = window_comm_ / window_seconds_;
-  nlohmann::json row = {{"step", st_.step}, {"loss", loss}, {"lr", lr}, {"grad_norm", gnorm},
-                        {"tokens_per_s", tps}, {"mfu", mfu}, {"tokens", st_.step * tokens_per_step},
-                        {"flops", double(st_.step * tokens_per_step) * flops_.train_per_token()},
-                        {"seconds", st_.train_seconds}};
-  if (std::isfinite(val)) row["val_loss"] = val;
-  if (P_ > 1) row["comm_share"] = comm_share;
-  if (rank_ == 0) metrics_ << row.dump() << "\n" << std::flush;
+  MetricsRow row;
+  row.step = st_.step;
+  row.loss = loss;
+  row.lr = lr;
+  row.grad_norm = gnorm;
+  row.tokens_per_s = tps;
+  row.mfu = mfu;
+  row.tokens = double(st_.step * tokens_per_step);
+  row.flops = row.tokens * flops_.train_per_token();
+  row.seconds = st_.train_seconds;
+  row.val_loss = val;  // NaN off evaluation steps: left out
+  if (P_ > 1) row.comm_share = comm_share;
+  if (rank_ == 0) metrics_ << metrics_json(row).dump() << "\n" << std::flush;
   const double eta = double(tc.steps - st_.step) * train_seconds_ / double(steps_run_);
   const std::string val_part = std::isfinite(val) ? str(" | val ", val) : "";
   const std::string comm_part = P_ > 1 ? str(" | comm ", int(std::lround(100 * comm_share)), "%") : "";

@@ -8,11 +8,11 @@
 
 #include "cli/common.h"
 #include "core/error.h"
+#include "scaling/charts.h"
 #include "scaling/curve_fit.h"
 #include "scaling/isoflop_fit.h"
 #include "scaling/law_report.h"
 #include "scaling/parametric_fit.h"
-#include "scaling/svg_chart.h"
 
 namespace fw::cli {
 

@@ -16,8 +16,8 @@
 #include "nn/flops.h"
 #include "report/analysis.h"
 #include "report/run_reader.h"
+#include "scaling/charts.h"
 #include "scaling/isoflop_fit.h"
-#include "scaling/svg_chart.h"
 #include "scaling/sweep.h"
 #include "train/evaluate.h"
 

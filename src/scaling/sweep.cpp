@@ -6,8 +6,8 @@
 #include <fstream>
 
 #include "core/error.h"
+#include "scaling/charts.h"
 #include "scaling/law_report.h"
-#include "scaling/svg_chart.h"
 
 namespace fw {
 

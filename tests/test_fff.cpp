@@ -21,7 +21,7 @@ using namespace fw;
 namespace {
 ModelConfig fff_model(int64_t K, int64_t D, int64_t layers = 2) {
   ModelConfig c = test::small_model(32, 4, layers, 16);
-  c.mlp = "fff";
+  c.mlp = MlpKind::fff;
   c.fff.trees = K;
   c.fff.depth = D;
   return c;
@@ -36,7 +36,7 @@ TEST(Fff, ShapesParametersAndFlops) {
   EXPECT_EQ(m.num_params(), Model::count_params(c));
   // the dense model minus its two MLP matrices, plus K·N·(2C + 1) per block
   ModelConfig dense = c;
-  dense.mlp = "dense";
+  dense.mlp = MlpKind::dense;
   const int64_t per_layer_dense = 2 * dense.hidden() * 32, per_layer_fff = 3 * 31 * (2 * 32 + 1);
   EXPECT_EQ(int64_t(Model::count_params(dense)) - int64_t(Model::count_params(c)), 2 * (per_layer_dense - per_layer_fff));
   // forward FLOPs: the MLP term is 4·d per visited neuron: K(D+1) of them, not 4·d·F
@@ -46,7 +46,7 @@ TEST(Fff, ShapesParametersAndFlops) {
   EXPECT_DOUBLE_EQ(fd.forward_per_seq() - fd.mlp, ff.forward_per_seq() - ff.mlp);
   // no MLP: no MLP parameters, no norm, no FLOPs
   ModelConfig none = c;
-  none.mlp = "none";
+  none.mlp = MlpKind::none;
   EXPECT_EQ(Model(none).num_params(), Model::count_params(none));
   EXPECT_EQ(int64_t(Model::count_params(dense)) - int64_t(Model::count_params(none)), 2 * (per_layer_dense + 32));
   EXPECT_EQ(count_flops(none, 16).mlp, 0.0);
@@ -54,7 +54,7 @@ TEST(Fff, ShapesParametersAndFlops) {
 
 TEST(Fff, DepthDefaultsToTheDenseWidth) {
   ModelConfig c = test::small_model(32, 4, 2, 16);  // hidden 128
-  c.mlp = "fff";
+  c.mlp = MlpKind::fff;
   EXPECT_EQ(c.mlp_shape().D, 6);  // 127 neurons
   c.fff.trees = 4;                // 32 per tree: 31 neurons
   EXPECT_EQ(c.mlp_shape().D, 4);
@@ -73,10 +73,17 @@ TEST(Fff, BadConfigsRejectedByName) {
       EXPECT_NE(std::string(e.what()).find(field), std::string::npos) << e.what();
     }
   };
-  bad([](ModelConfig& c) { c.mlp = "tree"; }, "model.mlp");
   bad([](ModelConfig& c) { c.fff.trees = 0; }, "fff.trees");
   bad([](ModelConfig& c) { c.fff.depth = 21; }, "fff.depth");
   bad([](ModelConfig& c) { c.fff.depth = -2; }, "fff.depth");
+  Config cfg;  // a name that is no MLP kind is refused where the config is read
+  try {
+    apply_set(cfg, "model.mlp=tree");
+    ADD_FAILURE() << "accepted a bad model.mlp";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("model.mlp = 'tree' must be 'dense', 'fff', 'fff_leaf' or 'none'"),
+              std::string::npos) << e.what();
+  }
 }
 
 // One token's tree path is the same whether the model trains (activations with a
@@ -114,7 +121,7 @@ TEST(Fff, SamePathInTrainingEvaluationAndSampling) {
 TEST(Fff, InsideRoutedBlocksDecodingMatchesPrefill) {
   ModelConfig c = fff_model(2, 3, 4);
   c.mod.enabled = true;
-  c.mod.causal = "router_bce";
+  c.mod.causal = Causal::router_bce;
   c.max_seq_len = 24;
   Model m(c);
   m.init_weights(32);
@@ -180,7 +187,7 @@ TEST(Fff, BenchFffReportsSpeedupsAndLimit) {
 
 TEST(FffLeaf, ParametersAndFlops) {
   ModelConfig c = test::small_model(32, 4, 2, 16);
-  c.mlp = "fff_leaf";
+  c.mlp = MlpKind::fff_leaf;
   c.fff.trees = 2;
   c.fff.leaf_width = 8;  // depth -1: 128 / (2·8) = 8 leaves per tree, D = 3
   const MlpShape s = c.mlp_shape();
@@ -200,7 +207,7 @@ TEST(FffLeaf, ParametersAndFlops) {
 TEST(FffLeaf, TrainsResumesExactlyAndEvaluatesHard) {
   std::string dir = test::text_data("leaf_data", "a binary tree of neurons. ", 150, 600);
   Config c = test::tiny_run_config();
-  c.model.mlp = "fff_leaf";
+  c.model.mlp = MlpKind::fff_leaf;
   c.model.fff.trees = 2;
   c.model.fff.depth = 2;
   c.model.fff.leaf_width = 16;

@@ -206,7 +206,7 @@ struct TinyModel {
   ModelConfig cfg = test::small_model(16, 2, 2, 8);
   int64_t B = 2, T = 8;
   std::vector<int32_t> in, tgt;
-  explicit TinyModel(bool tied, const ModConfig& mod = ModConfig{}, const std::string& mlp = "dense") {
+  explicit TinyModel(bool tied, const ModConfig& mod = ModConfig{}, MlpKind mlp = MlpKind::dense) {
     cfg.vocab_size = 11;
     cfg.mlp_hidden = 24;
     cfg.tie_embeddings = tied;
@@ -255,7 +255,7 @@ std::vector<float> fff_paths(const Model& m, const Activations& a) {
   return all;
 }
 
-void check_model_gradient(bool tied, const ModConfig& mod = ModConfig{}, const std::string& mlp = "dense") {
+void check_model_gradient(bool tied, const ModConfig& mod = ModConfig{}, MlpKind mlp = MlpKind::dense) {
   TinyModel t(tied, mod, mlp);
   Model m(t.cfg);
   m.init_weights(5);
@@ -317,14 +317,14 @@ TEST(GradCheck, WholeModelUntied) { check_model_gradient(false); }
 // gradients are checked too (the predictor's BCE reaches only its own weights).
 // Verified to fail without any one term of the routed backward.
 TEST(GradCheck, WholeModelMoD) {
-  for (const char* gate : {"raw", "sigmoid"}) {
+  for (Gate gate : {Gate::raw, Gate::sigmoid}) {
     ModConfig mod;
     mod.enabled = true;
     mod.capacity = 0.5;
     mod.gate = gate;
     mod.bce_weight = 10;  // large, so the auxiliary gradients stand well above float noise
     mod.predictor_weight = 100;  // reaches only the predictor tensors
-    SCOPED_TRACE(gate);
+    SCOPED_TRACE(name_of(gate));
     check_model_gradient(false, mod);
   }
 }
@@ -332,25 +332,25 @@ TEST(GradCheck, WholeModelMoD) {
 // Fast feedforward trees in every block, and inside Mixture-of-Depths routed blocks;
 // and no MLP at all.
 TEST(GradCheck, WholeModelFff) {
-  check_model_gradient(false, ModConfig{}, "fff");
+  check_model_gradient(false, ModConfig{}, MlpKind::fff);
   ModConfig mod;
   mod.enabled = true;
   mod.capacity = 0.5;
   mod.bce_weight = 10;
   mod.predictor_weight = 100;
-  check_model_gradient(true, mod, "fff");
-  check_model_gradient(false, ModConfig{}, "none");
+  check_model_gradient(true, mod, MlpKind::fff);
+  check_model_gradient(false, ModConfig{}, MlpKind::none);
 }
 
 // The leaf form in every block and inside routed blocks: soft training forward, child
 // transpositions (drawn from the activations' noise seed, fixed here) and the
 // hardening loss in the objective.
 TEST(GradCheck, WholeModelFffLeaf) {
-  check_model_gradient(false, ModConfig{}, "fff_leaf");
+  check_model_gradient(false, ModConfig{}, MlpKind::fff_leaf);
   ModConfig mod;
   mod.enabled = true;
   mod.capacity = 0.5;
-  check_model_gradient(true, mod, "fff_leaf");
+  check_model_gradient(true, mod, MlpKind::fff_leaf);
 }
 
 // bf16 mode rounds the matrix products' operands to 8 mantissa bits and accumulates

@@ -27,14 +27,14 @@ struct Fixture {
   ModelConfig cfg;
   std::unique_ptr<Model> routed, dense;
   std::vector<float> x;  // (B,T,C)
-  explicit Fixture(double capacity, const char* gate = "raw") {
+  explicit Fixture(double capacity, Gate gate = Gate::raw) {
     cfg = test::small_model(C, H, 1, T);
     cfg.mlp_hidden = 24;
     cfg.mod.enabled = true;
     cfg.mod.every = 1;
     cfg.mod.capacity = capacity;
     cfg.mod.gate = gate;
-    cfg.mod.causal = "router_bce";
+    cfg.mod.causal = Causal::router_bce;
     routed = std::make_unique<Model>(cfg);
     routed->init_weights(3);
     for (size_t i = 0; i < routed->params.size(); i++) routed->params.data()[i] *= 10.0f;
@@ -51,7 +51,7 @@ struct Fixture {
   void forward(Activations& a, std::vector<float>& y) const {
     y.resize(x.size());
     const Model& m = *routed;
-    routed_forward(a.dims, m.cfg.mod, gate_of(m.cfg.mod), m.w.blocks[0], m.w.routers[0], a.routed[0],
+    routed_forward(a.dims, m.cfg.mod, m.cfg.mod.gate, m.w.blocks[0], m.w.routers[0], a.routed[0],
                    a.scratch, y.data(), x.data(), a.rope);
   }
 };
@@ -160,7 +160,7 @@ TEST(MoD, RotaryUsesOriginalPositions) {
 
 // Pitfall: scaling the residual too, g(r)·(x + Δ), or adding x twice.
 TEST(MoD, OnlyTheUpdateIsGatedNotTheResidual) {
-  for (const char* gate : {"raw", "sigmoid"}) {
+  for (Gate gate : {Gate::raw, Gate::sigmoid}) {
     Fixture fx(0.5, gate);
     Model& m = *fx.routed;
     Activations a(m, Fixture::B, Fixture::T, false);
@@ -177,10 +177,10 @@ TEST(MoD, OnlyTheUpdateIsGatedNotTheResidual) {
         }
         const int64_t j = std::find(r.idx.begin() + b * k, r.idx.begin() + (b + 1) * k, t) - r.idx.begin();
         const float rv = r.r[row];
-        const float g = std::string(gate) == "raw" ? rv : 1.0f / (1.0f + std::exp(-rv));
+        const float g = gate == Gate::raw ? rv : 1.0f / (1.0f + std::exp(-rv));
         for (int64_t c = 0; c < C; c++) {
           const float delta = r.ys[j * C + c] - r.xs[j * C + c];
-          ASSERT_NEAR(y[row * C + c], fx.x[row * C + c] + g * delta, 1e-5) << gate;
+          ASSERT_NEAR(y[row * C + c], fx.x[row * C + c] + g * delta, 1e-5) << name_of(gate);
         }
       }
   }
@@ -215,8 +215,8 @@ static std::vector<int64_t> cache_lengths(const Generator& g, int64_t row = 0) {
 // logits as prefilling it in one pass with the same (causal, per-token) decisions;
 // each routed layer's cache holds exactly the tokens it processed, and no more.
 TEST(MoD, CausalDecodingSkipsAndMatchesPrefill) {
-  for (const char* causal : {"router_bce", "predictor"}) {
-    SCOPED_TRACE(causal);
+  for (Causal causal : {Causal::router_bce, Causal::predictor}) {
+    SCOPED_TRACE(name_of(causal));
     ModelConfig c = test::small_model(32, 4, 4, 24);
     c.mod.enabled = true;
     c.mod.causal = causal;
@@ -252,7 +252,7 @@ TEST(MoD, CausalDecodingSkipsAndMatchesPrefill) {
 TEST(MoD, DecodingProcessesExactlyTheTokensTheRouterAccepts) {
   ModelConfig c = test::small_model(32, 4, 2, 16);
   c.mod.enabled = true;
-  c.mod.causal = "router_bce";
+  c.mod.causal = Causal::router_bce;
   Model m(c);
   m.init_weights(22);
   for (size_t i = 0; i < m.params.size(); i++) m.params.data()[i] *= 5.0f;
@@ -297,7 +297,7 @@ TEST(MoD, DecodingProcessesExactlyTheTokensTheRouterAccepts) {
 TEST(MoD, BatchedDecodingDivergesAndMatchesEachSequenceAlone) {
   ModelConfig c = test::small_model(32, 4, 4, 40);
   c.mod.enabled = true;
-  c.mod.causal = "router_bce";
+  c.mod.causal = Causal::router_bce;
   Model m(c);
   m.init_weights(23);
   for (size_t i = 0; i < m.params.size(); i++) m.params.data()[i] *= 5.0f;

@@ -66,7 +66,7 @@ void run_eval(const EvalFlags& f) {
       FW_CHECK(out, f.fff_usage, ": write failed");
     }
   } else {
-    FW_CHECK(f.fff_usage.empty(), "--fff-usage: the model has no FFF (model.mlp = ", mc.mlp, ")");
+    FW_CHECK(f.fff_usage.empty(), "--fff-usage: the model has no FFF (model.mlp = ", name_of(mc.mlp), ")");
   }
   if (mc.mod.enabled || !f.trace.empty()) {
     std::unique_ptr<Tokenizer> tok;

@@ -52,13 +52,13 @@ void run_flops(const FlopsFlags& f) {
     return;
   }
   std::printf("model: %.0f parameters, %.0f without embeddings (d=%lld, %lld layers, %lld heads, mlp %s%s)\n", n,
-              n - emb, (long long)m.d_model, (long long)m.n_layers, (long long)m.n_heads, m.mlp.c_str(),
+              n - emb, (long long)m.d_model, (long long)m.n_layers, (long long)m.n_heads, name_of(m.mlp),
               m.mod.enabled ? ", MoD" : "");
   std::printf("| forward FLOPs per token (sequence of %lld) | MFLOP |\n|---|---:|\n", (long long)s);
   for (const auto& t : terms)
     if (t.value != 0) std::printf("| %s | %.4f |\n", t.name, t.value / double(s) / 1e6);
   std::printf("| forward total (exact) | %.4f |\n", fc.forward_per_token() / 1e6);
-  std::printf("| training (3 x forward%s) | %.4f |\n", m.mlp == "fff_leaf" ? ", soft FFF leaves" : "",
+  std::printf("| training (3 x forward%s) | %.4f |\n", m.mlp == MlpKind::fff_leaf ? ", soft FFF leaves" : "",
               fc.train_per_token() / 1e6);
   std::printf("| 6N | %.4f |\n", six_n / 1e6);
   std::printf("exact training FLOPs are %.3f x 6N; per sequence: %.4g forward, %.4g training\n",

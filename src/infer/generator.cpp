@@ -99,7 +99,7 @@ void Generator::routed_layer(int64_t l, const int64_t* rows, int64_t B, int64_t 
   dec.resize(size_t(N));
   for (int64_t i = 0; i < N; i++) dec[size_t(i)] = {b_.r[i], decide[i] > 0};
   std::memcpy(b_.y, b_.x, size_t(N * C) * 4);  // skipped tokens pass by unchanged
-  const Gate gate = gate_of(c.mod);
+  const Gate gate = c.mod.gate;
   // One token per sequence (a step): the processed tokens form one batch of rows.
   // Several tokens per sequence (a feed): each sequence's processed tokens form one row.
   const bool one_token_each = T == 1;

@@ -24,17 +24,11 @@ void ModelConfig::validate() const {
              " must be in (0, 1]");
     FW_CHECK(mod.every >= 1, "config: mod.every = ", mod.every, " must be >= 1 (1: every block routed)");
     FW_CHECK(mod.every <= n_layers, "config: mod.every = ", mod.every, " routes no block of ", n_layers);
-    FW_CHECK(mod.gate == "raw" || mod.gate == "sigmoid", "config: mod.gate = '", mod.gate,
-             "' must be 'raw' or 'sigmoid'");
-    FW_CHECK(mod.causal == "router_bce" || mod.causal == "predictor" || mod.causal == "both",
-             "config: mod.causal = '", mod.causal, "' must be 'router_bce', 'predictor' or 'both'");
     FW_CHECK(mod.bce_weight >= 0, "config: mod.bce_weight = ", mod.bce_weight, " must be >= 0");
     FW_CHECK(mod.predictor_weight >= 0, "config: mod.predictor_weight = ", mod.predictor_weight, " must be >= 0");
     FW_CHECK(mod.predictor_hidden >= 0, "config: mod.predictor_hidden = ", mod.predictor_hidden, " must be >= 0");
   }
-  FW_CHECK(mlp == "dense" || mlp == "fff" || mlp == "fff_leaf" || mlp == "none", "config: model.mlp = '",
-           mlp, "' must be 'dense', 'fff', 'fff_leaf' or 'none'");
-  if (mlp == "fff" || mlp == "fff_leaf") {
+  if (mlp == MlpKind::fff || mlp == MlpKind::fff_leaf) {
     FW_CHECK(fff.trees >= 1 && fff.trees <= 4096, "config: fff.trees = ", fff.trees, " must be in [1, 4096]");
     FW_CHECK(fff.depth >= -1 && fff.depth <= 20, "config: fff.depth = ", fff.depth,
              " must be in [0, 20], or -1 to match the dense MLP's width");
@@ -52,15 +46,26 @@ void ModelConfig::validate() const {
            " must be even (rotary embeddings rotate pairs)");
 }
 
+NameTable<MlpKind> names(MlpKind) {
+  static constexpr std::pair<MlpKind, const char*> t[] = {
+      {MlpKind::dense, "dense"}, {MlpKind::fff, "fff"}, {MlpKind::fff_leaf, "fff_leaf"}, {MlpKind::none, "none"}};
+  return t;
+}
+NameTable<Gate> names(Gate) {
+  static constexpr std::pair<Gate, const char*> t[] = {{Gate::raw, "raw"}, {Gate::sigmoid, "sigmoid"}};
+  return t;
+}
+NameTable<Causal> names(Causal) {
+  static constexpr std::pair<Causal, const char*> t[] = {
+      {Causal::router_bce, "router_bce"}, {Causal::predictor, "predictor"}, {Causal::both, "both"}};
+  return t;
+}
+
 MlpShape ModelConfig::mlp_shape() const {
   MlpShape s;
   s.F = hidden();
-  if (mlp == "dense") return s;
-  if (mlp == "none") {
-    s.kind = MlpKind::none;
-    return s;
-  }
-  s.kind = mlp == "fff" ? MlpKind::fff : MlpKind::fff_leaf;
+  s.kind = mlp;
+  if (mlp == MlpKind::dense || mlp == MlpKind::none) return s;
   s.K = fff.trees;
   s.leaf = fff.leaf_width;
   s.hardening = fff.hardening;

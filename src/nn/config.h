@@ -3,9 +3,56 @@
 #pragma once
 #include <cstdint>
 #include <algorithm>
+#include <span>
 #include <string>
+#include <utility>
 
 namespace fw {
+
+// The config's named choices. Each is an enum in the program and a name in config
+// files, checkpoints and --set; names() is the one table for both directions, and a
+// name not in it is refused when the config is read.
+enum class MlpKind {  // the feedforward sub-layer of every block (model.mlp)
+  dense,     // fc (F×C), GELU, proj (C×F)
+  fff,       // K trees of 2^(D+1)−1 neurons; a token visits D+1 per tree
+  fff_leaf,  // K trees of 2^D−1 routers over 2^D leaves of `leaf` neurons
+  none,      // no MLP: y = h (the control for FFF)
+};
+// g(r) in x + g(r)·Δ (mod.gate): raw (r, the paper) or sigmoid (σ(r)). `one` (g = 1, no
+// router gradient: a routed block with capacity 1 then equals a dense block) is for
+// tests and has no name.
+enum class Gate { raw, sigmoid, one };
+// How sampling decides causally (mod.causal): the trained remedies for top-k's lookahead.
+enum class Causal { router_bce, predictor, both };
+
+template <class E>
+using NameTable = std::span<const std::pair<E, const char*>>;
+NameTable<MlpKind> names(MlpKind);
+NameTable<Gate> names(Gate);
+NameTable<Causal> names(Causal);
+
+template <class E>
+const char* name_of(E v) {
+  for (const auto& [e, n] : names(E{}))
+    if (e == v) return n;
+  return "?";
+}
+// Sets v from its name; false if the name is not one of E's.
+template <class E>
+bool parse_name(const std::string& s, E& v) {
+  for (const auto& [e, n] : names(E{}))
+    if (s == n) return v = e, true;
+  return false;
+}
+// "'raw' or 'sigmoid'": E's names for an error message.
+template <class E>
+std::string name_choices() {
+  const auto all = names(E{});
+  std::string out;
+  for (size_t i = 0; i < all.size(); i++)
+    out += (i == 0 ? "" : i + 1 == all.size() ? " or " : ", ") + std::string("'") + all[i].second + "'";
+  return out;
+}
 
 // Mixture-of-Depths (Raposo et al. 2024): every `every`-th block (blocks every-1,
 // 2·every-1, ...) processes only the top-k = max(1, round(capacity·T)) tokens of each
@@ -14,18 +61,18 @@ struct ModConfig {
   bool enabled = false;
   double capacity = 0.125;
   int64_t every = 2;
-  std::string gate = "raw";     // raw: g(r) = r (the paper) | sigmoid: g(r) = σ(r)
-  std::string causal = "both";  // router_bce | predictor | both: how sampling decides
+  Gate gate = Gate::raw;
+  Causal causal = Causal::both;
   double bce_weight = 0.01;     // router BCE loss weight (added to the LM loss)
   double predictor_weight = 1.0;  // predictor BCE loss weight (trains the predictor only)
   int64_t predictor_hidden = 0;   // 0 means d_model / 8
 
   bool routed(int64_t layer) const { return enabled && layer % every == every - 1; }
   int64_t k(int64_t T) const;  // tokens per sequence a routed block processes
-  bool router_bce() const { return causal == "router_bce" || causal == "both"; }
-  bool predictor() const { return causal == "predictor" || causal == "both"; }
+  bool router_bce() const { return causal == Causal::router_bce || causal == Causal::both; }
+  bool predictor() const { return causal == Causal::predictor || causal == Causal::both; }
   // Sampling decides by the predictor only when it is the sole remedy trained.
-  bool decides_by_predictor() const { return causal == "predictor"; }
+  bool decides_by_predictor() const { return causal == Causal::predictor; }
 };
 
 // Fast feedforward trees, for model.mlp = fff (UltraFastBERT trees of
@@ -38,13 +85,6 @@ struct FffConfig {
   double transpose_prob = 0.1;  // fff_leaf: chance a router's children swap, per token, in training
 };
 
-// The feedforward sub-layer of every block.
-enum class MlpKind {
-  dense,     // fc (F×C), GELU, proj (C×F)
-  fff,       // K trees of 2^(D+1)−1 neurons; a token visits D+1 per tree
-  fff_leaf,  // K trees of 2^D−1 routers over 2^D leaves of `leaf` neurons
-  none,      // no MLP: y = h (the control for FFF)
-};
 struct MlpShape {
   MlpKind kind = MlpKind::dense;
   int64_t F = 0;               // dense: hidden width
@@ -63,7 +103,7 @@ struct ModelConfig {
   int64_t max_seq_len = 256;  // longest training sequence; the KV cache's default size
   int64_t mlp_hidden = 0;     // 0 means 4 · d_model
   bool tie_embeddings = true; // output head shares the token embedding
-  std::string mlp = "dense";  // dense | fff | fff_leaf | none
+  MlpKind mlp = MlpKind::dense;
   ModConfig mod;
   FffConfig fff;
 

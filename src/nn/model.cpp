@@ -231,7 +231,7 @@ float model_forward(Model& m, Activations& a, const int32_t* tokens, const int32
     const uint64_t seed = hash64(a.noise_seed ^ hash64(uint64_t(l)));  // fff_leaf transpositions
     if (m.cfg.mod.routed(l)) {
       a.routed[i].inner.mlp.seed = seed;
-      a.aux_loss += routed_forward(d, m.cfg.mod, gate_of(m.cfg.mod), m.w.blocks[i], m.w.routers[i],
+      a.aux_loss += routed_forward(d, m.cfg.mod, m.cfg.mod.gate, m.w.blocks[i], m.w.routers[i],
                                    a.routed[i], a.scratch, a.res[i + 1], a.res[i], a.rope);
       continue;
     }
@@ -265,7 +265,7 @@ void model_backward(Model& m, Activations& a, const int32_t* tokens, const int32
   for (int64_t l = m.cfg.n_layers - 1; l >= 0; l--) {
     const size_t i = size_t(l);
     if (m.cfg.mod.routed(l))
-      routed_backward(d, m.cfg.mod, gate_of(m.cfg.mod), m.w.blocks[i], m.w.routers[i], m.dw.blocks[i],
+      routed_backward(d, m.cfg.mod, m.cfg.mod.gate, m.w.blocks[i], m.w.routers[i], m.dw.blocks[i],
                       m.dw.routers[i], a.routed[i], a.scratch, a.dres, a.res[i], a.rope, scale);
     else
       block_backward(d, m.w.blocks[i], m.dw.blocks[i], a.blocks[i], a.scratch, a.dres, a.res[i],

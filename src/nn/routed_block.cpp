@@ -12,8 +12,6 @@
 
 namespace fw {
 
-Gate gate_of(const ModConfig& mod) { return mod.gate == "sigmoid" ? Gate::sigmoid : Gate::raw; }
-
 namespace {
 
 float gate_grad(Gate g, float r) {

@@ -19,10 +19,7 @@ namespace fw {
 
 struct RouterWeights;
 
-// g(r): raw (the paper), sigmoid, or one (g = 1, no router gradient: a routed block
-// with capacity 1 then equals a dense block; for tests).
-enum class Gate { raw, sigmoid, one };
-Gate gate_of(const ModConfig& mod);
+// g(r) for the gate (nn/config.h).
 float gate_value(Gate g, float r);
 
 // y (C) += g · (ys − xs): a processed token's output is its input plus the gated

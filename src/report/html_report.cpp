@@ -87,7 +87,7 @@ double median_tokens_per_s(const RunInfo& r) {
 
 std::string kind_of(const ModelConfig& m) {
   std::string k = m.mod.enabled ? "MoD" : "dense";
-  if (m.mlp != "dense") k += " + " + m.mlp;
+  if (m.mlp != MlpKind::dense) k += std::string(" + ") + name_of(m.mlp);
   return k;
 }
 
@@ -280,12 +280,12 @@ const char* kCheckScript =
 // A MoD or FFF run's analyses, as a section of the page ("" for other runs).
 static std::string analysis_section(const RunInfo& r, const ReportOptions& opt, Report& rep) {
   const ModelConfig& m = r.config.model;
-  if (!m.mod.enabled && m.mlp != "fff") return "";
+  if (!m.mod.enabled && m.mlp != MlpKind::fff) return "";
   std::ostringstream o;
   o << "<h2>" << esc(r.name) << " (" << esc(kind_of(m)) << ")</h2>";
   try {
     if (m.mod.enabled) o << mod_section(r, *r.model, opt);
-    if (m.mlp == "fff") o << fff_section(r, *r.model, opt);
+    if (m.mlp == MlpKind::fff) o << fff_section(r, *r.model, opt);
   } catch (const Error& e) {
     o << "<p class=\"problem\">Analysis failed: " << esc(e.what()) << "</p>";
     rep.problems.push_back(e.what());

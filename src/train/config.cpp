@@ -11,7 +11,7 @@ namespace fw {
 
 namespace {
 
-using FieldPtr = std::variant<int64_t*, double*, bool*, std::string*>;
+using FieldPtr = std::variant<int64_t*, double*, bool*, MlpKind*, Gate*, Causal*>;
 struct Field {
   std::string section, key;
   FieldPtr ptr;
@@ -53,9 +53,10 @@ void set_field(const Field& f, const nlohmann::json& v, const std::string& origi
   std::visit(
       [&](auto* p) {
         using T = std::remove_pointer_t<decltype(p)>;
-        if constexpr (std::is_same_v<T, std::string>) {
+        if constexpr (std::is_enum_v<T>) {  // a named choice (nn/config.h)
           FW_CHECK(v.is_string(), origin, ": ", name, " must be a string, got ", v.dump());
-          *p = v.get<std::string>();
+          FW_CHECK(parse_name(v.get<std::string>(), *p), origin, ": ", name, " = '", v.get<std::string>(),
+                   "' must be ", name_choices<T>());
         } else if constexpr (std::is_same_v<T, bool>) {
           FW_CHECK(v.is_boolean(), origin, ": ", name, " must be true or false, got ", v.dump());
           *p = v.get<bool>();
@@ -119,7 +120,13 @@ void Config::validate() const {
 nlohmann::json to_json(const Config& c) {
   Config copy = c;
   nlohmann::json j = nlohmann::json::object();
-  for (const auto& f : fields(copy)) std::visit([&](auto* p) { j[f.section][f.key] = *p; }, f.ptr);
+  for (const auto& f : fields(copy))
+    std::visit(
+        [&](auto* p) {
+          if constexpr (std::is_enum_v<std::remove_pointer_t<decltype(p)>>) j[f.section][f.key] = name_of(*p);
+          else j[f.section][f.key] = *p;
+        },
+        f.ptr);
   return j;
 }
 
@@ -162,7 +169,7 @@ void apply_set(Config& c, const std::string& assignment) {
   try {
     v = nlohmann::json::parse(text);
   } catch (const nlohmann::json::parse_error&) {
-    v = text;  // not JSON: a plain string (for later string-valued fields)
+    v = text;  // not JSON: a plain string (a named choice, such as mod.gate=raw)
   }
   auto all = fields(c);
   set_field(find_field(all, section, key, origin), v, origin);

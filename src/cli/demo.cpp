@@ -2,7 +2,6 @@
 // machine's measured speed, train a dense, a Mixture-of-Depths and a MoD + fast
 // feedforward model on the SAME training-FLOP budget (cheaper models take more steps),
 // then compare them in one table, sample from each, and write an HTML report.
-#include <chrono>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -17,6 +16,7 @@
 #include "infer/causal_eval.h"
 #include "infer/generator.h"
 #include "core/system.h"
+#include "core/timer.h"
 #include "kernels/matmul.h"
 #include "nn/flops.h"
 #include "report/html_report.h"
@@ -38,9 +38,6 @@ struct DemoFlags {
   CommonFlags common;
 };
 
-double seconds_since(std::chrono::steady_clock::time_point t0) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-}
 
 // The Brown Corpus tokenized with a 2048-piece SentencePiece BPE trained on its
 // training split (made once, then reused), as in the quick start.
@@ -115,7 +112,7 @@ Outcome measure(const std::string& run, const std::string& data, const TrainSumm
 
 void run_demo(const DemoFlags& f) {
   f.common.apply();
-  const auto t0 = std::chrono::steady_clock::now();
+  const double t0 = now_seconds();
   const double minutes = f.train_minutes > 0 ? f.train_minutes : f.quick ? 1.0 : 4.0;
   FW_CHECK(minutes <= 600, "--train-minutes ", minutes, ": at most 600");
   FW_CHECK(f.eval_tokens >= 128, "--eval-tokens ", f.eval_tokens, ": at least 128");
@@ -144,13 +141,13 @@ void run_demo(const DemoFlags& f) {
     fs::remove_all(run);  // the demo trains afresh
     note(str("demo: ", v.label, ": ", cfg.train.steps, " steps of ", cfg.train.batch_size * cfg.train.seq_len,
              " tokens (", per_step / double(cfg.train.batch_size * cfg.train.seq_len) / 1e6, " MFLOP/token)"));
-    const auto t1 = std::chrono::steady_clock::now();
+    const double t1 = now_seconds();
     TrainOptions opt;
     opt.data_dir = data;
     opt.run_dir = run;
     opt.log = [](const std::string& line) { note("  " + line); };
     const TrainSummary t = run_training(cfg, opt);
-    Outcome o = measure(run, data, t, seconds_since(t1));
+    Outcome o = measure(run, data, t, now_seconds() - t1);
     o.summary["name"] = v.name;
     o.summary["label"] = v.label;
     write_file_atomic(run_path(run, run_file::summary), o.summary.dump(2) + "\n");
@@ -179,11 +176,11 @@ void run_demo(const DemoFlags& f) {
                     nlohmann::json({{"budget", budget}, {"runs", rows}}).dump(2) + "\n");
   FW_CHECK(rep.problems.empty(), "demo: the report left out a run: ", rep.problems.empty() ? "" : rep.problems[0]);
   if (f.common.json) {
-    print_json({{"budget", budget}, {"runs", rows}, {"report", report}, {"seconds", seconds_since(t0)}});
+    print_json({{"budget", budget}, {"runs", rows}, {"report", report}, {"seconds", now_seconds() - t0}});
     return;
   }
   std::printf("\n%s", text.c_str());
-  std::printf("demo finished in %.0f s; report: %s\n", seconds_since(t0), report.c_str());
+  std::printf("demo finished in %.0f s; report: %s\n", now_seconds() - t0, report.c_str());
 }
 }  // namespace
 

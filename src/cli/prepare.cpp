@@ -5,7 +5,6 @@
 // give each token the part-of-speech tag of its word (names in meta.json).
 #include <unistd.h>
 
-#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -14,6 +13,7 @@
 #include "cli/common.h"
 #include "core/error.h"
 #include "core/files.h"
+#include "core/timer.h"
 #include "data/atomic_file.h"
 #include "data/brown.h"
 #include "data/token_file.h"
@@ -49,15 +49,13 @@ class Progress {
   ~Progress() {
     if (tty_ && shown_ > 0) std::fprintf(stderr, "\n");
   }
-  double seconds() const {
-    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
-  }
+  double seconds() const { return now_seconds() - start_; }
 
  private:
   int64_t total_, done_ = 0;
   bool tty_;
   double shown_ = 0;
-  std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
+  double start_ = now_seconds();
 };
 
 // A place to cut text into chunks without changing how any tokenizer splits it: just
@@ -157,7 +155,7 @@ void run_prepare(const PrepareFlags& f) {
   fs::create_directories(f.out);
   Output out(f.out, *tok, !f.brown.empty());
   nlohmann::json meta = {{"tokenizer", tok->spec()}, {"vocab_size", tok->vocab_size()}};
-  const auto t0 = std::chrono::steady_clock::now();
+  const double t0 = now_seconds();
   if (!f.brown.empty()) {
     meta.update(tokenize_brown(f.brown, *tok, f, out));
     meta["inputs"] = {fs::absolute(f.brown).string()};
@@ -171,7 +169,7 @@ void run_prepare(const PrepareFlags& f) {
     for (const auto& p : f.inputs) prepare_text_file(p, *tok, f, out, progress);
     meta["inputs"] = f.inputs;
   }
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const double seconds = now_seconds() - t0;
   out.train.finish();
   out.val.finish();
   meta["train_tokens"] = out.train.count();

@@ -1,6 +1,5 @@
 // flopwise tokenize: text ↔ token ids with any tokenizer; flopwise tokenizer train:
 // a SentencePiece model; flopwise bench tokenizer: encoding throughput.
-#include <chrono>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
@@ -9,6 +8,7 @@
 #include "cli/common.h"
 #include "core/error.h"
 #include "core/files.h"
+#include "core/timer.h"
 #include "data/spm_tokenizer.h"
 #include "data/tokenizer.h"
 
@@ -94,14 +94,14 @@ void bench_tokenizer(const BenchTokenizerFlags& f) {
     std::vector<int32_t> ids;
     for (int r = 0; r < f.runs; r++) {
       auto tok = make_tokenizer(spec);
-      auto t0 = std::chrono::steady_clock::now();
+      const double t0 = now_seconds();
       ids = tok->encode(text);
-      auto t1 = std::chrono::steady_clock::now();
+      const double t1 = now_seconds();
       const std::string back = tok->decode(ids);
-      auto t2 = std::chrono::steady_clock::now();
+      const double t2 = now_seconds();
       FW_CHECK(back == text, "bench tokenizer: ", spec, " did not decode back to the input");
-      best_enc = std::min(best_enc, std::chrono::duration<double>(t1 - t0).count());
-      best_dec = std::min(best_dec, std::chrono::duration<double>(t2 - t1).count());
+      best_enc = std::min(best_enc, t1 - t0);
+      best_dec = std::min(best_dec, t2 - t1);
     }
     const double mb = double(text.size()) / 1e6;
     nlohmann::json row = {{"tokenizer", spec}, {"bytes", text.size()}, {"tokens", ids.size()},

@@ -17,6 +17,7 @@
 #include <thread>
 
 #include "core/error.h"
+#include "core/timer.h"
 #include "parallel/comm.h"
 
 namespace fw {
@@ -126,9 +127,7 @@ class MpiComm final : public Comm {
     }
     ~Guard() { c.what_.store(nullptr); }
   };
-  static double now() {
-    return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-  }
+  static double now() { return now_seconds(); }
   void watch() {
     std::unique_lock<std::mutex> lock(mu_);
     while (!cv_.wait_for(lock, std::chrono::milliseconds(200), [this] { return stop_; })) {

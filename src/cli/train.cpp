@@ -1,5 +1,6 @@
 // flopwise train: train a model on a data folder into a run folder.
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 
 #include "cli/common.h"
@@ -54,11 +55,14 @@ void run_train(const TrainFlags& f) {
                       {"finished", s.finished},   {"run", opt.run_dir},
                       {"ranks", s.ranks},         {"comm_share", s.comm_share}};
   if (f.common.json) print_json(j);
-  else std::printf("%s at step %lld: train loss %.4f, val loss %.4f, %.0f tokens/s, MFU %.1f%%%s\n",
-                   s.finished ? "finished" : "stopped", (long long)s.step, s.train_loss, s.val_loss,
-                   s.tokens_per_s, 100 * s.mfu,
-                   s.ranks > 1 ? str(" (", s.ranks, " ranks, ", int(std::lround(100 * s.comm_share)),
-                                     "% of the step in communication)").c_str() : "");
+  char val[32] = "not run yet";
+  if (std::isfinite(s.val_loss)) std::snprintf(val, sizeof(val), "%.4f", s.val_loss);
+  if (!f.common.json)
+    std::printf("%s at step %lld: train loss %.4f, val loss %s, %.0f tokens/s, MFU %.1f%%%s\n",
+                s.finished ? "finished" : "stopped", (long long)s.step, s.train_loss, val,
+                s.tokens_per_s, 100 * s.mfu,
+                s.ranks > 1 ? str(" (", s.ranks, " ranks, ", int(std::lround(100 * s.comm_share)),
+                                  "% of the step in communication)").c_str() : "");
 }
 }  // namespace
 

@@ -2,6 +2,7 @@
 // periodic validation, checkpoints, exact resume, and a stop on NaN/Inf loss that
 // keeps the last good checkpoint.
 #pragma once
+#include <cmath>
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -26,7 +27,8 @@ struct TrainOptions {
 
 struct TrainSummary {
   int64_t step = 0;
-  double train_loss = 0, val_loss = 0;  // last logged train loss, last validation loss
+  double train_loss = 0;  // last logged training loss
+  double val_loss = NAN;  // last validation loss of this invocation (NaN: none ran; JSON null)
   double tokens_per_s = 0, mfu = 0;     // over this invocation's steps
   double flops_per_token = 0;           // exact training FLOPs per token (3 × forward)
   int ranks = 1;                        // data-parallel processes (tokens_per_s is all of theirs)

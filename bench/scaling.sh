@@ -60,11 +60,14 @@ declare -A window=(
   [1e13]=2x64,3x64,2x96,3x96,2x128,3x128,4x128
   [3e13]=3x64,2x96,3x96,2x128,3x128,4x128,4x160
 )
+sizes_for() {  # budget variant -> the budget's window (MoD needs two layers: no 1xN)
+  if [ "$2" = mod ]; then echo "${window[$1]}" | tr , '\n' | grep -v '^1x' | paste -sd,
+  else echo "${window[$1]}"; fi
+}
 grid() {  # the budgets given, both variants
   for C in "$@"; do
     for v in dense mod; do
-      sizes=${window[$C]}
-      [ $v = mod ] && sizes=$(echo "$sizes" | tr , '\n' | grep -v '^1x' | paste -sd,)
+      sizes=$(sizes_for $C $v)
       $fw sweep "${common[@]}" --out $out --variants $v --sizes "$sizes" --budgets $C "${tuning[@]}" --bracket 2
       save $out ""
     done
@@ -100,8 +103,7 @@ if stage seeds; then
   [ -f $dir/tuning.csv ] || cp $out/tuning.csv $dir/
   for C in 1e11 3e11; do
     for v in dense mod; do
-      sizes=${window[$C]}
-      [ $v = mod ] && sizes=$(echo "$sizes" | tr , '\n' | grep -v '^1x' | paste -sd,)
+      sizes=$(sizes_for $C $v)
       $fw sweep "${common[@]}" --set train.seed=2 --out $dir --variants $v --sizes "$sizes" --budgets $C \
         "${tuning[@]}" --bracket 0
       save $dir "seed2_"

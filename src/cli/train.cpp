@@ -54,15 +54,17 @@ void run_train(const TrainFlags& f) {
                       {"mfu", s.mfu},             {"flops_per_token", s.flops_per_token},
                       {"finished", s.finished},   {"run", opt.run_dir},
                       {"ranks", s.ranks},         {"comm_share", s.comm_share}};
-  if (f.common.json) print_json(j);
+  if (f.common.json) {
+    print_json(j);
+    return;
+  }
   char val[32] = "not run yet";
   if (std::isfinite(s.val_loss)) std::snprintf(val, sizeof(val), "%.4f", s.val_loss);
-  if (!f.common.json)
-    std::printf("%s at step %lld: train loss %.4f, val loss %s, %.0f tokens/s, MFU %.1f%%%s\n",
-                s.finished ? "finished" : "stopped", (long long)s.step, s.train_loss, val,
-                s.tokens_per_s, 100 * s.mfu,
-                s.ranks > 1 ? str(" (", s.ranks, " ranks, ", int(std::lround(100 * s.comm_share)),
-                                  "% of the step in communication)").c_str() : "");
+  std::printf("%s at step %lld: train loss %.4f, val loss %s, %.0f tokens/s, MFU %.1f%%%s\n",
+              s.finished ? "finished" : "stopped", (long long)s.step, s.train_loss, val,
+              s.tokens_per_s, 100 * s.mfu,
+              s.ranks > 1 ? str(" (", s.ranks, " ranks, ", int(std::lround(100 * s.comm_share)),
+                                "% of the step in communication)").c_str() : "");
 }
 }  // namespace
 

@@ -98,8 +98,8 @@ TEST(Fff, SamePathInTrainingEvaluationAndSampling) {
   std::vector<int32_t> tok(T);
   for (int64_t i = 0; i < T; i++) tok[size_t(i)] = int32_t((i * 29 + 3) % 256);
   Activations train(m, 1, T, true), eval(m, 1, T, false);
-  model_forward(m, train, tok.data(), tok.data());
-  model_forward(m, eval, tok.data(), nullptr);
+  model_forward(m, train, tok.data(), tok.data(), ForwardMode{true, 0});
+  model_forward(m, eval, tok.data(), nullptr, ForwardMode{});
   const float* tp = train.blocks[0].mlp.path;
   const float* ep = eval.blocks[0].mlp.path;
   ASSERT_EQ(std::vector<float>(tp, tp + T * P), std::vector<float>(ep, ep + T * P));

@@ -225,14 +225,16 @@ struct TinyModel {
   }
 };
 
+const ForwardMode kTrain{true, 0};  // the same randomness (fff_leaf transpositions) in every forward
+
 // For every parameter tensor, the directional derivative along a random unit
 // direction u (and along the gradient itself) against (L(θ+εu) − L(θ−εu)) / 2ε.
 // The objective is the LM loss plus MoD's weighted auxiliary losses. The MoD
 // predictor's input gradient is stopped, so its loss counts as a function of the
 // predictor's own weights only: for every other tensor the objective leaves it out
 // (a predictor that leaked gradient into the residual stream fails here).
-double objective(const Model& m, const Activations& a, double lm, bool predictor_tensor) {
-  double obj = lm + a.aux_loss;
+double objective(const Model& m, const Activations& a, const ForwardLoss& f, bool predictor_tensor) {
+  double obj = f.objective();
   if (!predictor_tensor)
     for (int64_t l = 0; l < m.cfg.n_layers; l++)
       if (m.cfg.mod.routed(l) && m.cfg.mod.predictor())
@@ -264,7 +266,7 @@ void check_model_gradient(bool tied, const ModConfig& mod = ModConfig{}, MlpKind
   for (size_t i = 0; i < m.params.size(); i++) m.params.data()[i] *= 3.0f;
   m.enable_grads();
   Activations a(m, t.B, t.T, true);
-  model_forward(m, a, t.in.data(), t.tgt.data());
+  model_forward(m, a, t.in.data(), t.tgt.data(), kTrain);
   m.grads.zero();
   model_backward(m, a, t.in.data(), t.tgt.data(), 1.0f);
   const std::vector<float> paths = fff_paths(m, a);  // FFF branches must not flip under ±ε
@@ -291,10 +293,10 @@ void check_model_gradient(bool tied, const ModConfig& mod = ModConfig{}, MlpKind
       const bool pred = pt.name.find(".predictor.") != std::string::npos;
       for (int tries = 0;; tries++, eps /= 4) {
         for (size_t i = 0; i < n; i++) p[i] = float(saved[i] + eps * u[i]);
-        lp = objective(m, a, model_forward(m, a, t.in.data(), t.tgt.data()), pred);
+        lp = objective(m, a, model_forward(m, a, t.in.data(), t.tgt.data(), kTrain), pred);
         bool same = fff_paths(m, a) == paths;
         for (size_t i = 0; i < n; i++) p[i] = float(saved[i] - eps * u[i]);
-        lm = objective(m, a, model_forward(m, a, t.in.data(), t.tgt.data()), pred);
+        lm = objective(m, a, model_forward(m, a, t.in.data(), t.tgt.data(), kTrain), pred);
         same = same && fff_paths(m, a) == paths;
         if (same) break;
         ASSERT_LT(tries, 2) << pt.name << ": a tree branch flips even at ε = " << eps;
@@ -366,7 +368,7 @@ TEST(GradCheck, Bf16GradientMatchesFp32) {
   for (Model* m : {&m32, &m16}) {
     m->enable_grads();
     Activations a(*m, t.B, t.T, true);
-    model_forward(*m, a, t.in.data(), t.tgt.data());
+    model_forward(*m, a, t.in.data(), t.tgt.data(), kTrain);
     m->grads.zero();
     model_backward(*m, a, t.in.data(), t.tgt.data(), 1.0f);
   }

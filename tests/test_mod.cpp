@@ -51,7 +51,7 @@ struct Fixture {
   void forward(Activations& a, std::vector<float>& y) const {
     y.resize(x.size());
     const Model& m = *routed;
-    routed_forward(a.dims, m.cfg.mod, m.cfg.mod.gate, m.w.blocks[0], m.w.routers[0], a.routed[0],
+    routed_forward(a.dims, ForwardMode{a.with_backward, 0}, m.cfg.mod, m.cfg.mod.gate, m.w.blocks[0], m.w.routers[0], a.routed[0],
                    a.scratch, y.data(), x.data(), a.rope);
   }
 };
@@ -66,7 +66,7 @@ struct DenseBuffers {
       store.emplace_back(n);
       p = store.back().data();
     };
-    for_each_block_act(acts, d, d.T, f);
+    for_each_block_act(acts, d, d.T, true, f);
     for_each_block_scratch(scratch, d, true, f);
   }
 };
@@ -80,12 +80,12 @@ TEST(MoD, FullCapacityWithUnitGateEqualsDenseBlock) {
   m.enable_grads();
   Activations a(m, Fixture::B, Fixture::T, true);
   std::vector<float> y(n), y_dense(n);
-  routed_forward(a.dims, m.cfg.mod, Gate::one, m.w.blocks[0], m.w.routers[0], a.routed[0], a.scratch,
+  routed_forward(a.dims, ForwardMode{true, 0}, m.cfg.mod, Gate::one, m.w.blocks[0], m.w.routers[0], a.routed[0], a.scratch,
                  y.data(), fx.x.data(), a.rope);
   DenseBuffers db(fx.dims(Fixture::T));
   Model& d = *fx.dense;
   d.enable_grads();
-  block_forward(fx.dims(Fixture::T), d.w.blocks[0], db.acts, db.scratch, y_dense.data(), fx.x.data(),
+  block_forward(fx.dims(Fixture::T), ForwardMode{true, 0}, d.w.blocks[0], db.acts, db.scratch, y_dense.data(), fx.x.data(),
                 a.pos.data(), a.rope, KvSlot{db.acts.k, db.acts.v, Fixture::T}, Fixture::T);
   for (int64_t i = 0; i < n; i++) ASSERT_NEAR(y[i], y_dense[i], 1e-5) << i;
   // and the backward: same input gradient, same block weight gradients
@@ -144,7 +144,7 @@ TEST(MoD, RotaryUsesOriginalPositions) {
   auto run = [&](const std::vector<int32_t>& pos) {
     DenseBuffers db(fx.dims(k));
     std::vector<float> out(static_cast<size_t>(n));
-    block_forward(fx.dims(k), m.w.blocks[0], db.acts, db.scratch, out.data(), r.xs, pos.data(), a.rope,
+    block_forward(fx.dims(k), ForwardMode{}, m.w.blocks[0], db.acts, db.scratch, out.data(), r.xs, pos.data(), a.rope,
                   KvSlot{db.acts.k, db.acts.v, k}, k);
     return out;
   };
@@ -261,7 +261,7 @@ TEST(MoD, DecodingProcessesExactlyTheTokensTheRouterAccepts) {
   for (int64_t i = 0; i < T; i++) tok[size_t(i)] = int32_t((i * 31 + 3) % 256);
   // the residual stream entering block 1 = the output of dense block 0 (training path)
   Activations a(m, 1, T, false);
-  model_forward(m, a, tok.data(), nullptr);  // a.res[1] is block 1's input
+  model_forward(m, a, tok.data(), nullptr, ForwardMode{});  // a.res[1] is block 1's input
   int64_t accepted = 0;
   for (int64_t t = 0; t < T; t++) {
     float r = 0;
@@ -281,7 +281,7 @@ TEST(MoD, DecodingProcessesExactlyTheTokensTheRouterAccepts) {
   Model mt(ct);
   std::copy(m.params.data(), m.params.data() + m.params.size(), mt.params.data());
   Activations at(mt, 1, T, false);
-  model_forward(mt, at, tok.data(), nullptr);
+  model_forward(mt, at, tok.data(), nullptr, ForwardMode{});
   Generator step(m, T, 4);
   for (int64_t t = 0; t < T; t++) {
     const float* got = step.feed(&tok[size_t(t)], 1);

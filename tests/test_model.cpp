@@ -4,6 +4,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <sstream>
 
 #include "data/safetensors.h"
@@ -33,6 +34,37 @@ TEST(Model, ParameterCountMatchesTensors) {
     Model m(c);
     EXPECT_EQ(m.num_params(), Model::count_params(c));
   }
+}
+
+TEST(Model, TensorsTileTheBufferAndViewsPointAtThem) {
+  // every component's description feeds the layout and the views: the tensors lie end
+  // to end, names are unique, and each view is the buffer at its tensor's offset
+  ModelConfig c = test::small_model(32, 2, 4);
+  c.mod.enabled = true;
+  c.mod.causal = Causal::both;  // router and predictor
+  c.tie_embeddings = false;
+  Model m(c);
+  m.enable_grads();
+  std::set<std::string> names;
+  size_t next = 0;
+  for (const auto& t : m.tensors) {
+    EXPECT_EQ(t.offset, next) << t.name;
+    next += t.numel();
+    EXPECT_TRUE(names.insert(t.name).second) << t.name;
+  }
+  EXPECT_EQ(next, m.num_params());
+  auto at = [&](const std::string& name) {
+    for (const auto& t : m.tensors)
+      if (t.name == name) return t.offset;
+    ADD_FAILURE() << "no tensor " << name;
+    return size_t(0);
+  };
+  EXPECT_EQ(m.w.blocks[2].qkv, m.params.data() + at("blocks.2.attn.qkv.weight"));
+  EXPECT_EQ(m.dw.blocks[3].mlp.proj, m.grads.data() + at("blocks.3.mlp.proj.weight"));
+  EXPECT_EQ(m.w.routers[1].pred_out_b, m.params.data() + at("blocks.1.predictor.out.bias"));
+  EXPECT_EQ(m.w.routers[0].router, nullptr);  // block 0 is dense
+  EXPECT_EQ(m.w.lm_head, m.params.data() + at("lm_head.weight"));
+  EXPECT_EQ(m.w.final_norm, m.params.data() + at("final_norm.weight"));
 }
 
 class BothPrecisions : public ::testing::TestWithParam<bool> {};  // train.matmul_bf16
@@ -162,7 +194,7 @@ TEST_P(BothPrecisions, CachedDecodingEqualsFullForward) {
   std::vector<int32_t> tok(T);
   for (int64_t i = 0; i < T; i++) tok[i] = int32_t((i * 37 + 5) % 256);
   Activations a(m, 1, T, false);
-  model_forward(m, a, tok.data(), nullptr);  // logits (1,T,V)
+  model_forward(m, a, tok.data(), nullptr, ForwardMode{});  // logits (1,T,V)
   Generator g(m, T, /*chunk=*/4);
   // prefill 6 tokens (two chunks), then one at a time
   float* lg = g.feed(tok.data(), 6);

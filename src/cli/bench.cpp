@@ -55,7 +55,7 @@ void bench_train(const BenchFlags& f) {
     for (int64_t micro = 0; micro < tc.grad_accum; micro++) {
       random_tokens(in, cfg.model.vocab_size, rng);
       random_tokens(tgt, cfg.model.vocab_size, rng);
-      model_forward(model, acts, in.data(), tgt.data());
+      model_forward(model, acts, in.data(), tgt.data(), ForwardMode{true, uint64_t(s * tc.grad_accum + micro)});
       model_backward(model, acts, in.data(), tgt.data(), 1.0f / float(tc.grad_accum));
     }
     adam.update(model, tc, tc.lr);

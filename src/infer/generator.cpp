@@ -11,10 +11,6 @@
 
 namespace fw {
 
-static BlockDims block_dims(const ModelConfig& c, int64_t B, int64_t T) {
-  return {B, T, c.d_model, c.n_heads, c.mlp_shape()};
-}
-
 void Generator::layout(Buffers& b, const ModelConfig& c, int64_t cap, int64_t tokens, int64_t rows,
                        const std::function<void(float*&, size_t)>& f) {
   const size_t C = size_t(c.d_model), L = size_t(c.n_layers), N = size_t(tokens);
@@ -26,8 +22,8 @@ void Generator::layout(Buffers& b, const ModelConfig& c, int64_t cap, int64_t to
   }
   // (1, N) tokens with P rows of cap keys covers both shapes a block runs in:
   // (1, T ≤ chunk) for a feed and (B ≤ rows, 1) for a step
-  const BlockDims d = block_dims(c, 1, tokens);
-  for_each_block_act(b.acts, d, cap, f);
+  const BlockDims d = BlockDims::of(c, 1, tokens);
+  for_each_block_act(b.acts, d, cap, false, f);
   for_each_block_scratch(b.scratch, d, false, f);
   f(b.x, N * C);
   f(b.y, N * C);
@@ -82,7 +78,7 @@ void Generator::run_block(int64_t l, const int64_t* rows, int64_t B, int64_t T, 
                           const int32_t* pos) {
   const int64_t L = m_.cfg.n_layers;
   for (int64_t b = 0; b < B; b++) past_[size_t(b)] = kv_len_[size_t(rows[b] * L + l)];
-  block_forward(block_dims(m_.cfg, B, T), m_.w.blocks[size_t(l)], b_.acts, b_.scratch, y, x, pos, rope_,
+  block_forward(BlockDims::of(m_.cfg, B, T), ForwardMode{}, m_.w.blocks[size_t(l)], b_.acts, b_.scratch, y, x, pos, rope_,
                 KvSlot{b_.k[size_t(l)], b_.v[size_t(l)], cap_, rows, past_.data()}, cap_);
   for (int64_t b = 0; b < B; b++) kv_len_[size_t(rows[b] * L + l)] += T;
 }

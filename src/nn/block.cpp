@@ -17,7 +17,17 @@ void RopeTable::build(int64_t n, int64_t hd) {
   rope_table(cos.data(), sin.data(), n, hd);
 }
 
-void for_each_block_act(BlockActs& a, const BlockDims& d, int64_t Tk,
+void for_each_block_param(const MlpShape& mlp, int64_t C, BlockWeights& w, const ParamVisitor& f) {
+  const double cc = double(C) * double(C);
+  f({"attn_norm.weight", {C}, false, Init::ones}, w.attn_norm, nullptr);
+  f({"attn.qkv.weight", {3 * C, C}, true, Init::normal, FlopTerm::attn_qkv, 3 * cc, 3 * cc}, w.qkv, &w.qkv16);
+  f({"attn.out.weight", {C, C}, true, Init::residual, FlopTerm::attn_out, cc, cc}, w.out, &w.out16);
+  if (mlp.kind == MlpKind::none) return;
+  f({"mlp_norm.weight", {C}, false, Init::ones}, w.mlp_norm, nullptr);
+  for_each_mlp_param(mlp, C, w.mlp, f);
+}
+
+void for_each_block_act(BlockActs& a, const BlockDims& d, int64_t Tk, bool train,
                         const std::function<void(float*&, size_t)>& f) {
   const size_t BT = size_t(d.B * d.T), C = size_t(d.C);
   f(a.ln1, BT * C);
@@ -30,7 +40,7 @@ void for_each_block_act(BlockActs& a, const BlockDims& d, int64_t Tk,
   f(a.h, BT * C);
   f(a.ln2, BT * C);
   f(a.rstd2, BT);
-  for_each_mlp_act(a.mlp, d.mlp, d.B * d.T, d.train, f);
+  for_each_mlp_act(a.mlp, d.mlp, d.B * d.T, train, f);
 }
 
 void for_each_block_scratch(BlockScratch& s, const BlockDims& d, bool backward,
@@ -47,9 +57,9 @@ void for_each_block_scratch(BlockScratch& s, const BlockDims& d, bool backward,
   f(s.dattn, size_t(num_threads()) * size_t(d.T * d.T));
 }
 
-void block_forward(const BlockDims& d, const BlockWeights& w, BlockActs& a, BlockScratch& s,
-                   float* y, const float* x, const int32_t* pos, const RopeTable& rope,
-                   const KvSlot& kv, int64_t ldp) {
+double block_forward(const BlockDims& d, const ForwardMode& mode, const BlockWeights& w, BlockActs& a,
+                     BlockScratch& s, float* y, const float* x, const int32_t* pos, const RopeTable& rope,
+                     const KvSlot& kv, int64_t ldp) {
   const int64_t BT = d.B * d.T, C = d.C;
   // attention sub-block
   rmsnorm_forward(a.ln1, a.rstd1, x, w.attn_norm, BT, C);
@@ -62,12 +72,13 @@ void block_forward(const BlockDims& d, const BlockWeights& w, BlockActs& a, Bloc
   // MLP sub-block
   if (d.mlp.kind == MlpKind::none) {
     std::memcpy(y, a.h, size_t(BT * C) * sizeof(float));
-    return;
+    return 0;
   }
   rmsnorm_forward(a.ln2, a.rstd2, a.h, w.mlp_norm, BT, C);
-  mlp_forward(d.mlp, d.train, w.mlp, a.mlp, y, a.ln2, BT, C);
+  const double aux = mlp_forward(d.mlp, mode, w.mlp, a.mlp, y, a.ln2, BT, C);
 #pragma omp parallel for simd schedule(static)
   for (int64_t i = 0; i < BT * C; i++) y[i] += a.h[i];
+  return aux;
 }
 
 void block_backward(const BlockDims& d, const BlockWeights& w, const BlockWeights& dw,

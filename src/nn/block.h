@@ -16,20 +16,26 @@ namespace fw {
 struct BlockDims {
   int64_t B, T, C, H;  // batch, tokens per row, width, heads
   MlpShape mlp;
-  bool train = false;  // a training forward (fff_leaf: soft mixture; its buffers are laid out)
   int64_t hd() const { return C / H; }
+  static BlockDims of(const ModelConfig& c, int64_t B, int64_t T) {
+    return {B, T, c.d_model, c.n_heads, c.mlp_shape()};
+  }
 };
 
 // Views into the flat parameter (or gradient) buffer, and, in bf16 mode, into the
 // bf16 copy of the parameters (null otherwise).
 struct BlockWeights {
-  float* attn_norm;  // (C)
-  float* qkv;        // (3C, C)
-  float* out;        // (C, C)
-  float* mlp_norm;   // (C); null with mlp = none
+  float* attn_norm = nullptr;  // (C)
+  float* qkv = nullptr;        // (3C, C)
+  float* out = nullptr;        // (C, C)
+  float* mlp_norm = nullptr;   // (C); null with mlp = none
   MlpWeights mlp;
   const uint16_t *qkv16 = nullptr, *out16 = nullptr;
 };
+
+// The block's parameters (names relative to the block): the attention's norm and
+// projections, then the MLP's norm and the MLP (nn/mlp.h).
+void for_each_block_param(const MlpShape& mlp, int64_t C, BlockWeights& w, const ParamVisitor& f);
 
 // What the forward keeps for the backward, per block.
 struct BlockActs {
@@ -67,17 +73,19 @@ struct RopeTable {
 
 // Visit every activation buffer with its size; called once to size an arena and
 // once to carve it, so the two can never disagree. Tk: keys per query row in P.
-void for_each_block_act(BlockActs& a, const BlockDims& d, int64_t Tk,
+// train: also what a training forward keeps (fff_leaf's soft mixture).
+void for_each_block_act(BlockActs& a, const BlockDims& d, int64_t Tk, bool train,
                         const std::function<void(float*&, size_t)>& f);
 void for_each_block_scratch(BlockScratch& s, const BlockDims& d, bool backward,
                             const std::function<void(float*&, size_t)>& f);
 
 // x, y (B,T,C); pos (B,T) the tokens' positions (rotation angles). kv: where the
 // keys and values go (training: the block's own a.k, a.v, KvSlot{a.k, a.v, T}).
-// ldp: keys per row of a.P (training: T; decoding: the cache capacity).
-void block_forward(const BlockDims& d, const BlockWeights& w, BlockActs& a, BlockScratch& s,
-                   float* y, const float* x, const int32_t* pos, const RopeTable& rope,
-                   const KvSlot& kv, int64_t ldp);
+// ldp: keys per row of a.P (training: T; decoding: the cache capacity). Returns the
+// MLP's weighted auxiliary loss (nn/mlp.h).
+double block_forward(const BlockDims& d, const ForwardMode& mode, const BlockWeights& w, BlockActs& a,
+                     BlockScratch& s, float* y, const float* x, const int32_t* pos, const RopeTable& rope,
+                     const KvSlot& kv, int64_t ldp);
 
 // dres (B,T,C): in = ∂L/∂y, out = ∂L/∂x. Weight gradients accumulate into dw.
 // aux_scale: the scale of the MLP's auxiliary loss (fff_leaf hardening) in the loss.

@@ -13,39 +13,50 @@ double FlopCount::forward_per_seq() const {
          final_logits + router + predictor;
 }
 
+// 2 FLOPs per multiply-accumulate, summed over the description's weights of one term
+// (or all terms) of a component.
+template <class Describe>
+static double weight_flops(Describe describe, bool training, FlopTerm term = FlopTerm::none) {
+  double macs = 0;
+  describe([&](const ParamSpec& s, float*&, const uint16_t**) {
+    if (term == FlopTerm::none || s.term == term) macs += training ? s.macs_train : s.macs;
+  });
+  return 2 * macs;
+}
+
 double mlp_flops_per_token(const MlpShape& s, int64_t width, bool training) {
-  const double d = double(width);
-  switch (s.kind) {
-    case MlpKind::dense: return 4 * d * double(s.F);
-    case MlpKind::fff: return 4 * d * double(s.K * (s.D + 1));  // per neuron: a dot for λ, an axpy out
-    case MlpKind::fff_leaf:  // a router is one dot; a leaf neuron a dot and an axpy
-      return training ? 2 * d * double(s.K * s.routers()) + 4 * d * double(s.K * s.leaves() * s.leaf)
-                      : 2 * d * double(s.K * s.D) + 4 * d * double(s.K * s.leaf);
-    default: return 0;
-  }
+  MlpWeights unused;
+  return weight_flops([&](const ParamVisitor& f) { for_each_mlp_param(s, width, unused, f); }, training);
 }
 
 FlopCount count_flops(const ModelConfig& c, int64_t seq_len) {
   const double s = double(seq_len), V = double(c.vocab_size), d = double(c.d_model),
-               h = double(c.n_heads), hk = double(c.d_model), mlp = mlp_flops_per_token(c.mlp_shape(), c.d_model, false),
-               mlp_train = mlp_flops_per_token(c.mlp_shape(), c.d_model, true),
-               P = double(c.predictor_hidden());
+               h = double(c.n_heads), hk = double(c.d_model);
+  // the weight terms per token of one block and one router, from their parameter descriptions
+  BlockWeights bw;
+  RouterWeights rw;
+  auto block = [&](const ParamVisitor& f) { for_each_block_param(c.mlp_shape(), c.d_model, bw, f); };
+  auto router = [&](const ParamVisitor& f) { for_each_router_param(c.mod, c.predictor_hidden(), c.d_model, rw, f); };
+  const double qkv = weight_flops(block, false, FlopTerm::attn_qkv), out = weight_flops(block, false, FlopTerm::attn_out),
+               mlp = weight_flops(block, false, FlopTerm::mlp), mlp_train = weight_flops(block, true, FlopTerm::mlp),
+               route = weight_flops(router, false, FlopTerm::router),
+               predict = weight_flops(router, false, FlopTerm::predictor);
   FlopCount fc{};
   fc.seq_len = seq_len;
   fc.embeddings = 2 * s * V * d;
   for (int64_t l = 0; l < c.n_layers; l++) {
     const bool routed = c.mod.routed(l);
     const double t = routed ? double(c.mod.k(seq_len)) : s;  // tokens the block processes
-    fc.attn_qkv += 6 * t * d * hk;
+    fc.attn_qkv += t * qkv;
     fc.attn_logits += 2 * t * t * hk;
     fc.attn_softmax += 3 * h * t * t;
     fc.attn_values += 2 * t * t * hk;
-    fc.attn_out += 2 * t * hk * d;
+    fc.attn_out += t * out;
     fc.mlp += t * mlp;
     fc.mlp_train += t * mlp_train;
-    if (routed) {
-      fc.router += 2 * s * d;
-      if (c.mod.predictor()) fc.predictor += s * (2 * d * P + 2 * P);
+    if (routed) {  // the router and predictor see every token
+      fc.router += s * route;
+      fc.predictor += s * predict;
     }
   }
   fc.final_logits = 2 * s * d * V;

@@ -36,6 +36,8 @@ FlopCount count_flops(const ModelConfig& cfg, int64_t seq_len);
 
 // Forward FLOPs of one block's MLP per token: dense 4dF, fff 4d·K(D+1), fff_leaf
 // 2d·K·D (the routers on the path) + 4d·K·l (one leaf) or, training, 2d·K·R + 4d·K·L·l.
+// Like every weight term here, 2 × the multiply-accumulates its parameter description
+// states (nn/params.h).
 double mlp_flops_per_token(const MlpShape& s, int64_t width, bool training);
 
 // The 6·N approximation per training token (N = all parameters).

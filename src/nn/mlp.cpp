@@ -56,8 +56,8 @@ void for_each_mlp_scratch(MlpScratch& sc, const MlpShape& s, int64_t M,
   }
 }
 
-void mlp_forward(const MlpShape& s, bool train, const MlpWeights& w, MlpActs& a, float* y, const float* x,
-                 int64_t M, int64_t C) {
+double mlp_forward(const MlpShape& s, const ForwardMode& mode, const MlpWeights& w, MlpActs& a, float* y,
+                   const float* x, int64_t M, int64_t C) {
   switch (s.kind) {
     case MlpKind::dense:
       linear_forward(a.fc, x, w.fc, w.fc16, M, C, s.F);
@@ -68,12 +68,14 @@ void mlp_forward(const MlpShape& s, bool train, const MlpWeights& w, MlpActs& a,
       fff_forward(y, a.path, a.lam, x, w.w_in, w.b_in, w.w_out, tree(s, C), M);
       break;
     case MlpKind::fff_leaf:
-      a.entropy = 0;
-      if (train) a.entropy = leaf_soft_forward(y, a.soft, x, leaf_weights(w), leaf_shape(s, C), M, s.transpose_prob, a.seed);
-      else leaf_hard_forward(y, a.leaf, a.hidden, x, leaf_weights(w), leaf_shape(s, C), M);
+      if (mode.train)
+        return s.hardening * leaf_soft_forward(y, a.soft, x, leaf_weights(w), leaf_shape(s, C), M,
+                                               s.transpose_prob, mode.seed);
+      leaf_hard_forward(y, a.leaf, a.hidden, x, leaf_weights(w), leaf_shape(s, C), M);
       break;
     default: break;
   }
+  return 0;
 }
 
 void mlp_backward(const MlpShape& s, const MlpWeights& w, const MlpWeights& dw, const MlpActs& a,
@@ -120,13 +122,39 @@ double leaves_used(const MlpShape& s, const int64_t* counts) {
   return double(used) / double(s.K * (per_tree - first_leaf));
 }
 
-int64_t mlp_params(const MlpShape& s, int64_t C) {
+void for_each_mlp_param(const MlpShape& s, int64_t C, MlpWeights& w, const ParamVisitor& f) {
+  const double c = double(C);
   switch (s.kind) {
-    case MlpKind::dense: return 2 * s.F * C;
-    case MlpKind::fff: return s.K * s.tree_nodes() * (2 * C + 1);
-    case MlpKind::fff_leaf:
-      return s.K * (s.routers() * (C + 1) + s.leaves() * (s.leaf * (2 * C + 1) + C));
-    default: return 0;
+    case MlpKind::dense: {  // every token meets all F neurons
+      const double m = double(s.F) * c;
+      f({"mlp.fc.weight", {s.F, C}, true, Init::normal, FlopTerm::mlp, m, m}, w.fc, &w.fc16);
+      f({"mlp.proj.weight", {C, s.F}, true, Init::residual, FlopTerm::mlp, m, m}, w.proj, &w.proj16);
+      break;
+    }
+    case MlpKind::fff: {  // K trees of N neurons in heap order; a token meets D+1 per tree
+      const int64_t KN = s.K * s.tree_nodes();
+      const double m = double(s.K * (s.D + 1)) * c;  // (the tree CMM runs in fp32: no bf16 copies)
+      f({"mlp.fff.w_in", {KN, C}, true, Init::normal, FlopTerm::mlp, m, m}, w.w_in, nullptr);
+      f({"mlp.fff.b_in", {KN}, false, Init::zeros}, w.b_in, nullptr);
+      f({"mlp.fff.w_out", {KN, C}, true, Init::residual, FlopTerm::mlp, m, m}, w.w_out, nullptr);
+      break;
+    }
+    case MlpKind::fff_leaf: {  // K trees: R routers and L leaves of l neurons each
+      const int64_t KR = s.K * s.routers(), KL = s.K * s.leaves(), KLl = KL * s.leaf;
+      // inference: the D routers on the path and one leaf; training: all of them (soft mixture)
+      if (KR > 0) {
+        f({"mlp.fff_leaf.router.weight", {KR, C}, true, Init::normal, FlopTerm::mlp, double(s.K * s.D) * c,
+           double(KR) * c}, w.r_w, nullptr);
+        f({"mlp.fff_leaf.router.bias", {KR}, false, Init::zeros}, w.r_b, nullptr);
+      }
+      const double one = double(s.K * s.leaf) * c, all = double(KLl) * c;
+      f({"mlp.fff_leaf.w1", {KLl, C}, true, Init::normal, FlopTerm::mlp, one, all}, w.w1, nullptr);
+      f({"mlp.fff_leaf.b1", {KLl}, false, Init::zeros}, w.b1, nullptr);
+      f({"mlp.fff_leaf.w2", {KLl, C}, true, Init::residual, FlopTerm::mlp, one, all}, w.w2, nullptr);
+      f({"mlp.fff_leaf.b2", {KL, C}, false, Init::zeros}, w.b2, nullptr);
+      break;
+    }
+    default: break;
   }
 }
 

@@ -11,8 +11,17 @@
 
 #include "kernels/fff_leaf.h"
 #include "nn/config.h"
+#include "nn/params.h"
 
 namespace fw {
+
+// How a forward runs. Training: fff_leaf mixes all leaves softly, with random child
+// transpositions drawn from seed (the run's random stream gives one per micro-batch);
+// inference: every kind takes its hard path. The other kinds ignore the mode.
+struct ForwardMode {
+  bool train = false;
+  uint64_t seed = 0;
+};
 
 struct MlpWeights {
   float* fc = nullptr;     // dense (F, C)
@@ -38,8 +47,6 @@ struct MlpActs {
   LeafSoftActs soft{};    // fff_leaf, training forward
   float* leaf = nullptr;  // fff_leaf (M, K) the leaf each tree chose (evaluation forward)
   float* hidden = nullptr;  // fff_leaf (M, K·l) that leaf's hidden activations
-  uint64_t seed = 0;      // fff_leaf: draws the child transpositions of the next forward
-  double entropy = 0;     // fff_leaf: the last training forward's mean router entropy
 };
 
 // Backward scratch, shared by all blocks.
@@ -54,10 +61,12 @@ void for_each_mlp_act(MlpActs& a, const MlpShape& s, int64_t M, bool train,
 void for_each_mlp_scratch(MlpScratch& sc, const MlpShape& s, int64_t M,
                           const std::function<void(float*&, size_t)>& f);
 
-// x, y (M, C): y = MLP(x) (overwritten). Not called for MlpKind::none. train: the
-// training forward (fff_leaf: soft mixture, transpositions, a.entropy), else inference.
-void mlp_forward(const MlpShape& s, bool train, const MlpWeights& w, MlpActs& a, float* y, const float* x,
-                 int64_t M, int64_t C);
+// x, y (M, C): y = MLP(x) (overwritten). Not called for MlpKind::none. Returns the
+// weighted auxiliary loss this forward adds to the objective: fff_leaf's hardening
+// (fff.hardening × the mean router entropy) in training, else 0. A training forward
+// needs the buffers laid out with train = true.
+double mlp_forward(const MlpShape& s, const ForwardMode& mode, const MlpWeights& w, MlpActs& a, float* y,
+                   const float* x, int64_t M, int64_t C);
 // After a training forward: dy (M, C) → dx (M, C) (overwritten); weight gradients
 // accumulate into dw. aux_scale: the scale of the auxiliary losses (fff_leaf's
 // hardening, weighted by fff.hardening) in the loss being differentiated.
@@ -72,7 +81,8 @@ void count_tree_visits(const MlpShape& s, const MlpActs& a, int64_t tokens, int6
 // The fraction of leaves (fff: the 2^D last-level neurons of each tree) with a visit.
 double leaves_used(const MlpShape& s, const int64_t* counts);
 
-// Parameters of one block's MLP (without its norm).
-int64_t mlp_params(const MlpShape& s, int64_t C);
+// The MLP's parameters (names relative to the block, "mlp.fc.weight", ...; its norm
+// belongs to the block), with their views in w.
+void for_each_mlp_param(const MlpShape& s, int64_t C, MlpWeights& w, const ParamVisitor& f);
 
 }  // namespace fw

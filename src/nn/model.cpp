@@ -12,66 +12,41 @@
 
 namespace fw {
 
+void Model::for_each_param(const ModelConfig& c, ModelWeights& v, const ParamVisitor& f) {
+  const int64_t V = c.vocab_size, C = c.d_model;
+  v.blocks.assign(size_t(c.n_layers), BlockWeights{});
+  v.routers.assign(size_t(c.n_layers), RouterWeights{});
+  // The embedding's products are lookups; the FLOP count's embedding and logits terms
+  // are written in nn/flops.cpp, tied or not. A tied head is the embedding itself, so
+  // in bf16 mode the embedding's bf16 copy is the head's.
+  f({"embedding.weight", {V, C}, true, Init::normal}, v.embedding, c.tie_embeddings ? &v.lm_head16 : nullptr);
+  for (int64_t l = 0; l < c.n_layers; l++) {
+    const ParamVisitor in_block = prefixed("blocks." + std::to_string(l) + ".", f);
+    for_each_block_param(c.mlp_shape(), C, v.blocks[size_t(l)], in_block);
+    if (c.mod.routed(l)) for_each_router_param(c.mod, c.predictor_hidden(), C, v.routers[size_t(l)], in_block);
+  }
+  f({"final_norm.weight", {C}, false, Init::ones}, v.final_norm, nullptr);
+  if (c.tie_embeddings) v.lm_head = v.embedding;
+  else f({"lm_head.weight", {V, C}, true, Init::normal}, v.lm_head, &v.lm_head16);
+}
+
 Model::Model(const ModelConfig& c) : cfg(c) {
   cfg.validate();
-  const int64_t V = cfg.vocab_size, C = cfg.d_model;
-  const MlpShape mlp = cfg.mlp_shape();
   size_t off = 0;
-  auto add = [&](std::string name, std::vector<int64_t> shape, bool decay, Init init) {
-    tensors.push_back({std::move(name), off, std::move(shape), decay, init});
-    off += tensors.back().numel();
-  };
-  add("embedding.weight", {V, C}, true, Init::normal);
-  for (int64_t l = 0; l < cfg.n_layers; l++) {
-    std::string p = "blocks." + std::to_string(l) + ".";
-    add(p + "attn_norm.weight", {C}, false, Init::ones);
-    add(p + "attn.qkv.weight", {3 * C, C}, true, Init::normal);
-    add(p + "attn.out.weight", {C, C}, true, Init::residual);
-    if (mlp.kind != MlpKind::none) add(p + "mlp_norm.weight", {C}, false, Init::ones);
-    if (mlp.kind == MlpKind::dense) {
-      add(p + "mlp.fc.weight", {mlp.F, C}, true, Init::normal);
-      add(p + "mlp.proj.weight", {C, mlp.F}, true, Init::residual);
-    } else if (mlp.kind == MlpKind::fff) {  // K trees of N neurons, heap order, one row each
-      const int64_t KN = mlp.K * mlp.tree_nodes();
-      add(p + "mlp.fff.w_in", {KN, C}, true, Init::normal);
-      add(p + "mlp.fff.b_in", {KN}, false, Init::zeros);
-      add(p + "mlp.fff.w_out", {KN, C}, true, Init::residual);
-    } else if (mlp.kind == MlpKind::fff_leaf) {  // K trees: R routers, L leaves of l neurons
-      const int64_t KR = mlp.K * mlp.routers(), KL = mlp.K * mlp.leaves(), KLl = KL * mlp.leaf;
-      if (KR > 0) {
-        add(p + "mlp.fff_leaf.router.weight", {KR, C}, true, Init::normal);
-        add(p + "mlp.fff_leaf.router.bias", {KR}, false, Init::zeros);
-      }
-      add(p + "mlp.fff_leaf.w1", {KLl, C}, true, Init::normal);
-      add(p + "mlp.fff_leaf.b1", {KLl}, false, Init::zeros);
-      add(p + "mlp.fff_leaf.w2", {KLl, C}, true, Init::residual);
-      add(p + "mlp.fff_leaf.b2", {KL, C}, false, Init::zeros);
-    }
-    if (cfg.mod.routed(l)) {
-      add(p + "router.weight", {C}, false, Init::normal);
-      if (cfg.mod.predictor()) {
-        const int64_t P = cfg.predictor_hidden();
-        add(p + "predictor.fc.weight", {P, C}, true, Init::normal);
-        add(p + "predictor.fc.bias", {P}, false, Init::zeros);
-        add(p + "predictor.out.weight", {1, P}, true, Init::normal);
-        add(p + "predictor.out.bias", {1}, false, Init::zeros);
-      }
-    }
-  }
-  add("final_norm.weight", {C}, false, Init::ones);
-  if (!cfg.tie_embeddings) add("lm_head.weight", {V, C}, true, Init::normal);
+  ModelWeights layout;
+  for_each_param(cfg, layout, [&](const ParamSpec& s, float*&, const uint16_t**) {
+    tensors.push_back({s, off});
+    off += s.numel();
+  });
   params.resize(off);
   w = views(params.data(), nullptr);
 }
 
 size_t Model::count_params(const ModelConfig& c) {
-  const size_t V = c.vocab_size, C = c.d_model, L = c.n_layers, P = c.predictor_hidden();
-  const MlpShape mlp = c.mlp_shape();
-  const size_t per_mlp = size_t(mlp_params(mlp, c.d_model)) + (mlp.kind == MlpKind::none ? 0 : C);
-  size_t routed = 0;
-  for (int64_t l = 0; l < c.n_layers; l++) routed += c.mod.routed(l);
-  const size_t per_router = C + (c.mod.predictor() ? P * C + P + P + 1 : 0);
-  return V * C * (c.tie_embeddings ? 1 : 2) + L * (C + 4 * C * C + per_mlp) + C + routed * per_router;
+  size_t n = 0;
+  ModelWeights unused;
+  for_each_param(c, unused, [&](const ParamSpec& s, float*&, const uint16_t**) { n += s.numel(); });
+  return n;
 }
 
 size_t Model::count_embedding_params(const ModelConfig& c) {
@@ -80,58 +55,17 @@ size_t Model::count_embedding_params(const ModelConfig& c) {
 
 size_t Model::num_embedding_params() const { return count_embedding_params(cfg); }
 
+// base + each tensor's offset, walking the constructor's description again: the
+// order cannot disagree.
 ModelWeights Model::views(float* base, const uint16_t* base16) const {
   ModelWeights v;
   size_t i = 0;
-  auto next = [&]() { return base + tensors[i++].offset; };
-  // the bf16 copy of the tensor just taken by next()
-  auto copy16 = [&]() { return base16 ? base16 + tensors[i - 1].offset : nullptr; };
-  v.embedding = next();
-  for (int64_t l = 0; l < cfg.n_layers; l++) {
-    BlockWeights b;
-    b.attn_norm = next();
-    b.qkv = next();
-    b.qkv16 = copy16();
-    b.out = next();
-    b.out16 = copy16();
-    const MlpKind kind = cfg.mlp_shape().kind;
-    b.mlp_norm = kind == MlpKind::none ? nullptr : next();
-    if (kind == MlpKind::dense) {
-      b.mlp.fc = next();
-      b.mlp.fc16 = copy16();
-      b.mlp.proj = next();
-      b.mlp.proj16 = copy16();
-    } else if (kind == MlpKind::fff) {  // (the tree CMM always runs in fp32)
-      b.mlp.w_in = next();
-      b.mlp.b_in = next();
-      b.mlp.w_out = next();
-    } else if (kind == MlpKind::fff_leaf) {  // (fp32 too)
-      if (cfg.mlp_shape().routers() > 0) {
-        b.mlp.r_w = next();
-        b.mlp.r_b = next();
-      }
-      b.mlp.w1 = next();
-      b.mlp.b1 = next();
-      b.mlp.w2 = next();
-      b.mlp.b2 = next();
-    }
-    v.blocks.push_back(b);
-    RouterWeights r;
-    if (cfg.mod.routed(l)) {
-      r.router = next();
-      if (cfg.mod.predictor()) {
-        r.pred_hidden = cfg.predictor_hidden();
-        r.pred_fc = next();
-        r.pred_fc_b = next();
-        r.pred_out = next();
-        r.pred_out_b = next();
-      }
-    }
-    v.routers.push_back(r);
-  }
-  v.final_norm = next();
-  v.lm_head = cfg.tie_embeddings ? v.embedding : next();
-  if (base16) v.lm_head16 = base16 + (v.lm_head - base);
+  for_each_param(cfg, v, [&](const ParamSpec& s, float*& view, const uint16_t** view16) {
+    const ParamTensor& t = tensors[i++];
+    FW_CHECK(t.name == s.name, "internal: parameter ", i - 1, " is ", t.name, ", expected ", s.name);
+    view = base + t.offset;
+    if (view16) *view16 = base16 ? base16 + t.offset : nullptr;
+  });
   return v;
 }
 
@@ -183,7 +117,7 @@ void Activations::layout(const ModelConfig& cfg, const std::function<void(float*
     if (cfg.mod.routed(l))
       for_each_routed_act(routed[size_t(l)], dims, cfg.mod, cfg.predictor_hidden(), with_backward, f);
     else
-      for_each_block_act(blocks[size_t(l)], dims, dims.T, f);
+      for_each_block_act(blocks[size_t(l)], dims, dims.T, with_backward, f);
   }
   for_each_block_scratch(scratch, dims, with_backward, f);
   f(lnf, BT * C);
@@ -193,13 +127,9 @@ void Activations::layout(const ModelConfig& cfg, const std::function<void(float*
   if (with_backward) f(dres, BT * C);
 }
 
-static BlockDims dims_of(const ModelConfig& c, int64_t B, int64_t T, bool train) {
-  return {B, T, c.d_model, c.n_heads, c.mlp_shape(), train};
-}
-
 size_t Activations::bytes(const ModelConfig& cfg, int64_t B, int64_t T, bool backward) {
   Activations probe;  // only its layout() is used, to count
-  probe.dims = dims_of(cfg, B, T, backward);
+  probe.dims = BlockDims::of(cfg, B, T);
   probe.with_backward = backward;
   size_t floats = 0;
   probe.layout(cfg, [&](float*&, size_t n) { floats += Arena::rounded(n); });
@@ -207,7 +137,7 @@ size_t Activations::bytes(const ModelConfig& cfg, int64_t B, int64_t T, bool bac
 }
 
 Activations::Activations(const Model& m, int64_t B, int64_t T, bool backward)
-    : dims(dims_of(m.cfg, B, T, backward)), with_backward(backward) {
+    : dims(BlockDims::of(m.cfg, B, T)), with_backward(backward) {
   FW_CHECK(T >= 1 && T <= m.cfg.max_seq_len, "config: train.seq_len = ", T,
            " must be in [1, model.max_seq_len = ", m.cfg.max_seq_len, "]");
   layout(m.cfg, [&](float*&, size_t n) { arena_.reserve(n); });
@@ -221,33 +151,34 @@ Activations::Activations(const Model& m, int64_t B, int64_t T, bool backward)
 
 // ---- forward / backward --------------------------------------------------------
 
-float model_forward(Model& m, Activations& a, const int32_t* tokens, const int32_t* targets) {
+ForwardLoss model_forward(Model& m, Activations& a, const int32_t* tokens, const int32_t* targets,
+                          const ForwardMode& mode) {
+  FW_CHECK(!mode.train || a.with_backward, "internal: a training forward on inference activations");
   const BlockDims& d = a.dims;
   const int64_t BT = d.B * d.T, C = d.C, V = m.cfg.vocab_size;
   embedding_forward(a.res[0], tokens, m.w.embedding, BT, C);
-  a.aux_loss = 0;
+  ForwardLoss out;
   for (int64_t l = 0; l < m.cfg.n_layers; l++) {
     const size_t i = size_t(l);
-    const uint64_t seed = hash64(a.noise_seed ^ hash64(uint64_t(l)));  // fff_leaf transpositions
+    // each block draws its own randomness (fff_leaf transpositions) from the forward's seed
+    const ForwardMode block_mode{mode.train, hash64(mode.seed ^ hash64(uint64_t(l)))};
     if (m.cfg.mod.routed(l)) {
-      a.routed[i].inner.mlp.seed = seed;
-      a.aux_loss += routed_forward(d, m.cfg.mod, m.cfg.mod.gate, m.w.blocks[i], m.w.routers[i],
-                                   a.routed[i], a.scratch, a.res[i + 1], a.res[i], a.rope);
-      continue;
+      out.aux_loss += routed_forward(d, block_mode, m.cfg.mod, m.cfg.mod.gate, m.w.blocks[i], m.w.routers[i],
+                                     a.routed[i], a.scratch, a.res[i + 1], a.res[i], a.rope);
+    } else {
+      BlockActs& ba = a.blocks[i];
+      out.aux_loss += block_forward(d, block_mode, m.w.blocks[i], ba, a.scratch, a.res[i + 1], a.res[i],
+                                    a.pos.data(), a.rope, KvSlot{ba.k, ba.v, d.T}, d.T);
     }
-    BlockActs& ba = a.blocks[i];
-    ba.mlp.seed = seed;
-    block_forward(d, m.w.blocks[i], ba, a.scratch, a.res[i + 1], a.res[i], a.pos.data(), a.rope,
-                  KvSlot{ba.k, ba.v, d.T}, d.T);
-    a.aux_loss += d.mlp.hardening * ba.mlp.entropy;  // fff_leaf's hardening loss (else 0)
   }
   rmsnorm_forward(a.lnf, a.rstdf, a.res.back(), m.w.final_norm, BT, C);
   linear_forward(a.logits, a.lnf, m.w.lm_head, m.w.lm_head16, BT, C, V);
-  if (!targets) return 0.0f;
+  if (!targets) return out;
   softmax_xent_forward(a.logits, a.losses, targets, BT, V);
   double sum = 0;
   for (int64_t i = 0; i < BT; i++) sum += a.losses[i];
-  return float(sum / double(BT));
+  out.loss = float(sum / double(BT));
+  return out;
 }
 
 void model_backward(Model& m, Activations& a, const int32_t* tokens, const int32_t* targets,

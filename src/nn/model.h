@@ -1,7 +1,8 @@
 // The decoder-only transformer: token embedding, n_layers pre-norm blocks, final
 // RMSNorm, output head (tied to the embedding by default), cross-entropy.
 // Parameters and gradients each live in one flat buffer with named views, in the
-// order of `tensors` (which is also the checkpoint's order).
+// order of `tensors` (which is also the checkpoint's order); every component
+// describes its tensors once (nn/params.h).
 #pragma once
 #include <cstdint>
 #include <functional>
@@ -13,43 +14,22 @@
 #include "nn/block.h"
 #include "nn/routed_block.h"
 #include "nn/config.h"
+#include "nn/params.h"
 
 namespace fw {
 
-// How a tensor starts: N(0, 0.02); N(0, 0.02/√(2L)) for projections into the
-// residual stream; ones (norm gains); zeros (biases).
-enum class Init { normal, residual, ones, zeros };
-
-struct ParamTensor {
-  std::string name;
-  size_t offset;               // into the flat buffer, in floats
-  std::vector<int64_t> shape;
-  bool decay;                  // weight decay applies (matrices yes, vectors no)
-  Init init;
-  size_t numel() const {
-    size_t n = 1;
-    for (auto s : shape) n *= size_t(s);
-    return n;
-  }
-};
-
-// A routed (Mixture-of-Depths) block's own parameters; null in dense blocks.
-struct RouterWeights {
-  float* router = nullptr;      // (C)    r = w · x
-  float* pred_fc = nullptr;     // (P, C) causal predictor: d → P → 1, SiLU
-  float* pred_fc_b = nullptr;   // (P)
-  float* pred_out = nullptr;    // (1, P)
-  float* pred_out_b = nullptr;  // (1)
-  int64_t pred_hidden = 0;      // P
+// A tensor of the flat buffer: its description and where it lies.
+struct ParamTensor : ParamSpec {
+  size_t offset;  // into the flat buffer, in floats
 };
 
 // Typed views of one flat buffer (parameters or gradients).
 struct ModelWeights {
-  float* embedding;                 // (V, C)
-  std::vector<BlockWeights> blocks;
-  std::vector<RouterWeights> routers;  // per layer
-  float* final_norm;                // (C)
-  float* lm_head;                   // (V, C): == embedding when tied
+  float* embedding = nullptr;          // (V, C)
+  std::vector<BlockWeights> blocks;     // per layer
+  std::vector<RouterWeights> routers;   // per layer (empty views in dense blocks)
+  float* final_norm = nullptr;         // (C)
+  float* lm_head = nullptr;            // (V, C): == embedding when tied
   const uint16_t* lm_head16 = nullptr;  // its bf16 copy in bf16 mode
 };
 
@@ -77,6 +57,9 @@ class Model {
   bool bf16_enabled() const { return !params16.empty(); }
   static size_t count_params(const ModelConfig& cfg);
   static size_t count_embedding_params(const ModelConfig& cfg);  // embedding (+ untied head)
+  // Every parameter of a model of this config, in checkpoint order, with its view in v
+  // (the single description the constructor, views and counts are made from).
+  static void for_each_param(const ModelConfig& cfg, ModelWeights& v, const ParamVisitor& f);
 
  private:
   ModelWeights views(float* base, const uint16_t* base16) const;
@@ -103,8 +86,6 @@ class Activations {
   float* dres;    // (B,T,C)   residual gradient (backward)
   std::vector<int32_t> pos;  // (B,T) positions 0..T-1
   RopeTable rope;
-  double aux_loss = 0;  // the last forward's weighted auxiliary losses (MoD, fff_leaf hardening)
-  uint64_t noise_seed = 0;  // draws the next training forward's randomness (fff_leaf transpositions)
 
  private:
   Activations() = default;  // for bytes(): lays out without allocating
@@ -112,13 +93,19 @@ class Activations {
   Arena arena_;
 };
 
-// Mean cross-entropy over the B·T targets (targets may be null: logits only). MoD
-// models also leave their weighted auxiliary losses in a.aux_loss; the training
-// objective is the sum of the two.
-float model_forward(Model& m, Activations& a, const int32_t* tokens, const int32_t* targets);
+struct ForwardLoss {
+  float loss = 0;       // mean cross-entropy over the B·T targets (0 without targets)
+  double aux_loss = 0;  // the weighted auxiliary losses (MoD's BCEs, fff_leaf's hardening)
+  double objective() const { return loss + aux_loss; }  // what training minimises
+};
 
-// Accumulates (+=) into m.grads the gradient of scale · (mean loss + aux loss).
-// Needs the forward of the same batch just before.
+// tokens (B,T) → a.logits; with targets (B,T) also the losses (targets may be null:
+// logits only). A training mode needs Activations made with backward = true.
+ForwardLoss model_forward(Model& m, Activations& a, const int32_t* tokens, const int32_t* targets,
+                          const ForwardMode& mode);
+
+// Accumulates (+=) into m.grads the gradient of scale · objective. Needs the training
+// forward of the same batch just before.
 void model_backward(Model& m, Activations& a, const int32_t* tokens, const int32_t* targets,
                     float scale);
 

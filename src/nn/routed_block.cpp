@@ -8,7 +8,6 @@
 
 #include "kernels/matmul.h"
 #include "kernels/vec_math.h"
-#include "nn/model.h"
 
 namespace fw {
 
@@ -37,6 +36,18 @@ BlockDims selected_dims(const BlockDims& d, const ModConfig& mod) {
 }
 
 }  // namespace
+
+void for_each_router_param(const ModConfig& mod, int64_t P, int64_t C, RouterWeights& w,
+                           const ParamVisitor& f) {
+  const double c = double(C), p = double(P);
+  f({"router.weight", {C}, false, Init::normal, FlopTerm::router, c, c}, w.router, nullptr);
+  if (!mod.predictor()) return;
+  w.pred_hidden = P;
+  f({"predictor.fc.weight", {P, C}, true, Init::normal, FlopTerm::predictor, p * c, p * c}, w.pred_fc, nullptr);
+  f({"predictor.fc.bias", {P}, false, Init::zeros}, w.pred_fc_b, nullptr);
+  f({"predictor.out.weight", {1, P}, true, Init::normal, FlopTerm::predictor, p, p}, w.pred_out, nullptr);
+  f({"predictor.out.bias", {1}, false, Init::zeros}, w.pred_out_b, nullptr);
+}
 
 float gate_value(Gate g, float r) { return g == Gate::raw ? r : g == Gate::sigmoid ? vsigmoid(r) : 1.0f; }
 
@@ -69,7 +80,7 @@ void for_each_routed_act(RoutedActs& a, const BlockDims& d, const ModConfig& mod
                          bool backward, const std::function<void(float*&, size_t)>& f) {
   const BlockDims dk = selected_dims(d, mod);
   const size_t BT = size_t(d.B * d.T), Bk = size_t(dk.B * dk.T), C = size_t(d.C);
-  for_each_block_act(a.inner, dk, dk.T, f);
+  for_each_block_act(a.inner, dk, dk.T, backward, f);
   f(a.r, BT);
   f(a.xs, Bk * C);
   f(a.ys, Bk * C);
@@ -88,7 +99,8 @@ void for_each_routed_act(RoutedActs& a, const BlockDims& d, const ModConfig& mod
   a.selected.resize(BT);
 }
 
-double routed_forward(const BlockDims& d, const ModConfig& mod, Gate gate, const BlockWeights& w,
+double routed_forward(const BlockDims& d, const ForwardMode& mode, const ModConfig& mod, Gate gate,
+                      const BlockWeights& w,
                       const RouterWeights& rw, RoutedActs& a, BlockScratch& s, float* y,
                       const float* x, const RopeTable& rope) {
   const BlockDims dk = selected_dims(d, mod);
@@ -113,8 +125,8 @@ double routed_forward(const BlockDims& d, const ModConfig& mod, Gate gate, const
 #pragma omp parallel for schedule(static)
   for (int64_t i = 0; i < B * k; i++)
     std::memcpy(a.xs + i * C, x + ((i / k) * T + a.idx[size_t(i)]) * C, size_t(C) * 4);
-  block_forward(dk, w, a.inner, s, a.ys, a.xs, a.idx.data(), rope, KvSlot{a.inner.k, a.inner.v, k}, k);
-  const double hardening = d.mlp.hardening * a.inner.mlp.entropy;  // fff_leaf's auxiliary loss (else 0)
+  const double hardening =  // fff_leaf's auxiliary loss (else 0)
+      block_forward(dk, mode, w, a.inner, s, a.ys, a.xs, a.idx.data(), rope, KvSlot{a.inner.k, a.inner.v, k}, k);
   // y = x everywhere; selected tokens add g(r)·Δ with Δ = block(x) − x
   std::memcpy(y, x, size_t(BT * C) * 4);
 #pragma omp parallel for schedule(static)

@@ -17,7 +17,20 @@
 
 namespace fw {
 
-struct RouterWeights;
+// A routed block's own parameters, beside its BlockWeights.
+struct RouterWeights {
+  float* router = nullptr;      // (C)    r = w · x
+  float* pred_fc = nullptr;     // (P, C) causal predictor: d → P → 1, SiLU
+  float* pred_fc_b = nullptr;   // (P)
+  float* pred_out = nullptr;    // (1, P)
+  float* pred_out_b = nullptr;  // (1)
+  int64_t pred_hidden = 0;      // P
+};
+
+// The router's (and, with mod.predictor(), the predictor's) parameters, names relative
+// to the block; P the predictor's hidden width.
+void for_each_router_param(const ModConfig& mod, int64_t P, int64_t C, RouterWeights& w,
+                           const ParamVisitor& f);
 
 // g(r) for the gate (nn/config.h).
 float gate_value(Gate g, float r);
@@ -58,8 +71,9 @@ void for_each_routed_act(RoutedActs& a, const BlockDims& d, const ModConfig& mod
                          bool backward, const std::function<void(float*&, size_t)>& f);
 
 // x, y (B,T,C). Returns the weighted auxiliary loss (bce_weight·router BCE +
-// predictor_weight·predictor BCE) this block adds to the training objective.
-double routed_forward(const BlockDims& d, const ModConfig& mod, Gate gate, const BlockWeights& w,
+// predictor_weight·predictor BCE, and the MLP's own) this block adds to the objective.
+double routed_forward(const BlockDims& d, const ForwardMode& mode, const ModConfig& mod, Gate gate,
+                      const BlockWeights& w,
                       const RouterWeights& rw, RoutedActs& a, BlockScratch& s, float* y,
                       const float* x, const RopeTable& rope);
 

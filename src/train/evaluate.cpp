@@ -16,13 +16,11 @@ EvalResult evaluate(Model& model, Activations& acts, TokenLoader& data, int64_t 
   const MlpShape& mlp = acts.dims.mlp;
   std::vector<std::vector<int64_t>> visits(visit_counters(mlp) > 0 ? L : 0,
                                            std::vector<int64_t>(size_t(visit_counters(mlp)), 0));
-  const bool train = acts.dims.train;
-  acts.dims.train = false;  // inference forward (fff_leaf: one leaf per tree, no transpositions)
   for (int64_t i = 0; i < batches; i++) {
     data.set_position(0);
     data.advance((i * ranks + rank) * B * T);  // this rank's rows of whole-job batch i
     data.next_batch(in.data(), tgt.data(), B, T);
-    sum += model_forward(model, acts, in.data(), tgt.data());
+    sum += model_forward(model, acts, in.data(), tgt.data(), ForwardMode{}).loss;  // inference
     for (size_t l = 0; l < visits.size(); l++) {  // routed blocks ran their MLP on B·k tokens
       const bool routed = mod.routed(int64_t(l));
       const BlockActs& b = routed ? acts.routed[l].inner : acts.blocks[l];
@@ -36,7 +34,6 @@ EvalResult evaluate(Model& model, Activations& acts, TokenLoader& data, int64_t 
         pacc[size_t(l)] += r.predictor_accuracy / double(batches);
       }
   }
-  acts.dims.train = train;
   return {sum / double(batches), batches * B * T, acc, racc, pacc, visits};
 }
 

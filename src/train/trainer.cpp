@@ -225,8 +225,8 @@ double Trainer::step() {
   double loss = 0;
   for (int64_t micro = 0; micro < A; micro++) {
     train_data_->next_batch(inputs_.data(), targets_.data(), B, T);
-    acts_->noise_seed = seeds[size_t(rank_ * A + micro)];
-    loss += model_forward(*model_, *acts_, inputs_.data(), targets_.data()) / double(A * P_);
+    const ForwardMode mode{true, seeds[size_t(rank_ * A + micro)]};
+    loss += model_forward(*model_, *acts_, inputs_.data(), targets_.data(), mode).loss / double(A * P_);
     model_backward(*model_, *acts_, inputs_.data(), targets_.data(), 1.0f / float(A * P_));
   }
   train_data_->set_position(start);

@@ -9,8 +9,8 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
-#include "data/safetensors.h"
-#include "data/token_file.h"
+#include "formats/safetensors.h"
+#include "formats/token_file.h"
 #include "nn/model.h"
 #include "test_util.h"
 

@@ -6,7 +6,7 @@
 #include <cstring>
 #include <vector>
 
-#include "data/token_file.h"
+#include "formats/token_file.h"
 #include "infer/causal_eval.h"
 #include "core/error.h"
 #include "infer/generator.h"

@@ -7,8 +7,8 @@
 #include <set>
 #include <sstream>
 
-#include "data/safetensors.h"
-#include "data/token_file.h"
+#include "formats/safetensors.h"
+#include "formats/token_file.h"
 #include "infer/generator.h"
 #include "nn/model.h"
 #include "test_util.h"

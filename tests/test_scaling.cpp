@@ -24,7 +24,7 @@
 #include "scaling/sweep.h"
 #include "scaling/tuning.h"
 #include "test_util.h"
-#include "train/config.h"
+#include "config/config.h"
 
 using namespace fw;
 

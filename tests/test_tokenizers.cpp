@@ -11,10 +11,10 @@
 
 #include "core/error.h"
 #include "core/rng.h"
-#include "data/brown.h"
-#include "data/gpt2_bpe.h"
-#include "data/token_file.h"
-#include "data/tokenizer.h"
+#include "corpus/brown.h"
+#include "tokenizers/gpt2_bpe.h"
+#include "formats/token_file.h"
+#include "tokenizers/tokenizer.h"
 #include "test_util.h"
 
 using namespace fw;

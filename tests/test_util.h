@@ -11,10 +11,10 @@
 #include <nlohmann/json.hpp>
 
 #include "core/rng.h"
-#include "data/token_file.h"
+#include "formats/token_file.h"
 #include "nn/config.h"
 #include "train/trainer.h"
-#include "train/config.h"
+#include "config/config.h"
 
 namespace fw::test {
 

@@ -8,7 +8,7 @@
 #pragma once
 #include "parallel/comm.h"
 #include "train/checkpoint.h"
-#include "train/config.h"
+#include "config/config.h"
 #include "train/evaluate.h"
 #include "train/optimizer.h"
 #include "train/trainer.h"

@@ -8,11 +8,11 @@
 
 #include "cli/common.h"
 #include "core/error.h"
-#include "data/atomic_file.h"
-#include "data/loader.h"
-#include "data/spm_tokenizer.h"
-#include "data/token_file.h"
-#include "data/tokenizer.h"
+#include "formats/atomic_file.h"
+#include "batching/loader.h"
+#include "tokenizers/spm_tokenizer.h"
+#include "formats/token_file.h"
+#include "tokenizers/tokenizer.h"
 #include "infer/causal_eval.h"
 #include "infer/generator.h"
 #include "core/system.h"
@@ -22,7 +22,7 @@
 #include "report/html_report.h"
 #include "scaling/plan.h"
 #include "train/checkpoint.h"
-#include "train/run_folder.h"
+#include "formats/run_folder.h"
 #include "train/trainer.h"
 
 namespace fw::cli {

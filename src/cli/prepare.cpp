@@ -14,10 +14,10 @@
 #include "core/error.h"
 #include "core/files.h"
 #include "core/timer.h"
-#include "data/atomic_file.h"
-#include "data/brown.h"
-#include "data/token_file.h"
-#include "data/tokenizer.h"
+#include "formats/atomic_file.h"
+#include "corpus/brown.h"
+#include "formats/token_file.h"
+#include "tokenizers/tokenizer.h"
 
 namespace fw::cli {
 

@@ -3,7 +3,7 @@
 
 #include "cli/common.h"
 #include "core/error.h"
-#include "data/atomic_file.h"
+#include "formats/atomic_file.h"
 #include "report/html_report.h"
 
 namespace fw::cli {

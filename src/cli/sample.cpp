@@ -6,7 +6,7 @@
 #include "cli/common.h"
 #include "core/error.h"
 #include "core/system.h"
-#include "data/tokenizer.h"
+#include "tokenizers/tokenizer.h"
 #include "infer/generator.h"
 #include "infer/routing_trace.h"
 #include "train/checkpoint.h"

@@ -9,8 +9,8 @@
 #include "core/error.h"
 #include "core/files.h"
 #include "core/timer.h"
-#include "data/spm_tokenizer.h"
-#include "data/tokenizer.h"
+#include "tokenizers/spm_tokenizer.h"
+#include "tokenizers/tokenizer.h"
 
 namespace fw::cli {
 

@@ -7,7 +7,7 @@
 #include <functional>
 #include <vector>
 
-#include "data/loader.h"
+#include "batching/loader.h"
 #include "infer/generator.h"
 #include "nn/model.h"
 

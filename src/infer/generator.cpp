@@ -59,6 +59,7 @@ Generator::Generator(const Model& model, int64_t capacity, int64_t chunk, int64_
   for (auto* v : {&sel_rows_, &past_, &sel_entry_}) v->resize(size_t(tokens_));
   len_.assign(size_t(rows_), 0);
   seen_.assign(size_t(rows_), 0);
+  processed_.resize(size_t(tokens_));
   kv_len_.assign(size_t(rows_ * m_.cfg.n_layers), 0);
   decisions_.assign(size_t(m_.cfg.n_layers), {});
   rope_.build(cap_, m_.cfg.head_dim());
@@ -87,13 +88,10 @@ void Generator::routed_layer(int64_t l, const int64_t* rows, int64_t B, int64_t 
   const ModelConfig& c = m_.cfg;
   const int64_t C = c.d_model, N = B * T;
   const RouterWeights& rw = m_.w.routers[size_t(l)];
-  router_logits(b_.r, b_.x, rw.router, N, C);
-  const bool by_predictor = c.mod.decides_by_predictor();
-  if (by_predictor) predictor_logits(b_.pred_p, b_.pred_h, b_.x, rw, N, C);
-  const float* decide = by_predictor ? b_.pred_p : b_.r;  // logit > 0 ⇔ σ > 0.5
+  causal_route(processed_.data(), b_.r, b_.pred_p, b_.pred_h, b_.x, rw, c.mod, N, C);
   auto& dec = decisions_[size_t(l)];
   dec.resize(size_t(N));
-  for (int64_t i = 0; i < N; i++) dec[size_t(i)] = {b_.r[i], decide[i] > 0};
+  for (int64_t i = 0; i < N; i++) dec[size_t(i)] = {b_.r[i], processed_[size_t(i)] != 0};
   std::memcpy(b_.y, b_.x, size_t(N * C) * 4);  // skipped tokens pass by unchanged
   const Gate gate = c.mod.gate;
   // One token per sequence (a step): the processed tokens form one batch of rows.

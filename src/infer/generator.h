@@ -94,6 +94,7 @@ class Generator {
   std::vector<int32_t> pos_, sel_pos_;   // (tokens_) positions of the entries / of those a routed block processes
   std::vector<int64_t> sel_rows_, past_; // (tokens_) per batch row of a block call: sequence, cached tokens
   std::vector<int64_t> sel_entry_;       // (tokens_) entry of each processed token
+  std::vector<uint8_t> processed_;       // (tokens_) a routed layer's causal decisions
   std::vector<std::vector<Decision>> decisions_;  // per layer, per entry
   RopeTable rope_;
 };

@@ -7,7 +7,7 @@
 #include <fstream>
 #include <string>
 
-#include "data/tokenizer.h"
+#include "tokenizers/tokenizer.h"
 #include "infer/generator.h"
 
 namespace fw {

@@ -47,6 +47,15 @@ void router_logits(float* r, const float* x, const float* w_r, int64_t n, int64_
 void predictor_logits(float* p, float* h, const float* x, const RouterWeights& rw, int64_t n,
                       int64_t C);
 
+// Decoding's routing. Top-k over a sequence needs its future, so sampling decides token
+// by token: a token is processed when its decider's logit is > 0 (σ > 0.5), the decider
+// being the predictor when it is the only remedy trained (mod.decides_by_predictor()),
+// else the router. Training measures this rule's accuracy against top-k
+// (RoutedActs::router_accuracy, predictor_accuracy).
+// x (n,C) → r (n) router logits, processed (n); pred_p (n), pred_h (n,P) predictor scratch.
+void causal_route(uint8_t* processed, float* r, float* pred_p, float* pred_h, const float* x,
+                  const RouterWeights& rw, const ModConfig& mod, int64_t n, int64_t C);
+
 struct RoutedActs {
   BlockActs inner;  // the dense block on the selected tokens, shape (B, k)
   float* r;         // (B,T)   router logits

@@ -6,8 +6,8 @@
 #include <string>
 #include <vector>
 
-#include "data/loader.h"
-#include "data/tokenizer.h"
+#include "batching/loader.h"
+#include "tokenizers/tokenizer.h"
 #include "nn/model.h"
 
 namespace fw {

@@ -10,9 +10,9 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
-#include "data/loader.h"
-#include "data/token_file.h"
-#include "data/tokenizer.h"
+#include "batching/loader.h"
+#include "formats/token_file.h"
+#include "tokenizers/tokenizer.h"
 #include "nn/flops.h"
 #include "report/analysis.h"
 #include "report/run_reader.h"

@@ -4,7 +4,7 @@
 #include <fstream>
 
 #include "core/error.h"
-#include "data/safetensors.h"
+#include "formats/safetensors.h"
 #include "train/checkpoint.h"
 
 namespace fw {

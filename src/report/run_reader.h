@@ -10,8 +10,8 @@
 #include <nlohmann/json.hpp>
 
 #include "nn/model.h"
-#include "train/config.h"
-#include "train/run_folder.h"
+#include "config/config.h"
+#include "formats/run_folder.h"
 
 namespace fw {
 

@@ -7,8 +7,8 @@
 
 #include "core/error.h"
 #include "nn/model.h"
-#include "train/config.h"
-#include "train/run_folder.h"
+#include "config/config.h"
+#include "formats/run_folder.h"
 
 namespace fw {
 

@@ -23,7 +23,7 @@
 #include "scaling/isoflop_fit.h"
 #include "scaling/sweep_run.h"
 #include "scaling/tuning.h"
-#include "train/config.h"
+#include "config/config.h"
 
 namespace fw {
 

@@ -6,13 +6,13 @@
 #include <sstream>
 
 #include "core/error.h"
-#include "data/loader.h"
-#include "data/token_file.h"
+#include "batching/loader.h"
+#include "formats/token_file.h"
 #include "nn/flops.h"
 #include "nn/model.h"
 #include "train/checkpoint.h"
 #include "train/evaluate.h"
-#include "train/run_folder.h"
+#include "formats/run_folder.h"
 #include "train/trainer.h"
 
 namespace fw {

@@ -3,8 +3,8 @@
 #include <filesystem>
 
 #include "core/error.h"
-#include "data/safetensors.h"
-#include "train/run_folder.h"
+#include "formats/safetensors.h"
+#include "formats/run_folder.h"
 
 namespace fw {
 

@@ -12,7 +12,7 @@
 #include <string>
 
 #include "nn/model.h"
-#include "train/config.h"
+#include "config/config.h"
 #include "train/optimizer.h"
 
 namespace fw {

@@ -5,7 +5,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "data/loader.h"
+#include "batching/loader.h"
 #include "nn/model.h"
 
 namespace fw {

@@ -9,7 +9,7 @@
 
 #include "core/buffer.h"
 #include "nn/model.h"
-#include "train/config.h"
+#include "config/config.h"
 
 namespace fw {
 

@@ -4,7 +4,7 @@
 #include <cmath>
 #include <cstdint>
 
-#include "train/config.h"
+#include "config/config.h"
 
 namespace fw {
 

@@ -11,8 +11,8 @@
 #include "core/system.h"
 #include "core/threads.h"
 #include "core/timer.h"
-#include "data/loader.h"
-#include "data/token_file.h"
+#include "batching/loader.h"
+#include "formats/token_file.h"
 #include "kernels/adamw.h"
 #include "kernels/matmul.h"
 #include "nn/flops.h"
@@ -21,7 +21,7 @@
 #include "train/checkpoint.h"
 #include "train/evaluate.h"
 #include "train/optimizer.h"
-#include "train/run_folder.h"
+#include "formats/run_folder.h"
 #include "train/schedule.h"
 
 namespace fw {

@@ -9,7 +9,7 @@
 
 #include "nn/model.h"
 #include "parallel/comm.h"
-#include "train/config.h"
+#include "config/config.h"
 
 namespace fw {
 

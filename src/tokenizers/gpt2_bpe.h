@@ -13,7 +13,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "data/tokenizer.h"
+#include "tokenizers/tokenizer.h"
 
 namespace fw {
 

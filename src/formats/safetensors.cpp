@@ -1,11 +1,11 @@
-#include "data/safetensors.h"
+#include "formats/safetensors.h"
 
 #include <cstring>
 #include <fstream>
 
 #include "core/error.h"
 #include "core/files.h"
-#include "data/atomic_file.h"
+#include "formats/atomic_file.h"
 
 namespace fw {
 

@@ -1,11 +1,11 @@
-#include "data/tokenizer.h"
+#include "tokenizers/tokenizer.h"
 
 #include <filesystem>
 
 #include "core/error.h"
 #include "core/system.h"
-#include "data/gpt2_bpe.h"
-#include "data/spm_tokenizer.h"
+#include "tokenizers/gpt2_bpe.h"
+#include "tokenizers/spm_tokenizer.h"
 
 namespace fw {
 

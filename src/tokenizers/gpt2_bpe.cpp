@@ -1,4 +1,4 @@
-#include "data/gpt2_bpe.h"
+#include "tokenizers/gpt2_bpe.h"
 
 #include <algorithm>
 #include <fstream>
@@ -8,7 +8,7 @@
 
 #include "core/error.h"
 #include "core/files.h"
-#include "data/utf8.h"
+#include "tokenizers/utf8.h"
 
 namespace fw {
 
@@ -18,7 +18,7 @@ namespace {
 struct CodeRange {
   uint32_t lo, hi;
 };
-#include "data/unicode_classes.inc"
+#include "tokenizers/unicode_classes.inc"
 
 enum class CharClass : uint8_t { Letter, Number, Space, Other };
 

@@ -1,4 +1,4 @@
-#include "data/brown.h"
+#include "corpus/brown.h"
 
 #include <algorithm>
 #include <filesystem>

@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "data/tokenizer.h"
+#include "tokenizers/tokenizer.h"
 
 namespace sentencepiece {
 class SentencePieceProcessor;

@@ -1,4 +1,4 @@
-#include "data/spm_tokenizer.h"
+#include "tokenizers/spm_tokenizer.h"
 
 #include <sentencepiece_processor.h>
 #include <sentencepiece_trainer.h>
@@ -8,8 +8,8 @@
 
 #include "core/error.h"
 #include "core/files.h"
-#include "data/atomic_file.h"
-#include "data/utf8.h"
+#include "formats/atomic_file.h"
+#include "tokenizers/utf8.h"
 
 namespace fw {
 

@@ -1,4 +1,4 @@
-#include "data/token_file.h"
+#include "formats/token_file.h"
 
 #include <algorithm>
 #include <filesystem>
@@ -13,7 +13,7 @@
 
 #include "core/error.h"
 #include "core/files.h"
-#include "data/atomic_file.h"
+#include "formats/atomic_file.h"
 
 namespace fw {
 

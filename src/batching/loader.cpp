@@ -1,7 +1,7 @@
-#include "data/loader.h"
+#include "batching/loader.h"
 
 #include "core/error.h"
-#include "data/token_file.h"
+#include "formats/token_file.h"
 
 namespace fw {
 

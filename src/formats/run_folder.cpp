@@ -1,4 +1,4 @@
-#include "train/run_folder.h"
+#include "formats/run_folder.h"
 
 #include <filesystem>
 #include <fstream>

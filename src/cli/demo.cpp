@@ -78,13 +78,9 @@ Config demo_config(const Variant& v, int64_t eval_tokens) {
   return c;
 }
 
-struct Outcome {
-  std::string text;
-  nlohmann::json summary;
-};
-
-// After training: causal-routing loss, batch-1 sampling speed (best of 3) and a sample.
-Outcome measure(const std::string& run, const std::string& data, const TrainSummary& t, double wall) {
+// After training: causal-routing loss, batch-1 sampling speed (best of 3) and a
+// sample; the variant's row of the results.
+nlohmann::json measure(const std::string& run, const std::string& data, const TrainSummary& t, double wall) {
   LoadedModel lm = load_model(run);
   const Config& cfg = lm.config;
   TokenLoader val(find_data_files(data).val, cfg.model.vocab_size);
@@ -98,85 +94,105 @@ Outcome measure(const std::string& run, const std::string& data, const TrainSumm
   for (int round = 0; round < 3; round++) best = std::min(best, generate(gen, prompt, 96, sp, 7).seconds);
   sp.temperature = 0.8, sp.top_p = 0.95;
   const std::string sample = "The jury said" + tok->decode(generate(gen, prompt, 40, sp, 1).tokens);
-  nlohmann::json s = {{"val_loss", t.val_loss},
-                      {"val_loss_causal", causal},
-                      {"forward_flops_per_token", count_flops(cfg.model, cfg.train.seq_len).forward_per_token()},
-                      {"train_flops_per_token", t.flops_per_token},
-                      {"steps", t.step},
-                      {"train_tokens_per_s", t.tokens_per_s},
-                      {"sample_tokens_per_s", 96.0 / best},
-                      {"wall_seconds", wall},
-                      {"sample", sample}};
-  return {sample, s};
+  return {{"val_loss", t.val_loss},
+          {"val_loss_causal", causal},
+          {"forward_flops_per_token", count_flops(cfg.model, cfg.train.seq_len).forward_per_token()},
+          {"train_flops_per_token", t.flops_per_token},
+          {"steps", t.step},
+          {"train_tokens_per_s", t.tokens_per_s},
+          {"sample_tokens_per_s", 96.0 / best},
+          {"wall_seconds", wall},
+          {"sample", sample}};
 }
 
-void run_demo(const DemoFlags& f) {
-  f.common.apply();
-  const double t0 = now_seconds();
+// One variant trained afresh on `budget` training FLOPs (cheaper models take more
+// steps), then measured; its summary.json is written into its run folder.
+nlohmann::json train_variant(const Variant& v, const DemoFlags& f, const std::string& data, double budget,
+                             const std::string& run) {
+  Config cfg = demo_config(v, f.eval_tokens);
+  const double tokens_per_step = double(cfg.train.batch_size * cfg.train.seq_len);
+  const double per_step = count_flops(cfg.model, cfg.train.seq_len).train_per_token() * tokens_per_step;
+  cfg.train.steps = std::max<int64_t>(20, int64_t(budget / per_step));
+  cfg.train.warmup = std::max<int64_t>(2, cfg.train.steps / 12);
+  cfg.train.eval_every = std::max<int64_t>(1, cfg.train.steps / 6);
+  cfg.train.log_every = std::max<int64_t>(1, cfg.train.steps / 24);
+  cfg.validate();
+  fs::remove_all(run);
+  note(str("demo: ", v.label, ": ", cfg.train.steps, " steps of ", int64_t(tokens_per_step), " tokens (",
+           per_step / tokens_per_step / 1e6, " MFLOP/token)"));
+  const double t1 = now_seconds();
+  TrainOptions opt;
+  opt.data_dir = data;
+  opt.run_dir = run;
+  opt.log = [](const std::string& line) { note("  " + line); };
+  const TrainSummary t = run_training(cfg, opt);
+  nlohmann::json row = measure(run, data, t, now_seconds() - t1);
+  row["name"] = v.name;
+  row["label"] = v.label;
+  write_file_atomic(run_path(run, run_file::summary), row.dump(2) + "\n");
+  return row;
+}
+
+struct DemoResult {
+  double budget = 0;  // training FLOPs per model
+  nlohmann::json rows = nlohmann::json::array();  // one per variant (measure())
+  std::vector<std::string> runs;
+};
+
+DemoResult compute_demo(const DemoFlags& f) {
   const double minutes = f.train_minutes > 0 ? f.train_minutes : f.quick ? 1.0 : 4.0;
   FW_CHECK(minutes <= 600, "--train-minutes ", minutes, ": at most 600");
   FW_CHECK(f.eval_tokens >= 128, "--eval-tokens ", f.eval_tokens, ": at least 128");
   const std::string data = demo_data(f);
   // The plan: the FLOP budget per model that this machine trains in minutes/3 at the
   // 75% of its measured sgemm peak the three models average here.
+  DemoResult r;
   const Config dense = demo_config(kVariants[0], f.eval_tokens);
-  const double budget = minutes * 60 / 3 * matmul_peak_flops(dense.train.matmul_bf16) * 0.75;
+  r.budget = minutes * 60 / 3 * matmul_peak_flops(dense.train.matmul_bf16) * 0.75;
   const ScalingLaw law = scaling_law("epoch");
-  note(str("demo: budget ", budget, " training FLOPs per model (", minutes, " minutes of training in all); ",
-           "Chinchilla (Epoch's fit) would spend it on ", law.n_opt(budget), " parameters and ", law.d_opt(budget),
-           " tokens; these models are larger, trained for fewer tokens, to show speed and routing"));
+  note(str("demo: budget ", r.budget, " training FLOPs per model (", minutes, " minutes of training in all); ",
+           "Chinchilla (Epoch's fit) would spend it on ", law.n_opt(r.budget), " parameters and ",
+           law.d_opt(r.budget), " tokens; these models are larger, trained for fewer tokens, to show speed and routing"));
   fs::create_directories(f.out);
-  nlohmann::json rows = nlohmann::json::array();
-  std::vector<std::string> runs, samples;
   for (const auto& v : kVariants) {
-    Config cfg = demo_config(v, f.eval_tokens);
-    const double per_step = count_flops(cfg.model, cfg.train.seq_len).train_per_token() *
-                            double(cfg.train.batch_size * cfg.train.seq_len);
-    cfg.train.steps = std::max<int64_t>(20, int64_t(budget / per_step));
-    cfg.train.warmup = std::max<int64_t>(2, cfg.train.steps / 12);
-    cfg.train.eval_every = std::max<int64_t>(1, cfg.train.steps / 6);
-    cfg.train.log_every = std::max<int64_t>(1, cfg.train.steps / 24);
-    cfg.validate();
-    const std::string run = (fs::path(f.out) / v.name).string();
-    fs::remove_all(run);  // the demo trains afresh
-    note(str("demo: ", v.label, ": ", cfg.train.steps, " steps of ", cfg.train.batch_size * cfg.train.seq_len,
-             " tokens (", per_step / double(cfg.train.batch_size * cfg.train.seq_len) / 1e6, " MFLOP/token)"));
-    const double t1 = now_seconds();
-    TrainOptions opt;
-    opt.data_dir = data;
-    opt.run_dir = run;
-    opt.log = [](const std::string& line) { note("  " + line); };
-    const TrainSummary t = run_training(cfg, opt);
-    Outcome o = measure(run, data, t, now_seconds() - t1);
-    o.summary["name"] = v.name;
-    o.summary["label"] = v.label;
-    write_file_atomic(run_path(run, run_file::summary), o.summary.dump(2) + "\n");
-    rows.push_back(o.summary);
-    runs.push_back(run);
+    r.runs.push_back((fs::path(f.out) / v.name).string());
+    r.rows.push_back(train_variant(v, f, data, r.budget, r.runs.back()));
   }
-  // the table
-  std::string table =
+  return r;
+}
+
+// The comparison table and the samples (stdout and demo.md).
+std::string demo_markdown(const DemoResult& d) {
+  std::string text = str("flopwise demo: the Brown Corpus, ", d.budget, " training FLOPs per model\n\n",
       "| model | val loss (top-k) | val loss (causal) | forward MFLOP/token | steps | train tokens/s | sample tokens/s (batch 1) | wall s |\n"
-      "|---|---:|---:|---:|---:|---:|---:|---:|\n";
-  for (const auto& r : rows)
-    table += str("| ", r["label"].get<std::string>(), " | ", r["val_loss"].get<double>(), " | ",
-                 r["val_loss_causal"].get<double>(), " | ", r["forward_flops_per_token"].get<double>() / 1e6, " | ",
-                 r["steps"].get<int64_t>(), " | ", std::lround(r["train_tokens_per_s"].get<double>()), " | ",
-                 std::lround(r["sample_tokens_per_s"].get<double>()), " | ", std::lround(r["wall_seconds"].get<double>()),
-                 " |\n");
-  std::string text = str("flopwise demo: the Brown Corpus, ", budget, " training FLOPs per model\n\n", table, "\n");
-  for (const auto& r : rows) text += str(r["label"].get<std::string>(), ": ", r["sample"].get<std::string>(), "\n\n");
+      "|---|---:|---:|---:|---:|---:|---:|---:|\n");
+  for (const auto& r : d.rows)
+    text += str("| ", r["label"].get<std::string>(), " | ", r["val_loss"].get<double>(), " | ",
+                r["val_loss_causal"].get<double>(), " | ", r["forward_flops_per_token"].get<double>() / 1e6, " | ",
+                r["steps"].get<int64_t>(), " | ", std::lround(r["train_tokens_per_s"].get<double>()), " | ",
+                std::lround(r["sample_tokens_per_s"].get<double>()), " | ", std::lround(r["wall_seconds"].get<double>()),
+                " |\n");
+  text += "\n";
+  for (const auto& r : d.rows) text += str(r["label"].get<std::string>(), ": ", r["sample"].get<std::string>(), "\n\n");
+  return text;
+}
+
+void run_demo(const DemoFlags& f) {
+  f.common.apply();
+  const double t0 = now_seconds();
+  const DemoResult d = compute_demo(f);
+  const std::string text = demo_markdown(d);
   ReportOptions ro;
   ro.title = "flopwise demo: dense vs MoD vs MoD + FFF at equal training FLOPs";
-  const Report rep = build_report(runs, ro);
+  const Report rep = build_report(d.runs, ro);
   const std::string report = (fs::path(f.out) / "report.html").string();
   write_file_atomic(report, rep.html);
   write_file_atomic((fs::path(f.out) / "demo.md").string(), text);
   write_file_atomic((fs::path(f.out) / "demo.json").string(),
-                    nlohmann::json({{"budget", budget}, {"runs", rows}}).dump(2) + "\n");
+                    nlohmann::json({{"budget", d.budget}, {"runs", d.rows}}).dump(2) + "\n");
   FW_CHECK(rep.problems.empty(), "demo: the report left out a run: ", rep.problems.empty() ? "" : rep.problems[0]);
   if (f.common.json) {
-    print_json({{"budget", budget}, {"runs", rows}, {"report", report}, {"seconds", now_seconds() - t0}});
+    print_json({{"budget", d.budget}, {"runs", d.rows}, {"report", report}, {"seconds", now_seconds() - t0}});
     return;
   }
   std::printf("\n%s", text.c_str());

@@ -25,8 +25,35 @@ struct EvalFlags {
   CommonFlags common;
 };
 
-void run_eval(const EvalFlags& f) {
-  f.common.apply();
+// What eval found, computed once and rendered twice (lines for people, JSON for tools).
+struct EvalReport {
+  std::string val_file;
+  int64_t step = 0;
+  double flops_per_token = 0;
+  EvalResult topk;                  // the training forward's routing (top-k)
+  MlpShape mlp;
+  std::vector<double> leaves_used;  // FFF, per layer: fraction of leaves some token reached
+  bool has_causal = false;          // MoD (or a trace was asked for): the sampler's routing
+  CausalEvalResult causal{};
+  std::vector<int64_t> routed_layers;
+};
+
+// The mean of v over the routed layers.
+double routed_mean(const EvalReport& r, const std::vector<double>& v) {
+  double sum = 0;
+  for (int64_t l : r.routed_layers) sum += v[size_t(l)];
+  return sum / double(r.routed_layers.size());
+}
+
+void write_fff_usage(const std::string& path, const EvalReport& r) {
+  std::ofstream out(path, std::ios::trunc);
+  FW_CHECK(out, path, ": cannot write");
+  out << nlohmann::json({{"trees", r.mlp.K}, {"depth", r.mlp.D}, {"tokens", r.topk.tokens},
+                         {"visits_per_layer", r.topk.tree_visits}}).dump() << "\n";
+  FW_CHECK(out, path, ": write failed");
+}
+
+EvalReport compute_eval(const EvalFlags& f) {
   LoadedModel lm = load_model(f.ckpt);
   const ModelConfig& mc = lm.config.model;
   const TrainConfig& tc = lm.config.train;
@@ -37,36 +64,18 @@ void run_eval(const EvalFlags& f) {
   TokenLoader val(files.val, mc.vocab_size);
   const int64_t tokens = f.tokens > 0 ? f.tokens : val.size() - 1;
   check_memory(Activations::bytes(mc, tc.micro_batch(), tc.seq_len, false), "eval");
-  lm.model->set_matmul_bf16(lm.config.train.matmul_bf16);
+  lm.model->set_matmul_bf16(tc.matmul_bf16);
   Activations acts(*lm.model, tc.micro_batch(), tc.seq_len, false);
-  const EvalResult r = evaluate(*lm.model, acts, val, tokens);
-  const double flops = count_flops(mc, tc.seq_len).forward_per_token();
-  nlohmann::json j = {{"val_loss", r.loss}, {"tokens", r.tokens}, {"step", lm.step}, {"flops_per_token", flops}};
-  std::printf("val loss %.4f over %lld tokens (%s, step %lld); forward %.2f MFLOP/token\n", r.loss,
-              (long long)r.tokens, files.val.c_str(), (long long)lm.step, flops / 1e6);
-  if (!r.tree_visits.empty()) {  // FFF: dead subtrees show as leaves no token reaches
-    const MlpShape s = mc.mlp_shape();
-    nlohmann::json used = nlohmann::json::array(), counts = nlohmann::json::array();
-    double mean = 0;
-    for (int64_t l = 0; l < mc.n_layers; l++) {
-      const double u = leaves_used(s, r.tree_visits[size_t(l)].data());
-      used.push_back(u);
-      counts.push_back(r.tree_visits[size_t(l)]);
-      mean += u / double(mc.n_layers);
-      std::printf("  block %lld: FFF reaches %.1f%% of its %lld leaves\n", (long long)l, 100 * u,
-                  (long long)(s.K << s.D));
-    }
-    j["fff_leaves_used"] = mean;
-    j["fff_leaves_used_per_layer"] = used;
-    if (!f.fff_usage.empty()) {
-      std::ofstream out(f.fff_usage, std::ios::trunc);
-      FW_CHECK(out, f.fff_usage, ": cannot write");
-      out << nlohmann::json({{"trees", s.K}, {"depth", s.D}, {"tokens", r.tokens},
-                             {"visits_per_layer", counts}}).dump() << "\n";
-      FW_CHECK(out, f.fff_usage, ": write failed");
-    }
-  } else {
-    FW_CHECK(f.fff_usage.empty(), "--fff-usage: the model has no FFF (model.mlp = ", name_of(mc.mlp), ")");
+  EvalReport r;
+  r.val_file = files.val;
+  r.step = lm.step;
+  r.flops_per_token = count_flops(mc, tc.seq_len).forward_per_token();
+  r.topk = evaluate(*lm.model, acts, val, tokens);
+  r.mlp = mc.mlp_shape();
+  for (const auto& visits : r.topk.tree_visits) r.leaves_used.push_back(leaves_used(r.mlp, visits.data()));
+  if (!f.fff_usage.empty()) {
+    FW_CHECK(!r.leaves_used.empty(), "--fff-usage: the model has no FFF (model.mlp = ", name_of(mc.mlp), ")");
+    write_fff_usage(f.fff_usage, r);
   }
   if (mc.mod.enabled || !f.trace.empty()) {
     std::unique_ptr<Tokenizer> tok;
@@ -74,40 +83,67 @@ void run_eval(const EvalFlags& f) {
     std::unique_ptr<RoutingTrace> trace;
     if (!f.trace.empty()) trace = std::make_unique<RoutingTrace>(f.trace, tok.get());
     int64_t seq = 0;
-    const CausalEvalResult c = evaluate_causal(*lm.model, val, tokens, tc.seq_len, [&](const auto& in, const Generator& g) {
+    r.has_causal = true;
+    r.causal = evaluate_causal(*lm.model, val, tokens, tc.seq_len, [&](const auto& in, const Generator& g) {
       if (trace) trace->record(seq++, 0, in.data(), int64_t(in.size()), 0, g);
     });
-    nlohmann::json layers = nlohmann::json::array(), acc = nlohmann::json::array(), proc = nlohmann::json::array();
-    double acc_mean = 0, proc_mean = 0, racc_mean = 0, pacc_mean = 0;
-    int64_t n = 0;
-    std::printf("causal routing (as when sampling): val loss %.4f over %lld tokens\n", c.loss, (long long)c.tokens);
-    for (int64_t l = 0; l < mc.n_layers; l++) {
-      if (!mc.mod.routed(l)) continue;
-      layers.push_back(l);
-      acc.push_back(r.causal_accuracy[size_t(l)]);
-      proc.push_back(c.processed_fraction[size_t(l)]);
-      acc_mean += r.causal_accuracy[size_t(l)];
-      racc_mean += r.router_accuracy[size_t(l)];
-      pacc_mean += r.predictor_accuracy[size_t(l)];
-      proc_mean += c.processed_fraction[size_t(l)];
-      n++;
-      std::printf("  block %lld: causal decisions agree with top-k on %.1f%% of tokens (router %.1f%%, predictor %.1f%%); "
-                  "processes %.1f%% when sampling\n", (long long)l, 100 * r.causal_accuracy[size_t(l)],
-                  100 * r.router_accuracy[size_t(l)], 100 * r.predictor_accuracy[size_t(l)],
-                  100 * c.processed_fraction[size_t(l)]);
-    }
-    j["val_loss_causal"] = c.loss;
-    if (n > 0) {
-      j["causal_accuracy"] = acc_mean / double(n);
-      if (std::isfinite(racc_mean)) j["router_accuracy"] = racc_mean / double(n);
-      if (std::isfinite(pacc_mean)) j["predictor_accuracy"] = pacc_mean / double(n);
-      j["processed_fraction"] = proc_mean / double(n);
-      j["routed_layers"] = layers;
-      j["causal_accuracy_per_layer"] = acc;
-      j["processed_fraction_per_layer"] = proc;
-    }
+    for (int64_t l = 0; l < mc.n_layers; l++)
+      if (mc.mod.routed(l)) r.routed_layers.push_back(l);
   }
-  if (f.common.json) print_json(j);
+  return r;
+}
+
+void print_eval(const EvalReport& r) {
+  std::printf("val loss %.4f over %lld tokens (%s, step %lld); forward %.2f MFLOP/token\n", r.topk.loss,
+              (long long)r.topk.tokens, r.val_file.c_str(), (long long)r.step, r.flops_per_token / 1e6);
+  for (size_t l = 0; l < r.leaves_used.size(); l++)  // FFF: dead subtrees show as leaves no token reaches
+    std::printf("  block %zu: FFF reaches %.1f%% of its %lld leaves\n", l, 100 * r.leaves_used[l],
+                (long long)(r.mlp.K << r.mlp.D));
+  if (!r.has_causal) return;
+  std::printf("causal routing (as when sampling): val loss %.4f over %lld tokens\n", r.causal.loss,
+              (long long)r.causal.tokens);
+  for (int64_t l : r.routed_layers) {
+    const size_t i = size_t(l);
+    std::printf("  block %lld: causal decisions agree with top-k on %.1f%% of tokens (router %.1f%%, predictor %.1f%%); "
+                "processes %.1f%% when sampling\n", (long long)l, 100 * r.topk.causal_accuracy[i],
+                100 * r.topk.router_accuracy[i], 100 * r.topk.predictor_accuracy[i],
+                100 * r.causal.processed_fraction[i]);
+  }
+}
+
+nlohmann::json eval_json(const EvalReport& r) {
+  nlohmann::json j = {{"val_loss", r.topk.loss}, {"tokens", r.topk.tokens}, {"step", r.step},
+                      {"flops_per_token", r.flops_per_token}};
+  if (!r.leaves_used.empty()) {
+    double mean = 0;
+    for (double u : r.leaves_used) mean += u / double(r.leaves_used.size());
+    j["fff_leaves_used"] = mean;
+    j["fff_leaves_used_per_layer"] = r.leaves_used;
+  }
+  if (!r.has_causal) return j;
+  j["val_loss_causal"] = r.causal.loss;
+  if (r.routed_layers.empty()) return j;
+  auto per_layer = [&](const std::vector<double>& v) {
+    nlohmann::json a = nlohmann::json::array();
+    for (int64_t l : r.routed_layers) a.push_back(v[size_t(l)]);
+    return a;
+  };
+  j["causal_accuracy"] = routed_mean(r, r.topk.causal_accuracy);
+  const double racc = routed_mean(r, r.topk.router_accuracy), pacc = routed_mean(r, r.topk.predictor_accuracy);
+  if (std::isfinite(racc)) j["router_accuracy"] = racc;  // NaN: that remedy was not trained
+  if (std::isfinite(pacc)) j["predictor_accuracy"] = pacc;
+  j["processed_fraction"] = routed_mean(r, r.causal.processed_fraction);
+  j["routed_layers"] = r.routed_layers;
+  j["causal_accuracy_per_layer"] = per_layer(r.topk.causal_accuracy);
+  j["processed_fraction_per_layer"] = per_layer(r.causal.processed_fraction);
+  return j;
+}
+
+void run_eval(const EvalFlags& f) {
+  f.common.apply();
+  const EvalReport r = compute_eval(f);
+  print_eval(r);
+  if (f.common.json) print_json(eval_json(r));
 }
 }  // namespace
 

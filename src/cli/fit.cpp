@@ -28,24 +28,28 @@ struct FitFlags {
   CommonFlags common;
 };
 
+nlohmann::json curves_json(const CurveFit& fit) {
+  nlohmann::json env = nlohmann::json::array();
+  for (const auto& e : fit.envelope)
+    env.push_back({{"flops", e.flops}, {"params", e.params}, {"tokens", e.tokens}, {"loss", e.loss}, {"run", e.run}});
+  return {{"approach1", {{"a", fit.n_opt.exponent}, {"b", fit.d_opt.exponent}, {"envelope", env}}}};
+}
+
+void print_curves(const CurveFit& fit, size_t curves) {
+  std::printf("Approach 1 over %zu training curves: N_opt ~ C^%.3f, D_opt ~ C^%.3f\n", curves,
+              fit.n_opt.exponent, fit.d_opt.exponent);
+  std::printf("| C (training FLOPs) | best run | params | tokens | loss |\n|---:|---|---:|---:|---:|\n");
+  for (const auto& e : fit.envelope)
+    std::printf("| %.3g | %s | %.3g | %.3g | %.4f |\n", e.flops, e.run.c_str(), e.params, e.tokens, e.loss);
+}
+
 // Approach 1: the envelope of the training curves and the power laws through it.
 void run_curves(const FitFlags& f) {
   std::vector<TrainingCurve> curves;
   for (const auto& r : f.curves) curves.push_back(read_training_curve(r));
   const CurveFit fit = fit_curves(curves);
-  nlohmann::json env = nlohmann::json::array();
-  for (const auto& e : fit.envelope)
-    env.push_back({{"flops", e.flops}, {"params", e.params}, {"tokens", e.tokens}, {"loss", e.loss}, {"run", e.run}});
-  nlohmann::json j = {{"approach1", {{"a", fit.n_opt.exponent}, {"b", fit.d_opt.exponent}, {"envelope", env}}}};
-  if (f.common.json) {
-    print_json(j);
-    return;
-  }
-  std::printf("Approach 1 over %zu training curves: N_opt ~ C^%.3f, D_opt ~ C^%.3f\n", curves.size(),
-              fit.n_opt.exponent, fit.d_opt.exponent);
-  std::printf("| C (training FLOPs) | best run | params | tokens | loss |\n|---:|---|---:|---:|---:|\n");
-  for (const auto& e : fit.envelope)
-    std::printf("| %.3g | %s | %.3g | %.3g | %.4f |\n", e.flops, e.run.c_str(), e.params, e.tokens, e.loss);
+  if (f.common.json) print_json(curves_json(fit));
+  else print_curves(fit, curves.size());
 }
 
 }  // namespace
@@ -86,11 +90,9 @@ void print_law_report(const nlohmann::json& j) {
 
 namespace {
 
-void run_fit(const FitFlags& f) {
-  f.common.apply();
-  FW_CHECK(f.runs.empty() != f.curves.empty(), "fit: give --runs FILE.csv (Approaches 3 and 2) or --curves RUN... "
-           "(Approach 1), not both");
-  if (!f.curves.empty()) return run_curves(f);
+// Approaches 3 and 2 on the runs CSV: the law report (scaling/law_report.h), which the
+// table and the JSON both render; the charts as asked.
+nlohmann::json fit_runs(const FitFlags& f) {
   FW_CHECK(f.svg.empty() || f.isoflop, "fit: --svg draws the isoFLOP charts; add --isoflop");
   FW_CHECK(f.params == "total" || f.params == "without-embeddings", "fit: --params '", f.params,
            "' must be total or without-embeddings");
@@ -116,11 +118,17 @@ void run_fit(const FitFlags& f) {
     write_svg(f.svg + "_isoflop.svg", isoflop_chart({{"runs", iso}}));
     write_svg(f.svg + "_n_opt.svg", n_opt_chart({{"runs", iso}}));
   }
-  if (f.common.json) {
-    print_json(j);
-    return;
-  }
-  print_law_report(j);
+  return j;
+}
+
+void run_fit(const FitFlags& f) {
+  f.common.apply();
+  FW_CHECK(f.runs.empty() != f.curves.empty(), "fit: give --runs FILE.csv (Approaches 3 and 2) or --curves RUN... "
+           "(Approach 1), not both");
+  if (!f.curves.empty()) return run_curves(f);
+  const nlohmann::json j = fit_runs(f);
+  if (f.common.json) print_json(j);
+  else print_law_report(j);
 }
 }  // namespace
 

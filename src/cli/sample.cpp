@@ -2,6 +2,7 @@
 // prompts decode as one batch).
 #include <cstdio>
 #include <fstream>
+#include <functional>
 
 #include "cli/common.h"
 #include "core/error.h"
@@ -24,8 +25,30 @@ struct SampleFlags {
   CommonFlags common;
 };
 
-void run_sample(const SampleFlags& f) {
-  f.common.apply();
+// The prompts of --prompt and --prompts FILE (one per line), in that order.
+std::vector<std::string> read_prompts(const SampleFlags& f) {
+  std::vector<std::string> texts = f.prompts;
+  if (!f.prompts_file.empty()) {
+    std::ifstream in(f.prompts_file);
+    FW_CHECK(in, f.prompts_file, ": cannot read");
+    for (std::string line; std::getline(in, line);)
+      if (!line.empty()) texts.push_back(line);
+    FW_CHECK(in.eof(), f.prompts_file, ": read failed");
+  }
+  FW_CHECK(!texts.empty(), "sample: give --prompt (one or more times) or --prompts FILE");
+  return texts;
+}
+
+struct SampleResult {
+  std::vector<std::string> prompts, continuations;  // per row of the batch
+  int64_t tokens = 0;                              // new tokens, all rows
+  double tokens_per_s = 0;
+  bool streamed = false;  // the single row's text went to on_text as it was drawn
+};
+
+// Draws the continuations. With a single prompt, on_text (may be null) sees the text as
+// it is drawn, the prompt first (streaming); a batch is only returned.
+SampleResult draw_samples(const SampleFlags& f, const std::function<void(const std::string&)>& on_text) {
   FW_CHECK(f.sp.temperature >= 0, "--temperature must be >= 0");
   FW_CHECK(f.sp.top_p > 0 && f.sp.top_p <= 1, "--top-p must be in (0, 1]");
   FW_CHECK(f.sp.top_k >= 0, "--top-k must be >= 0");
@@ -36,17 +59,10 @@ void run_sample(const SampleFlags& f) {
   auto tok = make_tokenizer(lm.tokenizer);
   FW_CHECK(tok->vocab_size() <= lm.config.model.vocab_size, model_file(f.ckpt), ": tokenizer '",
            lm.tokenizer, "' has more tokens than the model");
-  std::vector<std::string> texts = f.prompts;
-  if (!f.prompts_file.empty()) {  // one prompt per line
-    std::ifstream in(f.prompts_file);
-    FW_CHECK(in, f.prompts_file, ": cannot read");
-    for (std::string line; std::getline(in, line);)
-      if (!line.empty()) texts.push_back(line);
-    FW_CHECK(in.eof(), f.prompts_file, ": read failed");
-  }
-  FW_CHECK(!texts.empty(), "sample: give --prompt (one or more times) or --prompts FILE");
+  SampleResult res;
+  res.prompts = read_prompts(f);
   std::vector<std::vector<int32_t>> prompts;
-  for (const auto& t : texts) {
+  for (const auto& t : res.prompts) {
     prompts.push_back(tok->encode(t));
     FW_CHECK(!prompts.back().empty(), "sample: prompt ", prompts.size(), " is empty");
   }
@@ -55,11 +71,6 @@ void run_sample(const SampleFlags& f) {
   check_memory(Generator::bytes(lm.config.model, cap, 64, B), "sampling with this --context and batch");
   lm.model->set_matmul_bf16(lm.config.train.matmul_bf16);
   Generator gen(*lm.model, cap, 64, B);
-  const bool stream = !f.common.json && B == 1;  // one sample prints as it is drawn
-  if (stream) {
-    std::fputs(texts[0].c_str(), stdout);
-    std::fflush(stdout);
-  }
   std::unique_ptr<RoutingTrace> trace;
   if (!f.trace.empty()) trace = std::make_unique<RoutingTrace>(f.trace, tok.get());
   FeedCallback on_feed = nullptr;
@@ -68,32 +79,40 @@ void run_sample(const SampleFlags& f) {
       trace->record(row, row, t, n, entry, g);
     };
   TokenCallback on_token = nullptr;
-  if (stream)
-    on_token = [&](int64_t, int32_t t) {
-      std::string s = tok->decode({t});
-      std::fwrite(s.data(), 1, s.size(), stdout);
-      std::fflush(stdout);
-    };
+  res.streamed = on_text && B == 1;
+  if (res.streamed) {
+    on_text(res.prompts[0]);
+    on_token = [&](int64_t, int32_t t) { on_text(tok->decode({t})); };
+  }
   SamplingParams sp = f.sp;
   sp.vocab_limit = tok->vocab_size();  // the model's extra ids (padding) stand for no text
   BatchGenerateResult r = generate_batch(gen, prompts, f.tokens, sp, f.seed, on_token, on_feed);
-  int64_t total = 0;
-  nlohmann::json outs = nlohmann::json::array();
-  for (int64_t i = 0; i < B; i++) {
-    total += int64_t(r.tokens[size_t(i)].size());
-    outs.push_back(tok->decode(r.tokens[size_t(i)]));
+  for (const auto& row : r.tokens) {
+    res.tokens += int64_t(row.size());
+    res.continuations.push_back(tok->decode(row));
   }
-  const double tps = double(total) / r.seconds;
+  res.tokens_per_s = double(res.tokens) / r.seconds;
+  return res;
+}
+
+void run_sample(const SampleFlags& f) {
+  f.common.apply();
+  auto print_text = [](const std::string& s) {
+    std::fwrite(s.data(), 1, s.size(), stdout);
+    std::fflush(stdout);
+  };
+  const SampleResult r = draw_samples(f, f.common.json ? nullptr : std::function<void(const std::string&)>(print_text));
+  const size_t B = r.prompts.size();
   if (f.common.json) {
-    print_json({{"text", outs[0]}, {"texts", outs}, {"tokens_per_s", tps}, {"tokens", total}, {"batch", B}});
+    print_json({{"text", r.continuations[0]}, {"texts", r.continuations}, {"tokens_per_s", r.tokens_per_s},
+                {"tokens", r.tokens}, {"batch", B}});
     return;
   }
-  if (stream) std::printf("\n");
+  if (r.streamed) std::printf("\n");
   else
-    for (int64_t i = 0; i < B; i++)
-      std::printf("--- sample %lld ---\n%s%s\n", (long long)i, texts[size_t(i)].c_str(),
-                  outs[size_t(i)].get<std::string>().c_str());
-  note(str("sampled ", total, " tokens (batch ", B, ") at ", int64_t(tps), " tokens/s"));
+    for (size_t i = 0; i < B; i++)
+      std::printf("--- sample %zu ---\n%s%s\n", i, r.prompts[i].c_str(), r.continuations[i].c_str());
+  note(str("sampled ", r.tokens, " tokens (batch ", B, ") at ", int64_t(r.tokens_per_s), " tokens/s"));
 }
 }  // namespace
 

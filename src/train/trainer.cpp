@@ -62,6 +62,12 @@ class Trainer {
   void log(const std::string& s) const {
     if (opt_.log && comm_.rank() == 0) opt_.log(s);
   }
+  // The constructor's parts, in order.
+  void start_or_resume();      // the model, optimizer and run state: fresh, or from the run's checkpoint
+  void shard_moments();        // ZeRO-1: this rank's AdamW moments only
+  std::string open_data();     // the token files (and their tokenizer's agreement); returns the train file
+  void prepare_run_folder();   // rank 0: config.json, metrics.jsonl (cut back to the step on resume)
+  void log_start(const std::string& train_file);
   void check_batch_split() const;
   void check_ranks_agree_on_start() const;
   double step();    // one optimizer step: this rank's micro-batches; returns the global loss
@@ -103,81 +109,95 @@ class Trainer {
 Trainer::Trainer(const Config& cfg_in, const TrainOptions& opt)
     : opt_(opt), comm_(opt.comm ? *opt.comm : single_process()), P_(comm_.size()), rank_(comm_.rank()),
       cfg_(cfg_in) {
-  const std::string model_path = run_path(opt.run_dir, run_file::model);
-  if (opt.resume) {
-    LoadedModel lm = load_model(opt.run_dir);
-    cfg_ = lm.config;
-    check_batch_split();
-    check_memory(training_memory_bytes(cfg_, P_, opt.zero1), "resuming this run");
-    model_ = std::move(lm.model);
-    load_training_state(opt.run_dir, *model_, cfg_, lm.step, adam_, st_);
-    tokenizer_ = lm.tokenizer;
-    FW_CHECK(st_.step < cfg_.train.steps, opt.run_dir, ": already finished (step ", st_.step, " of ",
-             cfg_.train.steps, ")");
-  } else {
-    FW_CHECK(!fs::exists(model_path), opt.run_dir,
-             ": already holds a checkpoint; continue it with --resume or choose another --out");
-    cfg_.validate();
-    check_batch_split();
-    check_memory(training_memory_bytes(cfg_, P_, opt.zero1), "this training config");
-    model_ = std::make_unique<Model>(cfg_.model);
-    model_->init_weights(uint64_t(cfg_.train.seed));
-    if (!opt.zero1) adam_.init(model_->num_params());  // ZeRO-1: a shard, below
-    st_.rng = Rng(uint64_t(cfg_.train.seed) ^ 0x5EEDull).state();
-  }
-  if (opt.zero1) {  // this rank keeps the moments of its shard of the parameters only
-    shards_ = split_counts(int64_t(model_->num_params()), P_);
-    int64_t lo = 0;
-    for (int r = 0; r < rank_; r++) lo += shards_[size_t(r)];
-    if (opt.resume) adam_.keep_shard(lo, lo + shards_[size_t(rank_)]);
-    else adam_.init_shard(lo, lo + shards_[size_t(rank_)]);
-  }
+  start_or_resume();
+  shard_moments();
   FW_CHECK(opt.stop_after == 0 || opt.stop_after > st_.step, "--stop-after ", opt.stop_after,
            " is not after the run's current step ", st_.step);
+  const std::string train_file = open_data();
+  check_ranks_agree_on_start();
+  const TrainConfig& tc = cfg_.train;
+  model_->enable_grads();
+  model_->set_matmul_bf16(tc.matmul_bf16);
+  acts_ = std::make_unique<Activations>(*model_, tc.micro_batch(P_), tc.seq_len, true);
+  inputs_.resize(size_t(tc.micro_batch(P_) * tc.seq_len));
+  targets_.resize(inputs_.size());
+  if (rank_ == 0) prepare_run_folder();
+  flops_ = count_flops(cfg_.model, tc.seq_len);
+  peak_ = matmul_peak_flops(tc.matmul_bf16);
+  log_start(train_file);
+}
 
-  // data
-  const std::string data_dir = opt.data_dir.empty() ? st_.data_dir : opt.data_dir;
+void Trainer::start_or_resume() {
+  if (opt_.resume) {
+    LoadedModel lm = load_model(opt_.run_dir);
+    cfg_ = lm.config;
+    check_batch_split();
+    check_memory(training_memory_bytes(cfg_, P_, opt_.zero1), "resuming this run");
+    model_ = std::move(lm.model);
+    load_training_state(opt_.run_dir, *model_, cfg_, lm.step, adam_, st_);
+    tokenizer_ = lm.tokenizer;
+    FW_CHECK(st_.step < cfg_.train.steps, opt_.run_dir, ": already finished (step ", st_.step, " of ",
+             cfg_.train.steps, ")");
+    return;
+  }
+  FW_CHECK(!fs::exists(run_path(opt_.run_dir, run_file::model)), opt_.run_dir,
+           ": already holds a checkpoint; continue it with --resume or choose another --out");
+  cfg_.validate();
+  check_batch_split();
+  check_memory(training_memory_bytes(cfg_, P_, opt_.zero1), "this training config");
+  model_ = std::make_unique<Model>(cfg_.model);
+  model_->init_weights(uint64_t(cfg_.train.seed));
+  if (!opt_.zero1) adam_.init(model_->num_params());  // ZeRO-1: a shard (shard_moments)
+  st_.rng = Rng(uint64_t(cfg_.train.seed) ^ 0x5EEDull).state();
+}
+
+void Trainer::shard_moments() {
+  if (!opt_.zero1) return;
+  shards_ = split_counts(int64_t(model_->num_params()), P_);
+  int64_t lo = 0;
+  for (int r = 0; r < rank_; r++) lo += shards_[size_t(r)];
+  if (opt_.resume) adam_.keep_shard(lo, lo + shards_[size_t(rank_)]);
+  else adam_.init_shard(lo, lo + shards_[size_t(rank_)]);
+}
+
+std::string Trainer::open_data() {
+  const std::string data_dir = opt_.data_dir.empty() ? st_.data_dir : opt_.data_dir;
   FW_CHECK(!data_dir.empty(), "train: --data DIR is required");
   st_.data_dir = fs::absolute(data_dir).string();
   const DataFiles files = find_data_files(data_dir);
   const std::string data_tok = data_folder_tokenizer(data_dir, cfg_.model.vocab_size);
-  FW_CHECK(!opt.resume || data_tok == tokenizer_, data_dir, ": tokenizer '", data_tok,
+  FW_CHECK(!opt_.resume || data_tok == tokenizer_, data_dir, ": tokenizer '", data_tok,
            "' but the run was trained with '", tokenizer_, "'");
   tokenizer_ = data_tok;
   train_data_ = std::make_unique<TokenLoader>(files.train, cfg_.model.vocab_size);
   val_data_ = std::make_unique<TokenLoader>(files.val, cfg_.model.vocab_size);
   train_data_->set_position(st_.data_pos);
-  check_ranks_agree_on_start();
+  return files.train;
+}
 
-  // buffers, run folder (rank 0 writes it), accounting
+void Trainer::prepare_run_folder() {
+  fs::create_directories(opt_.run_dir);
+  const std::string metrics_path = run_path(opt_.run_dir, run_file::metrics);
+  if (opt_.resume) truncate_metrics(metrics_path, st_.step);
+  else std::ofstream(metrics_path, std::ios::trunc);
+  std::ofstream(run_path(opt_.run_dir, run_file::config), std::ios::trunc) << to_json(cfg_).dump(2) << "\n";
+  metrics_.open(metrics_path, std::ios::app);
+}
+
+void Trainer::log_start(const std::string& train_file) {
   const TrainConfig& tc = cfg_.train;
-  model_->enable_grads();
-  model_->set_matmul_bf16(cfg_.train.matmul_bf16);
-  acts_ = std::make_unique<Activations>(*model_, tc.micro_batch(P_), tc.seq_len, true);
-  inputs_.resize(size_t(tc.micro_batch(P_) * tc.seq_len));
-  targets_.resize(inputs_.size());
-  if (rank_ == 0) {
-    fs::create_directories(opt.run_dir);
-    const std::string metrics_path = run_path(opt.run_dir, run_file::metrics);
-    if (opt.resume) truncate_metrics(metrics_path, st_.step);
-    else std::ofstream(metrics_path, std::ios::trunc);
-    std::ofstream(run_path(opt.run_dir, run_file::config), std::ios::trunc) << to_json(cfg_).dump(2) << "\n";
-    metrics_.open(metrics_path, std::ios::app);
-  }
-  flops_ = count_flops(cfg_.model, tc.seq_len);
-  peak_ = matmul_peak_flops(cfg_.train.matmul_bf16);
   log(str("model: ", model_->num_params(), " parameters (",
           model_->num_params() - model_->num_embedding_params(), " without embeddings); forward ",
           flops_.forward_per_token() / 1e6, " MFLOP/token (exact), training ",
           flops_.train_per_token() / 1e6, " MFLOP/token vs 6N = ", six_n_per_token(cfg_.model) / 1e6));
-  log(str("data: ", train_data_->size(), " train tokens (", files.train, "), ", val_data_->size(),
+  log(str("data: ", train_data_->size(), " train tokens (", train_file, "), ", val_data_->size(),
           " val tokens; tokenizer ", tokenizer_, "; ", tc.matmul_bf16 ? "bf16 matmul" : "fp32 sgemm",
           " peak ", peak_ / 1e9, " GFLOP/s"));
   if (P_ > 1)
     log(str("parallel: ", comm_.describe(), " × ", num_threads(), " threads; per rank and step ", tc.grad_accum,
             " × ", tc.micro_batch(P_), " sequences of the global batch of ", tc.batch_size,
-            opt.zero1 ? str("; ZeRO-1: AdamW moments sharded (", shards_[0], " parameters per rank)") : ""));
-  if (opt.resume) log(str("resuming ", opt.run_dir, " at step ", st_.step, " of ", tc.steps));
+            opt_.zero1 ? str("; ZeRO-1: AdamW moments sharded (", shards_[0], " parameters per rank)") : ""));
+  if (opt_.resume) log(str("resuming ", opt_.run_dir, " at step ", st_.step, " of ", tc.steps));
 }
 
 void Trainer::check_batch_split() const {

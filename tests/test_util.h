@@ -18,10 +18,16 @@
 
 namespace fw::test {
 
-// A fresh empty folder under the build tree, named for the test.
+// A fresh empty folder under the build tree: FLOPWISE_TEST_TMP/<test>/<name>, where
+// <test> is the running test's full name, so tests never share a folder and
+// `ctest -j` can run them side by side.
 inline std::string temp_dir(const std::string& name) {
   namespace fs = std::filesystem;
-  fs::path p = fs::path(FLOPWISE_TEST_TMP) / name;
+  const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+  std::string test = info ? std::string(info->test_suite_name()) + "." + info->name() : "outside_tests";
+  for (char& c : test)
+    if (c == '/') c = '_';  // parameterised tests: Suite/Instance.Name/param
+  fs::path p = fs::path(FLOPWISE_TEST_TMP) / test / name;
   fs::remove_all(p);
   fs::create_directories(p);
   return p.string();

@@ -391,3 +391,35 @@ TEST(MoD, CausalEvaluationOfADenseModelEqualsPlainEvaluation) {
   EXPECT_NEAR(plain.loss, causal.loss, 1e-4);
   for (double p : causal.processed_fraction) EXPECT_EQ(p, 1.0);
 }
+
+// Both evaluations read the same windows, and never wrap: asked for more tokens than
+// the file holds, they read it once, whole (199 targets hold 12 windows of 16), in
+// batches of 5 with a last batch of 2, on one process and split over 2 "ranks".
+TEST(MoD, EvaluationsReadTheSameWindowsAndNeverWrap) {
+  Model m(test::small_model(32, 4, 2, 16));
+  m.init_weights(4);
+  for (size_t i = 0; i < m.params.size(); i++) m.params.data()[i] *= 5.0f;
+  std::vector<int32_t> tok;
+  for (int i = 0; i < 200; i++) tok.push_back((i * 37 + 11) % 256);
+  TokenLoader data(tok, 256, "synthetic");
+  Activations a(m, 5, 16, false);
+  const EvalResult plain = evaluate(m, a, data, 100000);
+  const CausalEvalResult causal = evaluate_causal(m, data, 100000, 16);
+  EXPECT_TRUE(plain.whole_file);
+  EXPECT_EQ(plain.tokens, 12 * 16);
+  EXPECT_EQ(causal.tokens, 12 * 16);
+  EXPECT_NEAR(plain.loss, causal.loss, 1e-4);
+  // two ranks of 6 windows each: batches of 5 and 1; the mean of their losses is the whole loss
+  Activations b(m, 5, 16, false);
+  const EvalResult r0 = evaluate(m, b, data, 100000, 0, 2), r1 = evaluate(m, b, data, 100000, 1, 2);
+  EXPECT_EQ(r0.tokens, 6 * 16);
+  EXPECT_NEAR((r0.loss + r1.loss) / 2, plain.loss, 1e-5);
+  // a file shorter than one window is refused by name
+  TokenLoader tiny(std::vector<int32_t>(10, 1), 256, "tiny.bin");
+  try {
+    evaluate(m, a, tiny, 100);
+    ADD_FAILURE() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("tiny.bin: 10 tokens, too few"), std::string::npos) << e.what();
+  }
+}

@@ -1,5 +1,7 @@
 #include "batching/loader.h"
 
+#include <algorithm>
+
 #include "core/error.h"
 #include "formats/token_file.h"
 
@@ -37,6 +39,12 @@ uint64_t TokenLoader::checksum() const {
     h *= 0x100000001b3ull;
   }
   return h;
+}
+
+int64_t validation_windows(const TokenLoader& data, int64_t tokens, int64_t T) {
+  const int64_t whole = (data.size() - 1) / T;  // each window needs its T inputs and one more target
+  FW_CHECK(whole >= 1, data.name(), ": ", data.size(), " tokens, too few for one validation sequence of ", T);
+  return std::clamp<int64_t>(tokens / T, 1, whole);
 }
 
 void TokenLoader::next_batch(int32_t* inputs, int32_t* targets, int64_t B, int64_t T) {

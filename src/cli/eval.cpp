@@ -94,8 +94,9 @@ EvalReport compute_eval(const EvalFlags& f) {
 }
 
 void print_eval(const EvalReport& r) {
-  std::printf("val loss %.4f over %lld tokens (%s, step %lld); forward %.2f MFLOP/token\n", r.topk.loss,
-              (long long)r.topk.tokens, r.val_file.c_str(), (long long)r.step, r.flops_per_token / 1e6);
+  std::printf("val loss %.4f over %lld tokens (%s%s, step %lld); forward %.2f MFLOP/token\n", r.topk.loss,
+              (long long)r.topk.tokens, r.val_file.c_str(), r.topk.whole_file ? ", the whole file: fewer tokens than asked" : "",
+              (long long)r.step, r.flops_per_token / 1e6);
   for (size_t l = 0; l < r.leaves_used.size(); l++)  // FFF: dead subtrees show as leaves no token reaches
     std::printf("  block %zu: FFF reaches %.1f%% of its %lld leaves\n", l, 100 * r.leaves_used[l],
                 (long long)(r.mlp.K << r.mlp.D));
@@ -112,8 +113,8 @@ void print_eval(const EvalReport& r) {
 }
 
 nlohmann::json eval_json(const EvalReport& r) {
-  nlohmann::json j = {{"val_loss", r.topk.loss}, {"tokens", r.topk.tokens}, {"step", r.step},
-                      {"flops_per_token", r.flops_per_token}};
+  nlohmann::json j = {{"val_loss", r.topk.loss}, {"tokens", r.topk.tokens}, {"whole_file", r.topk.whole_file},
+                      {"step", r.step}, {"flops_per_token", r.flops_per_token}};
   if (!r.leaves_used.empty()) {
     double mean = 0;
     for (double u : r.leaves_used) mean += u / double(r.leaves_used.size());
@@ -122,6 +123,7 @@ nlohmann::json eval_json(const EvalReport& r) {
   }
   if (!r.has_causal) return j;
   j["val_loss_causal"] = r.causal.loss;
+  j["tokens_causal"] = r.causal.tokens;  // the same windows as the top-k loss
   if (r.routed_layers.empty()) return j;
   auto per_layer = [&](const std::vector<double>& v) {
     nlohmann::json a = nlohmann::json::array();

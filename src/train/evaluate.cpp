@@ -1,40 +1,55 @@
 #include "train/evaluate.h"
 
+#include <algorithm>
 #include <cmath>
+#include <memory>
 #include <vector>
+
+#include "core/error.h"
 
 namespace fw {
 
 EvalResult evaluate(Model& model, Activations& acts, TokenLoader& data, int64_t tokens, int rank, int ranks) {
-  const int64_t B = acts.dims.B, T = acts.dims.T;
-  const int64_t batches = std::max<int64_t>(1, tokens / (B * ranks * T));
+  const int64_t B = acts.dims.B, T = acts.dims.T, P = ranks;
+  const int64_t windows = validation_windows(data, tokens, T);
+  FW_CHECK(windows >= P, data.name(), ": ", windows, " validation sequences of ", T, " tokens for ", P,
+           " ranks; each needs one");
+  const int64_t per_rank = windows / P;
   std::vector<int32_t> in(static_cast<size_t>(B * T)), tgt(static_cast<size_t>(B * T));
-  double sum = 0;
   const ModConfig& mod = model.cfg.mod;
   const size_t L = size_t(model.cfg.n_layers);
-  std::vector<double> acc(L, 0.0), racc(L, mod.router_bce() ? 0.0 : NAN), pacc(L, mod.predictor() ? 0.0 : NAN);
+  EvalResult r{0, per_rank * T, tokens / T > (data.size() - 1) / T, std::vector<double>(L, 0.0),
+               std::vector<double>(L, mod.router_bce() ? 0.0 : NAN), std::vector<double>(L, mod.predictor() ? 0.0 : NAN),
+               {}};
   const MlpShape& mlp = acts.dims.mlp;
-  std::vector<std::vector<int64_t>> visits(visit_counters(mlp) > 0 ? L : 0,
-                                           std::vector<int64_t>(size_t(visit_counters(mlp)), 0));
-  for (int64_t i = 0; i < batches; i++) {
-    data.set_position(0);
-    data.advance((i * ranks + rank) * B * T);  // this rank's rows of whole-job batch i
-    data.next_batch(in.data(), tgt.data(), B, T);
-    sum += model_forward(model, acts, in.data(), tgt.data(), ForwardMode{}).loss;  // inference
-    for (size_t l = 0; l < visits.size(); l++) {  // routed blocks ran their MLP on B·k tokens
+  r.tree_visits.assign(visit_counters(mlp) > 0 ? L : 0, std::vector<int64_t>(size_t(visit_counters(mlp)), 0));
+  std::unique_ptr<Activations> tail;  // the last, shorter batch
+  double sum = 0;
+  for (int64_t done = 0; done < per_rank;) {
+    const int64_t rows = std::min(B, per_rank - done);  // this batch's rows on every rank
+    if (rows < B && !tail) tail = std::make_unique<Activations>(model, rows, T, false);
+    Activations& a = rows == B ? acts : *tail;
+    data.set_position((done * P + rank * rows) * T);  // this rank's rows of the whole job's batch
+    data.next_batch(in.data(), tgt.data(), rows, T);
+    const double w = double(rows) / double(per_rank);  // the batch's share of this rank's windows
+    sum += w * model_forward(model, a, in.data(), tgt.data(), ForwardMode{}).loss;  // inference
+    for (size_t l = 0; l < r.tree_visits.size(); l++) {  // routed blocks ran their MLP on rows·k tokens
       const bool routed = mod.routed(int64_t(l));
-      const BlockActs& b = routed ? acts.routed[l].inner : acts.blocks[l];
-      count_tree_visits(mlp, b.mlp, routed ? B * mod.k(T) : B * T, visits[l].data());
+      const BlockActs& b = routed ? a.routed[l].inner : a.blocks[l];
+      count_tree_visits(mlp, b.mlp, routed ? rows * mod.k(T) : rows * T, r.tree_visits[l].data());
     }
     for (int64_t l = 0; l < model.cfg.n_layers; l++)
       if (mod.routed(l)) {
-        const RoutedActs& r = acts.routed[size_t(l)];
-        acc[size_t(l)] += (mod.decides_by_predictor() ? r.predictor_accuracy : r.router_accuracy) / double(batches);
-        racc[size_t(l)] += r.router_accuracy / double(batches);
-        pacc[size_t(l)] += r.predictor_accuracy / double(batches);
+        const RoutedActs& ra = a.routed[size_t(l)];
+        const size_t i = size_t(l);
+        r.causal_accuracy[i] += w * (mod.decides_by_predictor() ? ra.predictor_accuracy : ra.router_accuracy);
+        r.router_accuracy[i] += w * ra.router_accuracy;
+        r.predictor_accuracy[i] += w * ra.predictor_accuracy;
       }
+    done += rows;
   }
-  return {sum / double(batches), batches * B * T, acc, racc, pacc, visits};
+  r.loss = sum;
+  return r;
 }
 
 }  // namespace fw

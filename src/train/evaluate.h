@@ -1,6 +1,9 @@
-// Validation loss: the mean cross-entropy over the first `tokens` tokens of a
-// stream (whole batches, at least one), always from its start, so two evaluations
-// of the same weights agree exactly.
+// Validation loss: the mean cross-entropy over the first validation windows of a
+// stream, always from its start, so two evaluations of the same weights agree
+// exactly. Window w is the T inputs from token w·T and the T targets after them; a
+// pass never wraps around the file's end, so a file smaller than the tokens asked
+// for is read once, whole (EvalResult::whole_file says so). The top-k and the causal
+// evaluation (infer/causal_eval.h) read the same windows.
 #pragma once
 #include <cstdint>
 #include <vector>
@@ -13,6 +16,7 @@ namespace fw {
 struct EvalResult {
   double loss;
   int64_t tokens;
+  bool whole_file = false;  // the file held fewer windows than asked: all of it was read
   // MoD, per layer (0 for dense layers): how often the causal decision used at
   // sampling (router σ(r) > 0.5, or the predictor's) agrees with top-k selection
   std::vector<double> causal_accuracy;
@@ -24,8 +28,10 @@ struct EvalResult {
 
 // Across `ranks` processes each evaluates its share of the same windows, as one
 // process with `ranks` times the batch would: batch i's rows are split among the
-// ranks in order. Each returns the mean over its rows; averaging the ranks' losses
-// gives the whole loss (tokens and accuracies are this rank's).
+// ranks in order, and every rank takes the same number of windows (the count rounded
+// down to a multiple of ranks). Each returns the mean over its rows; averaging the
+// ranks' losses gives the whole loss (tokens and accuracies are this rank's). The
+// last batch may be shorter than acts' B (its own smaller activations).
 EvalResult evaluate(Model& model, Activations& acts, TokenLoader& data, int64_t tokens, int rank = 0,
                     int ranks = 1);
 

@@ -375,15 +375,27 @@ TEST(MoD, BatchedStepRejectsBadRows) {
   EXPECT_THROW(g.step(tok, both, 2), Error);
 }
 
+// A dense model with large weights and 200 synthetic tokens to evaluate it on.
+struct DenseEvalFixture {
+  Model m{test::small_model(32, 4, 2, 16)};
+  TokenLoader data{synthetic_tokens(), 256, "synthetic"};
+  DenseEvalFixture() {
+    m.init_weights(4);
+    for (size_t i = 0; i < m.params.size(); i++) m.params.data()[i] *= 5.0f;
+  }
+  static std::vector<int32_t> synthetic_tokens() {
+    std::vector<int32_t> tok;
+    for (int i = 0; i < 200; i++) tok.push_back((i * 37 + 11) % 256);
+    return tok;
+  }
+};
+
 // Sampling-time routing of a dense model is no routing at all: the generator path
 // must give the same validation loss as the training forward.
 TEST(MoD, CausalEvaluationOfADenseModelEqualsPlainEvaluation) {
-  Model m(test::small_model(32, 4, 2, 16));
-  m.init_weights(4);
-  for (size_t i = 0; i < m.params.size(); i++) m.params.data()[i] *= 5.0f;
-  std::vector<int32_t> tok;
-  for (int i = 0; i < 200; i++) tok.push_back((i * 37 + 11) % 256);
-  TokenLoader data(tok, 256, "synthetic");
+  DenseEvalFixture fx;
+  Model& m = fx.m;
+  TokenLoader& data = fx.data;
   Activations a(m, 1, 16, false);
   const EvalResult plain = evaluate(m, a, data, 160);
   const CausalEvalResult causal = evaluate_causal(m, data, 160, 16);
@@ -396,12 +408,9 @@ TEST(MoD, CausalEvaluationOfADenseModelEqualsPlainEvaluation) {
 // the file holds, they read it once, whole (199 targets hold 12 windows of 16), in
 // batches of 5 with a last batch of 2, on one process and split over 2 "ranks".
 TEST(MoD, EvaluationsReadTheSameWindowsAndNeverWrap) {
-  Model m(test::small_model(32, 4, 2, 16));
-  m.init_weights(4);
-  for (size_t i = 0; i < m.params.size(); i++) m.params.data()[i] *= 5.0f;
-  std::vector<int32_t> tok;
-  for (int i = 0; i < 200; i++) tok.push_back((i * 37 + 11) % 256);
-  TokenLoader data(tok, 256, "synthetic");
+  DenseEvalFixture fx;
+  Model& m = fx.m;
+  TokenLoader& data = fx.data;
   Activations a(m, 5, 16, false);
   const EvalResult plain = evaluate(m, a, data, 100000);
   const CausalEvalResult causal = evaluate_causal(m, data, 100000, 16);

@@ -13,16 +13,21 @@ declare -A sources=(
   [safetensors]="src/formats/safetensors.cpp src/formats/atomic_file.cpp src/core/files.cpp"
   [token_file]="src/formats/token_file.cpp src/formats/atomic_file.cpp src/core/files.cpp src/batching/loader.cpp"
   [config]="src/config/config.cpp src/nn/config.cpp src/core/files.cpp"
+  [runs_csv]="src/scaling/runs.cpp src/core/files.cpp"
+  [metrics]="src/formats/run_folder.cpp src/formats/atomic_file.cpp src/core/files.cpp"
+  [gpt2]="src/tokenizers/gpt2_bpe.cpp src/tokenizers/tokenizer.cpp src/tokenizers/spm_tokenizer.cpp
+          src/core/system.cpp src/core/files.cpp src/formats/atomic_file.cpp -lsentencepiece -lsentencepiece_train"
 )
-targets=(config safetensors token_file)
+targets=(config safetensors token_file runs_csv metrics gpt2)
 
 build() {  # $1: target
   mkdir -p build-fuzz
   local bin=build-fuzz/fuzz_$1
   local newest
-  newest=$(ls -t fuzz/fuzz_$1.cpp fuzz/fuzz_input.h ${sources[$1]} $(ls src/*/*.h) | head -1)
+  newest=$(ls -t fuzz/fuzz_$1.cpp fuzz/fuzz_input.h $(ls src/*/*.cpp src/*/*.h) | head -1)
   if [ ! -x "$bin" ] || [ "$newest" -nt "$bin" ]; then
     clang++ -std=c++20 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+      -DFLOPWISE_SOURCE_DIR=\"$PWD\" -DFLOPWISE_PLUGIN_DIR=\"/nonexistent\" \
       -Isrc fuzz/fuzz_$1.cpp ${sources[$1]} -o "$bin"
   fi
 }

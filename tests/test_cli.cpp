@@ -186,6 +186,9 @@ TEST(Cli, BadConfigs) {
   expect_error(flopwise("train --data " + data + " --out " + run + " --config " + cfg), "c.json: unknown config field 'train.stepz'");
   std::ofstream(cfg) << R"({"model": {"d_model": 64,}})";
   expect_error(flopwise("train --data " + data + " --out " + run + " --config " + cfg), "c.json: invalid JSON");
+  // a number too large for a double (found by fuzz/fuzz_config.cpp: it escaped as an uncaught exception)
+  std::ofstream(cfg) << R"({"train": {"batch_size": 8, "seq_r": 2e5536}})";
+  expect_error(flopwise("train --data " + data + " --out " + run + " --config " + cfg), "c.json: invalid JSON");
   // out-of-memory sized: refused with the estimate before allocating
   expect_error(train("--set model.d_model=32768 --set model.n_heads=256 --set model.n_layers=64"), "of memory but only");
   EXPECT_FALSE(fs::exists(run + "/model.safetensors"));

@@ -174,6 +174,10 @@ TEST(Tokenizers, BadTokenizerFilesNamed) {
   std::ofstream(dir + "/vocab.bpe") << "#version: 0.2\na b\n";
   auto broken = test::flopwise("tokenize --tokenizer gpt2:" + dir + " --text a");
   EXPECT_NE(broken.out.find("encoder.json: invalid JSON"), std::string::npos) << broken.out;
+  std::ofstream(dir + "/encoder.json") << "{\"a\": 1e999}";  // out of range, not malformed
+  auto huge = test::flopwise("tokenize --tokenizer gpt2:" + dir + " --text a");
+  EXPECT_EQ(huge.code, 1);
+  EXPECT_NE(huge.out.find("encoder.json: invalid JSON"), std::string::npos) << huge.out;
   std::ofstream(dir + "/encoder.json") << "{\"a\": 0, \"b\": 1, \"ab\": 2, \"<|endoftext|>\": 3}";
   auto bytes = test::flopwise("tokenize --tokenizer gpt2:" + dir + " --text a");
   EXPECT_NE(bytes.out.find("encoder.json: no token for byte 0"), std::string::npos) << bytes.out;

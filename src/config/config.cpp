@@ -150,7 +150,7 @@ void apply_config_file(Config& c, const std::string& path) {
   nlohmann::json j;
   try {
     j = nlohmann::json::parse(in);
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {
     fail(path, ": invalid JSON: ", e.what());
   }
   apply_json(c, j, path);
@@ -168,7 +168,7 @@ void apply_set(Config& c, const std::string& assignment) {
   nlohmann::json v;
   try {
     v = nlohmann::json::parse(text);
-  } catch (const nlohmann::json::parse_error&) {
+  } catch (const nlohmann::json::exception&) {
     v = text;  // not JSON: a plain string (a named choice, such as mod.gate=raw)
   }
   auto all = fields(c);

@@ -60,7 +60,7 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
   nlohmann::json header;
   try {
     header = nlohmann::json::parse(json);
-  } catch (const nlohmann::json::parse_error&) {
+  } catch (const nlohmann::json::exception&) {
     fail(path, ": torn or corrupt safetensors header (invalid JSON)");
   }
   FW_CHECK(header.is_object(), path, ": safetensors header is not a JSON object");

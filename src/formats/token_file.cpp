@@ -149,7 +149,7 @@ std::string data_folder_tokenizer(const std::string& dir, int64_t vocab_size) {
   nlohmann::json j;
   try {
     j = nlohmann::json::parse(std::ifstream(meta));
-  } catch (const nlohmann::json::parse_error&) {
+  } catch (const nlohmann::json::exception&) {
     fail(meta.string(), ": invalid JSON");
   }
   FW_CHECK(j.is_object() && j.contains("tokenizer") && j["tokenizer"].is_string(), meta.string(),

@@ -33,7 +33,7 @@ RunInfo read_run(const std::string& dir) {
   if (const std::string summary = run_path(dir, run_file::summary); fs::exists(summary)) {
     try {
       r.summary = nlohmann::json::parse(std::ifstream(summary));
-    } catch (const nlohmann::json::parse_error&) {
+    } catch (const nlohmann::json::exception&) {
       fail(summary, ": invalid JSON");
     }
   }

@@ -140,7 +140,7 @@ Gpt2Tokenizer::Gpt2Tokenizer(const std::string& dir) : dir_(dir) {
   nlohmann::json enc;
   try {
     enc = nlohmann::json::parse(std::ifstream(enc_path));
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {
     fail(enc_path, ": invalid JSON (", e.what(), ")");
   }
   FW_CHECK(enc.is_object() && !enc.empty(), enc_path, ": not a JSON object of token → id");

@@ -62,7 +62,7 @@ LoadedModel load_model(const std::string& run_or_file) {
   nlohmann::json cj;
   try {
     cj = nlohmann::json::parse(f.meta("flopwise.config"));
-  } catch (const nlohmann::json::parse_error&) {
+  } catch (const nlohmann::json::exception&) {
     fail(path, ": metadata 'flopwise.config' is not valid JSON");
   }
   apply_json(out.config, cj, path + " (flopwise.config)");

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# The whole test suite under AddressSanitizer (with LeakSanitizer) and
+# UndefinedBehaviorSanitizer: builds flopwise, its MPI plugin and the tests into
+# build-asan/ (debug info, -O1) and runs ctest there. Any sanitizer report fails the
+# test it happens in (halt_on_error; UBSan does not recover). Extra arguments go to
+# ctest (e.g. -R Kernels).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+./scripts/setup.sh flopwise >/dev/null  # packages and data; the plain build stays as it is
+flags="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer"
+cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DFLOPWISE_BENCH=OFF \
+  -DCMAKE_CXX_FLAGS="$flags" -DCMAKE_EXE_LINKER_FLAGS="$flags" -DCMAKE_SHARED_LINKER_FLAGS="$flags" >/dev/null
+cmake --build build-asan -j"$(nproc)"
+export ASAN_OPTIONS="halt_on_error=1:detect_leaks=1:abort_on_error=1"
+export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
+export LSAN_OPTIONS="suppressions=$PWD/scripts/lsan.supp"
+ctest --test-dir build-asan --output-on-failure --timeout 1800 "$@"

@@ -14,4 +14,6 @@ cmake --build build-asan -j"$(nproc)"
 export ASAN_OPTIONS="halt_on_error=1:detect_leaks=1:abort_on_error=1"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 export LSAN_OPTIONS="suppressions=$PWD/scripts/lsan.supp"
+# keep Open MPI's components loaded until exit, so leak reports from them have symbols
+export OMPI_MCA_mca_base_component_disable_dlclose=1
 ctest --test-dir build-asan --output-on-failure --timeout 1800 "$@"

@@ -22,10 +22,12 @@ namespace fs = std::filesystem;
 SweepShape parse_shape(const std::string& s) {
   const size_t x = s.find('x');
   FW_CHECK(x != std::string::npos, "sweep: size '", s, "' must be LAYERSxWIDTH, e.g. 2x64");
+  // strtoll's end pointer points into the string it parsed: keep both parts alive
+  const std::string layers = s.substr(0, x), width = s.substr(x + 1);
   char* end = nullptr;
-  const long long L = std::strtoll(s.substr(0, x).c_str(), &end, 10);
+  const long long L = std::strtoll(layers.c_str(), &end, 10);
   FW_CHECK(*end == '\0' && L >= 1, "sweep: size '", s, "': layers must be a positive integer");
-  const long long d = std::strtoll(s.substr(x + 1).c_str(), &end, 10);
+  const long long d = std::strtoll(width.c_str(), &end, 10);
   FW_CHECK(*end == '\0' && d >= 32 && d % 32 == 0, "sweep: size '", s, "': width must be a multiple of 32");
   return {L, d};
 }

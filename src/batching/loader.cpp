@@ -41,10 +41,13 @@ uint64_t TokenLoader::checksum() const {
   return h;
 }
 
-int64_t validation_windows(const TokenLoader& data, int64_t tokens, int64_t T) {
+int64_t validation_windows(const TokenLoader& data, int64_t tokens, int64_t T, int ranks) {
   const int64_t whole = (data.size() - 1) / T;  // each window needs its T inputs and one more target
   FW_CHECK(whole >= 1, data.name(), ": ", data.size(), " tokens, too few for one validation sequence of ", T);
-  return std::clamp<int64_t>(tokens / T, 1, whole);
+  const int64_t windows = std::clamp<int64_t>(tokens / T, 1, whole);
+  FW_CHECK(windows >= ranks, data.name(), ": ", windows, " validation sequences of ", T, " tokens for ", ranks,
+           " ranks; each needs one");
+  return windows;
 }
 
 void TokenLoader::next_batch(int32_t* inputs, int32_t* targets, int64_t B, int64_t T) {

@@ -34,7 +34,7 @@ class TokenLoader {
 // Validation windows: window w is the T inputs from token w·T and the T targets after
 // them. The number for `tokens` tokens is tokens / T (at least 1), at most what `data`
 // holds whole, so a pass never wraps around the file's end. Errors if the file holds
-// less than one window.
-int64_t validation_windows(const TokenLoader& data, int64_t tokens, int64_t T);
+// less than one window, or fewer than `ranks` (each data-parallel rank needs one).
+int64_t validation_windows(const TokenLoader& data, int64_t tokens, int64_t T, int ranks = 1);
 
 }  // namespace fw

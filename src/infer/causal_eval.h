@@ -19,8 +19,8 @@ struct CausalEvalResult {
   std::vector<double> processed_fraction;  // per layer (1 for dense layers)
 };
 
-// The validation windows of `tokens` tokens (train/evaluate.h: the same windows the
-// top-k evaluation reads, never wrapping), one sequence of T at a time. on_sequence (may
+// The validation windows of `tokens` tokens (validation_windows in batching/loader.h:
+// the same windows the top-k evaluation reads, never wrapping), one sequence of T at a time. on_sequence (may
 // be null) sees the generator after each sequence (for routing traces): the sequence's
 // input tokens and the generator holding its decisions.
 CausalEvalResult evaluate_causal(

@@ -5,20 +5,17 @@
 #include <memory>
 #include <vector>
 
-#include "core/error.h"
 
 namespace fw {
 
 EvalResult evaluate(Model& model, Activations& acts, TokenLoader& data, int64_t tokens, int rank, int ranks) {
   const int64_t B = acts.dims.B, T = acts.dims.T, P = ranks;
-  const int64_t windows = validation_windows(data, tokens, T);
-  FW_CHECK(windows >= P, data.name(), ": ", windows, " validation sequences of ", T, " tokens for ", P,
-           " ranks; each needs one");
+  const int64_t windows = validation_windows(data, tokens, T, ranks);
   const int64_t per_rank = windows / P;
   std::vector<int32_t> in(static_cast<size_t>(B * T)), tgt(static_cast<size_t>(B * T));
   const ModConfig& mod = model.cfg.mod;
   const size_t L = size_t(model.cfg.n_layers);
-  EvalResult r{0, per_rank * T, tokens / T > (data.size() - 1) / T, std::vector<double>(L, 0.0),
+  EvalResult r{0, per_rank * T, windows < tokens / T, std::vector<double>(L, 0.0),
                std::vector<double>(L, mod.router_bce() ? 0.0 : NAN), std::vector<double>(L, mod.predictor() ? 0.0 : NAN),
                {}};
   const MlpShape& mlp = acts.dims.mlp;

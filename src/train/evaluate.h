@@ -1,7 +1,6 @@
 // Validation loss: the mean cross-entropy over the first validation windows of a
-// stream, always from its start, so two evaluations of the same weights agree
-// exactly. Window w is the T inputs from token w·T and the T targets after them; a
-// pass never wraps around the file's end, so a file smaller than the tokens asked
+// stream (validation_windows, batching/loader.h), always from its start, so two
+// evaluations of the same weights agree exactly; a file smaller than the tokens asked
 // for is read once, whole (EvalResult::whole_file says so). The top-k and the causal
 // evaluation (infer/causal_eval.h) read the same windows.
 #pragma once

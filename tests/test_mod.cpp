@@ -398,7 +398,7 @@ TEST(MoD, CausalEvaluationOfADenseModelEqualsPlainEvaluation) {
   TokenLoader& data = fx.data;
   Activations a(m, 1, 16, false);
   const EvalResult plain = evaluate(m, a, data, 160);
-  const CausalEvalResult causal = evaluate_causal(m, data, 160, 16);
+  const CausalEvalResult causal = evaluate_causal(m, data, 160, 16, m.causal_thresholds(false));
   EXPECT_EQ(plain.tokens, causal.tokens);
   EXPECT_NEAR(plain.loss, causal.loss, 1e-4);
   for (double p : causal.processed_fraction) EXPECT_EQ(p, 1.0);
@@ -413,7 +413,7 @@ TEST(MoD, EvaluationsReadTheSameWindowsAndNeverWrap) {
   TokenLoader& data = fx.data;
   Activations a(m, 5, 16, false);
   const EvalResult plain = evaluate(m, a, data, 100000);
-  const CausalEvalResult causal = evaluate_causal(m, data, 100000, 16);
+  const CausalEvalResult causal = evaluate_causal(m, data, 100000, 16, m.causal_thresholds(false));
   EXPECT_TRUE(plain.whole_file);
   EXPECT_EQ(plain.tokens, 12 * 16);
   EXPECT_EQ(causal.tokens, 12 * 16);

@@ -24,6 +24,7 @@ struct BenchFlags {
   int64_t steps = 10, warmup = 2;
   int64_t prompt_tokens = 64, new_tokens = 256, batch = 1;
   ConfigFlags config;
+  RoutingFlag routing;  // bench sample --ckpt
   CommonFlags common;
 };
 
@@ -104,6 +105,7 @@ void bench_sample(const BenchFlags& f) {
   }
   Model& model = lm.model ? *lm.model : *fresh;
   model.set_matmul_bf16(cfg.train.matmul_bf16);
+  if (lm.model) f.routing.apply(model, f.ckpt);
   Rng rng(uint64_t(cfg.train.seed));
   std::vector<std::vector<int32_t>> prompts(size_t(f.batch), std::vector<int32_t>(size_t(f.prompt_tokens)));
   for (auto& p : prompts) random_tokens(p, cfg.model.vocab_size, rng);  // each row its own prompt
@@ -131,6 +133,7 @@ void bench_sample(const BenchFlags& f) {
           n++;
         }
     j["processed_fraction"] = processed / double(n);
+    j["routing"] = model.calibration.empty() ? "uncalibrated" : "calibrated";
   }
   if (f.common.json) print_json(j);
   else std::printf("bench sample: %.1f tokens/s (batch %lld, %lld new tokens each after a %lld-token prompt, KV cache)\n",
@@ -155,6 +158,7 @@ void register_bench(CLI::App& app) {
   sa->add_option("--new-tokens", fs->new_tokens, "tokens to generate per sequence");
   sa->add_option("--batch", fs->batch, "sequences decoded side by side (each its own random prompt)");
   fs->config.add(sa);
+  fs->routing.add(sa);
   fs->common.add(sa);
   sa->callback([fs]() { bench_sample(*fs); });
   add_bench_fff(bench);

@@ -3,7 +3,9 @@
 #include <cstdio>
 #include <iostream>
 
+#include "core/error.h"
 #include "core/threads.h"
+#include "formats/token_file.h"
 
 namespace fw::cli {
 
@@ -28,6 +30,29 @@ void CommonFlags::add(CLI::App* sub) {
 }
 
 void CommonFlags::apply() const { set_num_threads(threads); }
+
+void RoutingFlag::add(CLI::App* sub) {
+  sub->add_option("--routing", routing,
+                  "Mixture-of-Depths sampling: calibrated (the checkpoint's thresholds, processing the "
+                  "capacity's share) or uncalibrated (the trained rule, sigma(r) > 0.5)")
+      ->check(CLI::IsMember({"calibrated", "uncalibrated"}));
+}
+
+void RoutingFlag::apply(Model& model, const std::string& ckpt) const {
+  if (!model.cfg.mod.enabled) return;
+  if (routing == "uncalibrated") model.calibration = {};
+  else if (model.calibration.empty())
+    note(str(ckpt, ": not calibrated (trained before calibration existed, or stopped early); routing by the "
+             "trained rule. `flopwise calibrate --ckpt ", ckpt, " --data DIR` calibrates it"));
+}
+
+std::string validation_file_for(const LoadedModel& lm, const std::string& data_dir) {
+  const DataFiles files = find_data_files(data_dir);
+  const std::string data_tok = data_folder_tokenizer(data_dir, lm.config.model.vocab_size);
+  FW_CHECK(data_tok == "unknown" || lm.tokenizer == "unknown" || data_tok == lm.tokenizer, data_dir,
+           ": tokenized with '", data_tok, "' but the checkpoint was trained with '", lm.tokenizer, "'");
+  return files.val;
+}
 
 void print_json(const nlohmann::json& j) {
   std::cout << j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << std::endl;

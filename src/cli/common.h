@@ -6,6 +6,8 @@
 #include <vector>
 
 #include "config/config.h"
+#include "nn/model.h"
+#include "train/checkpoint.h"
 
 namespace fw::cli {
 
@@ -23,6 +25,21 @@ struct CommonFlags {
   void apply() const;  // sets the thread count
 };
 
+// --routing calibrated|uncalibrated: how a Mixture-of-Depths model decides when sampling
+// (infer/calibration.h). Calibrated, the default, uses the checkpoint's thresholds when it
+// has them; uncalibrated uses the trained rule (σ > 0.5).
+struct RoutingFlag {
+  std::string routing = "calibrated";
+  void add(CLI::App* sub);
+  // Drops the model's calibration when uncalibrated was asked for; notes on stderr when a
+  // Mixture-of-Depths model has none to use.
+  void apply(Model& model, const std::string& ckpt) const;
+};
+
+// DIR/val.bin of a data folder for a checkpoint, checking the folder's tokenizer is the
+// one the checkpoint was trained with.
+std::string validation_file_for(const LoadedModel& lm, const std::string& data_dir);
+
 // Prints `j` as one line on stdout (invalid UTF-8 in strings replaced).
 void print_json(const nlohmann::json& j);
 
@@ -34,6 +51,7 @@ void register_prepare(CLI::App& app);
 void prepare_brown(const std::string& brown_dir, const std::string& tokenizer, const std::string& out);
 void register_train(CLI::App& app);
 void register_eval(CLI::App& app);
+void register_calibrate(CLI::App& app);
 void register_flops(CLI::App& app);
 void register_fit(CLI::App& app);
 // The tables of a law report (scaling/law_report.h) on stdout (fit.cpp).

@@ -84,7 +84,7 @@ nlohmann::json measure(const std::string& run, const std::string& data, const Tr
   LoadedModel lm = load_model(run);
   const Config& cfg = lm.config;
   TokenLoader val(find_data_files(data).val, cfg.model.vocab_size);
-  const double causal = evaluate_causal(*lm.model, val, cfg.train.eval_tokens, cfg.train.seq_len).loss;
+  const double causal = evaluate_causal(*lm.model, val, cfg.train.eval_tokens, cfg.train.seq_len, lm.model->causal_thresholds(true)).loss;
   auto tok = make_tokenizer(lm.tokenizer);
   const std::vector<int32_t> prompt = tok->encode("The jury said");
   Generator gen(*lm.model, cfg.model.max_seq_len, 64);

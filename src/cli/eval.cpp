@@ -34,7 +34,10 @@ struct EvalReport {
   MlpShape mlp;
   std::vector<double> leaves_used;  // FFF, per layer: fraction of leaves some token reached
   bool has_causal = false;          // MoD (or a trace was asked for): the sampler's routing
-  CausalEvalResult causal{};
+  CausalEvalResult causal{};        // by the trained rule (σ(r) > 0.5)
+  bool calibrated = false;          // the checkpoint has thresholds (infer/calibration.h)
+  CausalEvalResult causal_calibrated{};  // by them
+  double capacity_share = 0;        // k/T: the share top-k processes in training
   std::vector<int64_t> routed_layers;
 };
 
@@ -57,17 +60,14 @@ EvalReport compute_eval(const EvalFlags& f) {
   LoadedModel lm = load_model(f.ckpt);
   const ModelConfig& mc = lm.config.model;
   const TrainConfig& tc = lm.config.train;
-  DataFiles files = find_data_files(f.data);
-  const std::string data_tok = data_folder_tokenizer(f.data, mc.vocab_size);
-  FW_CHECK(data_tok == "unknown" || lm.tokenizer == "unknown" || data_tok == lm.tokenizer, f.data,
-           ": tokenized with '", data_tok, "' but the checkpoint was trained with '", lm.tokenizer, "'");
-  TokenLoader val(files.val, mc.vocab_size);
+  const std::string val_file = validation_file_for(lm, f.data);
+  TokenLoader val(val_file, mc.vocab_size);
   const int64_t tokens = f.tokens > 0 ? f.tokens : val.size() - 1;
   check_memory(Activations::bytes(mc, tc.micro_batch(), tc.seq_len, false), "eval");
   lm.model->set_matmul_bf16(tc.matmul_bf16);
   Activations acts(*lm.model, tc.micro_batch(), tc.seq_len, false);
   EvalReport r;
-  r.val_file = files.val;
+  r.val_file = val_file;
   r.step = lm.step;
   r.flops_per_token = count_flops(mc, tc.seq_len).forward_per_token();
   r.topk = evaluate(*lm.model, acts, val, tokens);
@@ -84,9 +84,16 @@ EvalReport compute_eval(const EvalFlags& f) {
     if (!f.trace.empty()) trace = std::make_unique<RoutingTrace>(f.trace, tok.get());
     int64_t seq = 0;
     r.has_causal = true;
-    r.causal = evaluate_causal(*lm.model, val, tokens, tc.seq_len, [&](const auto& in, const Generator& g) {
+    r.calibrated = !lm.model->calibration.empty();
+    const std::function<void(const std::vector<int32_t>&, const Generator&)> record = [&](const auto& in, const Generator& g) {
       if (trace) trace->record(seq++, 0, in.data(), int64_t(in.size()), 0, g);
-    });
+    };
+    // the trace follows sampling's default routing: calibrated when the checkpoint is
+    r.causal = evaluate_causal(*lm.model, val, tokens, tc.seq_len, lm.model->causal_thresholds(false),
+                               r.calibrated ? nullptr : record);  // std::function: empty or the recorder
+    if (r.calibrated)
+      r.causal_calibrated = evaluate_causal(*lm.model, val, tokens, tc.seq_len, lm.model->causal_thresholds(true), record);
+    if (mc.mod.enabled) r.capacity_share = double(mc.mod.k(tc.seq_len)) / double(tc.seq_len);
     for (int64_t l = 0; l < mc.n_layers; l++)
       if (mc.mod.routed(l)) r.routed_layers.push_back(l);
   }
@@ -101,14 +108,19 @@ void print_eval(const EvalReport& r) {
     std::printf("  block %zu: FFF reaches %.1f%% of its %lld leaves\n", l, 100 * r.leaves_used[l],
                 (long long)(r.mlp.K << r.mlp.D));
   if (!r.has_causal) return;
-  std::printf("causal routing (as when sampling): val loss %.4f over %lld tokens\n", r.causal.loss,
+  std::printf("causal routing (as when sampling): val loss %.4f over %lld tokens by the trained rule", r.causal.loss,
               (long long)r.causal.tokens);
+  if (r.calibrated) std::printf(", %.4f calibrated\n", r.causal_calibrated.loss);
+  else if (!r.routed_layers.empty()) std::printf(" (not calibrated: flopwise calibrate)\n");
+  else std::printf("\n");
   for (int64_t l : r.routed_layers) {
     const size_t i = size_t(l);
     std::printf("  block %lld: causal decisions agree with top-k on %.1f%% of tokens (router %.1f%%, predictor %.1f%%); "
-                "processes %.1f%% when sampling\n", (long long)l, 100 * r.topk.causal_accuracy[i],
+                "processes %.1f%% by the trained rule", (long long)l, 100 * r.topk.causal_accuracy[i],
                 100 * r.topk.router_accuracy[i], 100 * r.topk.predictor_accuracy[i],
                 100 * r.causal.processed_fraction[i]);
+    if (r.calibrated) std::printf(", %.1f%% calibrated", 100 * r.causal_calibrated.processed_fraction[i]);
+    std::printf(" (capacity %.1f%%)\n", 100 * r.capacity_share);
   }
 }
 
@@ -138,6 +150,12 @@ nlohmann::json eval_json(const EvalReport& r) {
   j["routed_layers"] = r.routed_layers;
   j["causal_accuracy_per_layer"] = per_layer(r.topk.causal_accuracy);
   j["processed_fraction_per_layer"] = per_layer(r.causal.processed_fraction);
+  j["capacity_share"] = r.capacity_share;
+  j["calibrated"] = r.calibrated;
+  if (!r.calibrated) return j;
+  j["val_loss_calibrated"] = r.causal_calibrated.loss;
+  j["processed_fraction_calibrated"] = routed_mean(r, r.causal_calibrated.processed_fraction);
+  j["processed_fraction_calibrated_per_layer"] = per_layer(r.causal_calibrated.processed_fraction);
   return j;
 }
 

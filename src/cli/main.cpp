@@ -29,6 +29,7 @@ int main(int argc, char** argv) {
   fw::cli::register_tokenize(app);
   fw::cli::register_train(app);
   fw::cli::register_eval(app);
+  fw::cli::register_calibrate(app);
   fw::cli::register_sample(app);
   fw::cli::register_bench(app);
   fw::cli::register_flops(app);

@@ -6,11 +6,12 @@
 namespace fw {
 
 CausalEvalResult evaluate_causal(
-    const Model& model, TokenLoader& data, int64_t tokens, int64_t T,
+    const Model& model, TokenLoader& data, int64_t tokens, int64_t T, const std::vector<float>& thresholds,
     const std::function<void(const std::vector<int32_t>&, const Generator&)>& on_sequence) {
   const int64_t V = model.cfg.vocab_size, L = model.cfg.n_layers;
   const int64_t sequences = validation_windows(data, tokens, T);  // the windows evaluate() reads
   Generator gen(model, T, T);  // one chunk per sequence
+  gen.set_thresholds(thresholds);
   std::vector<int32_t> in(static_cast<size_t>(T)), tgt(static_cast<size_t>(T));
   std::vector<double> processed(size_t(L), 0.0);
   double sum = 0;

@@ -20,11 +20,12 @@ struct CausalEvalResult {
 };
 
 // The validation windows of `tokens` tokens (validation_windows in batching/loader.h:
-// the same windows the top-k evaluation reads, never wrapping), one sequence of T at a time. on_sequence (may
+// the same windows the top-k evaluation reads, never wrapping), one sequence of T at a
+// time, routed by `thresholds` (per layer: Model::causal_thresholds). on_sequence (may
 // be null) sees the generator after each sequence (for routing traces): the sequence's
 // input tokens and the generator holding its decisions.
 CausalEvalResult evaluate_causal(
-    const Model& model, TokenLoader& data, int64_t tokens, int64_t T,
+    const Model& model, TokenLoader& data, int64_t tokens, int64_t T, const std::vector<float>& thresholds,
     const std::function<void(const std::vector<int32_t>&, const Generator&)>& on_sequence = nullptr);
 
 }  // namespace fw

@@ -62,7 +62,14 @@ Generator::Generator(const Model& model, int64_t capacity, int64_t chunk, int64_
   processed_.resize(size_t(tokens_));
   kv_len_.assign(size_t(rows_ * m_.cfg.n_layers), 0);
   decisions_.assign(size_t(m_.cfg.n_layers), {});
+  set_thresholds(m_.causal_thresholds(true));
   rope_.build(cap_, m_.cfg.head_dim());
+}
+
+void Generator::set_thresholds(const std::vector<float>& per_layer) {
+  FW_CHECK(int64_t(per_layer.size()) == m_.cfg.n_layers, "sample: ", per_layer.size(),
+           " routing thresholds for ", m_.cfg.n_layers, " layers");
+  threshold_ = per_layer;
 }
 
 void Generator::reset() {
@@ -88,10 +95,12 @@ void Generator::routed_layer(int64_t l, const int64_t* rows, int64_t B, int64_t 
   const ModelConfig& c = m_.cfg;
   const int64_t C = c.d_model, N = B * T;
   const RouterWeights& rw = m_.w.routers[size_t(l)];
-  causal_route(processed_.data(), b_.r, b_.pred_p, b_.pred_h, b_.x, rw, c.mod, N, C);
+  const float* decider = nullptr;
+  causal_route(processed_.data(), &decider, b_.r, b_.pred_p, b_.pred_h, b_.x, rw, c.mod,
+               threshold_[size_t(l)], N, C);
   auto& dec = decisions_[size_t(l)];
   dec.resize(size_t(N));
-  for (int64_t i = 0; i < N; i++) dec[size_t(i)] = {b_.r[i], processed_[size_t(i)] != 0};
+  for (int64_t i = 0; i < N; i++) dec[size_t(i)] = {b_.r[i], decider[i], processed_[size_t(i)] != 0};
   std::memcpy(b_.y, b_.x, size_t(N * C) * 4);  // skipped tokens pass by unchanged
   const Gate gate = c.mod.gate;
   // One token per sequence (a step): the processed tokens form one batch of rows.

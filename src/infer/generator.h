@@ -2,8 +2,9 @@
 // Each layer keeps, per sequence (a "row"), the rotated keys and the values of the
 // tokens it processed: caches (rows,H,capacity,hd). Feeding tokens runs the blocks on
 // those tokens only, attending to their own row's cache.
-// Mixture-of-Depths layers decide per token and causally: the router's σ(r) > 0.5
-// (mod.causal router_bce or both) or the predictor's > 0.5 (mod.causal predictor).
+// Mixture-of-Depths layers decide per token and causally: the router's logit r (mod.causal
+// router_bce or both) or the predictor's (mod.causal predictor) above a threshold: the
+// model's calibrated one when it has them (CausalCalibration), else 0 (σ > 0.5).
 // A skipped token computes nothing in that block and writes no key or value there,
 // exactly as in training, where unselected tokens never enter the block. So the rows
 // of a batch hold different numbers of keys per layer, and a batched step runs each
@@ -38,12 +39,18 @@ class Generator {
   // The last feed() or step() ran "entries": the tokens of its last chunk (feed) or
   // one token per listed row (step). Their logits (V) and routing decisions:
   const float* logits(int64_t entry) const { return b_.logits + entry * m_.cfg.vocab_size; }
-  // A routed layer's decision for one token: its router logit r, and whether the
-  // token was processed (σ(r) > 0.5, or the predictor's > 0.5 with mod.causal = predictor).
+  // A routed layer's decision for one token: its router logit r, the logit the rule
+  // compared with the layer's threshold (r, or the predictor's with mod.causal =
+  // predictor), and whether the token was processed.
   struct Decision {
     float router;
+    float decider;
     bool processed;
   };
+  // The thresholds routed layers decide by, per layer (uncalibrated: all 0). Set
+  // between sequences, not within one.
+  const std::vector<float>& thresholds() const { return threshold_; }
+  void set_thresholds(const std::vector<float>& per_layer);
   // Decisions of routed layer l, per entry of the last feed() or step().
   const std::vector<Decision>& decisions(int64_t l) const { return decisions_[size_t(l)]; }
 
@@ -96,6 +103,7 @@ class Generator {
   std::vector<int64_t> sel_entry_;       // (tokens_) entry of each processed token
   std::vector<uint8_t> processed_;       // (tokens_) a routed layer's causal decisions
   std::vector<std::vector<Decision>> decisions_;  // per layer, per entry
+  std::vector<float> threshold_;                 // (L) causal_route's threshold per layer
   RopeTable rope_;
 };
 

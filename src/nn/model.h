@@ -42,6 +42,13 @@ class Model {
   Buffer grads;   // (num_params) once enable_grads() was called
   std::vector<uint16_t> params16;  // (num_params) bf16 copy, in bf16 mode
   ModelWeights w, dw;
+  CausalCalibration calibration;  // sampling's routing thresholds, when calibrated
+  // Per layer, the thresholds sampling's routing uses: the calibrated ones when asked
+  // for and present, else the trained rule's 0.
+  std::vector<float> causal_thresholds(bool calibrated) const {
+    if (calibrated && !calibration.empty()) return calibration.threshold;
+    return std::vector<float>(size_t(cfg.n_layers), 0.0f);
+  }
 
   size_t num_params() const { return params.size(); }
   size_t num_embedding_params() const;  // embedding (+ untied head)

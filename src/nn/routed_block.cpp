@@ -76,13 +76,15 @@ void predictor_logits(float* p, float* h, const float* x, const RouterWeights& r
   }
 }
 
-void causal_route(uint8_t* processed, float* r, float* pred_p, float* pred_h, const float* x,
-                  const RouterWeights& rw, const ModConfig& mod, int64_t n, int64_t C) {
+void causal_route(uint8_t* processed, const float** decider, float* r, float* pred_p, float* pred_h,
+                  const float* x, const RouterWeights& rw, const ModConfig& mod, float threshold,
+                  int64_t n, int64_t C) {
   router_logits(r, x, rw.router, n, C);
   const bool by_predictor = mod.decides_by_predictor();
   if (by_predictor) predictor_logits(pred_p, pred_h, x, rw, n, C);
   const float* decide = by_predictor ? pred_p : r;
-  for (int64_t i = 0; i < n; i++) processed[i] = decide[i] > 0;
+  for (int64_t i = 0; i < n; i++) processed[i] = decide[i] > threshold;
+  *decider = decide;
 }
 
 void for_each_routed_act(RoutedActs& a, const BlockDims& d, const ModConfig& mod, int64_t P,

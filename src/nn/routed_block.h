@@ -48,13 +48,26 @@ void predictor_logits(float* p, float* h, const float* x, const RouterWeights& r
                       int64_t C);
 
 // Decoding's routing. Top-k over a sequence needs its future, so sampling decides token
-// by token: a token is processed when its decider's logit is > 0 (σ > 0.5), the decider
-// being the predictor when it is the only remedy trained (mod.decides_by_predictor()),
-// else the router. Training measures this rule's accuracy against top-k
-// (RoutedActs::router_accuracy, predictor_accuracy).
-// x (n,C) → r (n) router logits, processed (n); pred_p (n), pred_h (n,P) predictor scratch.
-void causal_route(uint8_t* processed, float* r, float* pred_p, float* pred_h, const float* x,
-                  const RouterWeights& rw, const ModConfig& mod, int64_t n, int64_t C);
+// by token: a token is processed when its decider's logit is above a threshold, the
+// decider being the predictor when it is the only remedy trained
+// (mod.decides_by_predictor()), else the router. The trained rule's threshold is 0
+// (σ > 0.5), whose accuracy against top-k training measures (RoutedActs::router_accuracy,
+// predictor_accuracy); nothing in training makes it process the capacity's share of
+// tokens, so a calibrated threshold (CausalCalibration) can replace it.
+// x (n,C) → r (n) router logits, decider (n) the logits compared, processed (n);
+// pred_p (n), pred_h (n,P) predictor scratch (decider points at r or pred_p).
+void causal_route(uint8_t* processed, const float** decider, float* r, float* pred_p, float* pred_h,
+                  const float* x, const RouterWeights& rw, const ModConfig& mod, float threshold,
+                  int64_t n, int64_t C);
+
+// Per-layer thresholds for causal_route, chosen so that each routed block processes the
+// capacity's share of tokens of some calibration text (infer/calibration.h). Stored in
+// the checkpoint; empty when the model was never calibrated.
+struct CausalCalibration {
+  std::vector<float> threshold;  // (n_layers): 0 in unrouted layers
+  int64_t tokens = 0;            // tokens of the calibration text
+  bool empty() const { return threshold.empty(); }
+};
 
 struct RoutedActs {
   BlockActs inner;  // the dense block on the selected tokens, shape (B, k)

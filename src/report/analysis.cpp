@@ -60,7 +60,7 @@ PosRouting routing_by_pos(const Model& model, TokenLoader& val, const std::vecto
   FW_CHECK(!routed.empty(), "routing by part of speech: the model has no routed layers");
   std::map<std::string, std::pair<int64_t, double>> by_class;  // class → (tokens, processed sum)
   int64_t seq = 0;
-  evaluate_causal(model, val, std::min(tokens, val.size() - 1), T, [&](const std::vector<int32_t>&, const Generator& g) {
+  evaluate_causal(model, val, std::min(tokens, val.size() - 1), T, model.causal_thresholds(true), [&](const std::vector<int32_t>&, const Generator& g) {
     for (int64_t t = 0; t < T; t++) {
       const int32_t tag = pos_ids[size_t((seq * T + t) % val.size())];
       FW_CHECK(tag >= 0 && size_t(tag) < tag_names.size(), "POS file: tag id ", tag, " has no name");

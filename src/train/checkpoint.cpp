@@ -1,5 +1,6 @@
 #include "train/checkpoint.h"
 
+#include <cmath>
 #include <filesystem>
 
 #include "core/error.h"
@@ -28,29 +29,79 @@ static int64_t parse_int(const SafetensorsFile& f, const std::string& key) {
   fail(f.path(), ": metadata '", key, "' = '", s, "' is not an integer");
 }
 
-void save_checkpoint(const std::string& run_dir, const Model& model, const Config& cfg,
-                     const std::string& tokenizer, const AdamW& opt, const TrainingState& st) {
-  std::map<std::string, std::string> meta = {
+static std::map<std::string, std::string> common_meta(const Config& cfg, const std::string& tokenizer,
+                                                      int64_t step) {
+  return {
       {"format", "pt"},  // lets PyTorch's safetensors loader accept it
       {"flopwise.format", kFormat},
       {"flopwise.config", to_json(cfg).dump()},
       {"flopwise.tokenizer", tokenizer},
-      {"flopwise.step", std::to_string(st.step)},
+      {"flopwise.step", std::to_string(step)},
   };
-  std::vector<SafeTensor> weights, moments;
+}
+
+static void write_model(const std::string& path, const Model& model, const Config& cfg,
+                        const std::string& tokenizer, int64_t step) {
+  auto meta = common_meta(cfg, tokenizer, step);
+  if (!model.calibration.empty())
+    meta["flopwise.calibration"] =
+        nlohmann::json({{"threshold", model.calibration.threshold}, {"tokens", model.calibration.tokens}}).dump();
+  std::vector<SafeTensor> weights;
+  for (const auto& t : model.tensors) weights.push_back({t.name, t.shape, model.params.data() + t.offset});
+  write_safetensors(path, weights, meta);
+}
+
+void save_checkpoint(const std::string& run_dir, const Model& model, const Config& cfg,
+                     const std::string& tokenizer, const AdamW& opt, const TrainingState& st) {
+  std::vector<SafeTensor> moments;
   for (const auto& t : model.tensors) {
-    weights.push_back({t.name, t.shape, model.params.data() + t.offset});
     moments.push_back({"adamw.m." + t.name, t.shape, opt.m.data() + t.offset});
     moments.push_back({"adamw.v." + t.name, t.shape, opt.v.data() + t.offset});
   }
-  auto state_meta = meta;
+  auto state_meta = common_meta(cfg, tokenizer, st.step);
   state_meta["flopwise.data_pos"] = std::to_string(st.data_pos);
   state_meta["flopwise.data_dir"] = st.data_dir;
   state_meta["flopwise.train_seconds"] = std::to_string(st.train_seconds);
   state_meta["flopwise.adamw_step"] = std::to_string(opt.step);
   for (int i = 0; i < 4; i++) state_meta["flopwise.rng" + std::to_string(i)] = std::to_string(st.rng[size_t(i)]);
   write_safetensors(run_path(run_dir, run_file::state), moments, state_meta);
-  write_safetensors(run_path(run_dir, run_file::model), weights, meta);
+  write_model(run_path(run_dir, run_file::model), model, cfg, tokenizer, st.step);
+}
+
+void save_model(const std::string& run_or_file, const Model& model, const Config& cfg,
+                const std::string& tokenizer, int64_t step) {
+  write_model(model_file(run_or_file), model, cfg, tokenizer, step);
+}
+
+// The "flopwise.calibration" metadata: {"threshold": [n_layers floats, 0 where a layer
+// is not routed], "tokens": N}.
+static CausalCalibration parse_calibration(const std::string& path, const std::string& text,
+                                           const ModelConfig& mc) {
+  const std::string where = path + ": metadata 'flopwise.calibration'";
+  CausalCalibration cal;
+  try {
+    const nlohmann::json j = nlohmann::json::parse(text);
+    FW_CHECK(j.is_object() && j.contains("threshold") && j["threshold"].is_array() && j.contains("tokens") &&
+                 j["tokens"].is_number_integer(),
+             where, ": expected {\"threshold\": [...], \"tokens\": N}");
+    FW_CHECK(int64_t(j["threshold"].size()) == mc.n_layers, where, ": ", j["threshold"].size(),
+             " thresholds for ", mc.n_layers, " layers");
+    for (const auto& v : j["threshold"]) {
+      FW_CHECK(v.is_number(), where, ": a threshold is not a number");
+      const float t = v.get<float>();
+      FW_CHECK(std::isfinite(t), where, ": a threshold is not finite");
+      cal.threshold.push_back(t);
+    }
+    cal.tokens = j["tokens"].get<int64_t>();
+    FW_CHECK(cal.tokens > 0, where, ": tokens = ", cal.tokens);
+  } catch (const nlohmann::json::exception&) {
+    fail(where, " is not valid JSON");
+  }
+  FW_CHECK(mc.mod.enabled, where, ": the model has no routed blocks to calibrate");
+  for (int64_t l = 0; l < mc.n_layers; l++)
+    FW_CHECK(mc.mod.routed(l) || cal.threshold[size_t(l)] == 0, where, ": layer ", l,
+             " is not routed but has threshold ", cal.threshold[size_t(l)]);
+  return cal;
 }
 
 LoadedModel load_model(const std::string& run_or_file) {
@@ -81,6 +132,8 @@ LoadedModel load_model(const std::string& run_or_file) {
   for (const auto& t : m.tensors) f.read_f32(t.name, t.shape, m.params.data() + t.offset);
   FW_CHECK(f.names().size() == m.tensors.size(), path, ": holds ", f.names().size(),
            " tensors, the config's model has ", m.tensors.size());
+  if (f.metadata().count("flopwise.calibration"))
+    m.calibration = parse_calibration(path, f.meta("flopwise.calibration"), out.config.model);
   return out;
 }
 

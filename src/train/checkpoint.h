@@ -31,6 +31,11 @@ std::string model_file(const std::string& run_or_file);
 void save_checkpoint(const std::string& run_dir, const Model& model, const Config& cfg,
                      const std::string& tokenizer, const AdamW& opt, const TrainingState& st);
 
+// Rewrites RUN/model.safetensors (atomically) with the model's weights and calibration;
+// the optimizer state is untouched (same step), so the run still resumes.
+void save_model(const std::string& run_or_file, const Model& model, const Config& cfg,
+                const std::string& tokenizer, int64_t step);
+
 struct LoadedModel {
   Config config;
   std::unique_ptr<Model> model;

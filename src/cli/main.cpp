@@ -1,5 +1,6 @@
 // flopwise: train and run compute-efficient transformer language models.
 #include <CLI/CLI.hpp>
+#include <csignal>
 #include <iostream>
 #include <new>
 
@@ -23,6 +24,9 @@ static std::string subcommand_of(int argc, char** argv) {
 }
 
 int main(int argc, char** argv) {
+  // A file-size limit (ulimit -f) would kill the process at the limit by SIGXFSZ, mid-write;
+  // ignored, the write fails with EFBIG and the error names the file, the old one intact.
+  std::signal(SIGXFSZ, SIG_IGN);
   CLI::App app{"flopwise: train and run compute-efficient transformer language models"};
   app.require_subcommand(1);
   fw::cli::register_prepare(app);

@@ -26,9 +26,10 @@ static void write_all(int fd, const char* p, size_t n, const std::string& tmp) {
   }
 }
 
-void write_file_atomic(const std::string& path, const void* const* parts, const size_t* sizes,
-                       size_t nparts) {
-  const std::string tmp = path + ".tmp";
+std::string temp_name(const std::string& path) { return path + ".tmp"; }
+
+std::string write_temp(const std::string& path, const void* const* parts, const size_t* sizes, size_t nparts) {
+  const std::string tmp = temp_name(path);
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
   FW_CHECK(fd >= 0, tmp, ": cannot create: ", std::strerror(errno));
   for (size_t i = 0; i < nparts; i++) write_all(fd, static_cast<const char*>(parts[i]), sizes[i], tmp);
@@ -36,6 +37,10 @@ void write_file_atomic(const std::string& path, const void* const* parts, const 
     ::unlink(tmp.c_str());
     fail(tmp, ": fsync/close failed: ", std::strerror(errno));
   }
+  return tmp;
+}
+
+void commit_temp(const std::string& tmp, const std::string& path) {
   if (::rename(tmp.c_str(), path.c_str()) != 0) {
     std::string why = std::strerror(errno);
     ::unlink(tmp.c_str());
@@ -47,6 +52,11 @@ void write_file_atomic(const std::string& path, const void* const* parts, const 
     ::fsync(dfd);
     ::close(dfd);
   }
+}
+
+void write_file_atomic(const std::string& path, const void* const* parts, const size_t* sizes,
+                       size_t nparts) {
+  commit_temp(write_temp(path, parts, sizes, nparts), path);
 }
 
 void write_file_atomic(const std::string& path, const std::string& bytes) {

@@ -4,6 +4,7 @@
 #include <fstream>
 
 #include "core/error.h"
+#include "formats/atomic_file.h"
 
 namespace fw {
 
@@ -75,7 +76,7 @@ void truncate_metrics(const std::string& path, int64_t step) {
     if (parse_row(line, r, why) && r.step <= step) kept += line + "\n";  // a torn last line is dropped
   }
   in.close();
-  std::ofstream(path, std::ios::trunc) << kept;
+  write_file_atomic(path, kept);  // a crash now keeps the old rows, never none
 }
 
 }  // namespace fw

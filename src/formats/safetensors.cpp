@@ -23,6 +23,11 @@ static size_t numel(const std::vector<int64_t>& shape) {
 
 void write_safetensors(const std::string& path, const std::vector<SafeTensor>& tensors,
                        const std::map<std::string, std::string>& metadata) {
+  commit_temp(write_safetensors_temp(path, tensors, metadata), path);
+}
+
+std::string write_safetensors_temp(const std::string& path, const std::vector<SafeTensor>& tensors,
+                                   const std::map<std::string, std::string>& metadata) {
   nlohmann::json header = nlohmann::json::object();
   if (!metadata.empty()) header["__metadata__"] = metadata;
   size_t offset = 0;
@@ -40,7 +45,7 @@ void write_safetensors(const std::string& path, const std::vector<SafeTensor>& t
     parts.push_back(t.data);
     sizes.push_back(numel(t.shape) * sizeof(float));
   }
-  write_file_atomic(path, parts.data(), sizes.data(), parts.size());
+  return write_temp(path, parts.data(), sizes.data(), parts.size());
 }
 
 SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {

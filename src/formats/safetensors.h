@@ -21,6 +21,11 @@ struct SafeTensor {
 void write_safetensors(const std::string& path, const std::vector<SafeTensor>& tensors,
                        const std::map<std::string, std::string>& metadata);
 
+// Writes and fsyncs PATH's temporary only, returning its name for commit_temp
+// (formats/atomic_file.h): for files that must be replaced together.
+std::string write_safetensors_temp(const std::string& path, const std::vector<SafeTensor>& tensors,
+                                   const std::map<std::string, std::string>& metadata);
+
 // A safetensors file read into memory and validated: header JSON well formed,
 // every tensor's offsets inside the data, sizes matching dtype × shape.
 class SafetensorsFile {

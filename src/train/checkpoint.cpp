@@ -4,6 +4,7 @@
 #include <filesystem>
 
 #include "core/error.h"
+#include "formats/atomic_file.h"
 #include "formats/safetensors.h"
 #include "formats/run_folder.h"
 
@@ -40,15 +41,16 @@ static std::map<std::string, std::string> common_meta(const Config& cfg, const s
   };
 }
 
-static void write_model(const std::string& path, const Model& model, const Config& cfg,
-                        const std::string& tokenizer, int64_t step) {
+// Writes PATH's temporary (write_safetensors_temp); the caller commits it.
+static std::string write_model_temp(const std::string& path, const Model& model, const Config& cfg,
+                                    const std::string& tokenizer, int64_t step) {
   auto meta = common_meta(cfg, tokenizer, step);
   if (!model.calibration.empty())
     meta["flopwise.calibration"] =
         nlohmann::json({{"threshold", model.calibration.threshold}, {"tokens", model.calibration.tokens}}).dump();
   std::vector<SafeTensor> weights;
   for (const auto& t : model.tensors) weights.push_back({t.name, t.shape, model.params.data() + t.offset});
-  write_safetensors(path, weights, meta);
+  return write_safetensors_temp(path, weights, meta);
 }
 
 void save_checkpoint(const std::string& run_dir, const Model& model, const Config& cfg,
@@ -64,13 +66,46 @@ void save_checkpoint(const std::string& run_dir, const Model& model, const Confi
   state_meta["flopwise.train_seconds"] = std::to_string(st.train_seconds);
   state_meta["flopwise.adamw_step"] = std::to_string(opt.step);
   for (int i = 0; i < 4; i++) state_meta["flopwise.rng" + std::to_string(i)] = std::to_string(st.rng[size_t(i)]);
-  write_safetensors(run_path(run_dir, run_file::state), moments, state_meta);
-  write_model(run_path(run_dir, run_file::model), model, cfg, tokenizer, st.step);
+  const std::string state = run_path(run_dir, run_file::state), model_path = run_path(run_dir, run_file::model);
+  const std::string state_tmp = write_safetensors_temp(state, moments, state_meta);
+  std::string model_tmp;
+  try {
+    model_tmp = write_model_temp(model_path, model, cfg, tokenizer, st.step);
+  } catch (const Error&) {
+    std::error_code ec;
+    fs::remove(state_tmp, ec);  // the previous checkpoint stays as it was
+    throw;
+  }
+  commit_temp(state_tmp, state);  // the commit point (checkpoint.h)
+  commit_temp(model_tmp, model_path);
+}
+
+std::string finish_interrupted_checkpoint(const std::string& run_dir) {
+  const std::string state = run_path(run_dir, run_file::state), model = run_path(run_dir, run_file::model);
+  const std::string model_tmp = temp_name(model), state_tmp = temp_name(state);
+  std::string done;
+  if (fs::exists(model_tmp) && fs::exists(state) && fs::exists(model)) {
+    try {
+      const int64_t want = parse_int(SafetensorsFile(state), "flopwise.step");
+      const SafetensorsFile tmp(model_tmp);  // whole and well formed, or it throws
+      if (parse_int(SafetensorsFile(model), "flopwise.step") != want && parse_int(tmp, "flopwise.step") == want) {
+        commit_temp(model_tmp, model);
+        done = str("finished the checkpoint of step ", want, " that a crash interrupted (", model_tmp, " → ",
+                   run_file::model, ")");
+      }
+    } catch (const Error&) {
+      // not the interrupted pair: a temporary torn while written; resume checks the pair
+    }
+  }
+  std::error_code ec;
+  for (const std::string& t : {model_tmp, state_tmp}) fs::remove(t, ec);
+  return done;
 }
 
 void save_model(const std::string& run_or_file, const Model& model, const Config& cfg,
                 const std::string& tokenizer, int64_t step) {
-  write_model(model_file(run_or_file), model, cfg, tokenizer, step);
+  const std::string path = model_file(run_or_file);
+  commit_temp(write_model_temp(path, model, cfg, tokenizer, step), path);
 }
 
 // The "flopwise.calibration" metadata: {"threshold": [n_layers floats, 0 where a layer

@@ -3,8 +3,12 @@
 //                          tokenizer and the step, so the file describes itself.
 //   RUN/state.safetensors  AdamW moments; __metadata__ holds step, data position
 //                          and RNG state: what resume needs for the same trajectory.
-// Both are written atomically; the state file first, so a crash between the two
-// renames leaves a model one step behind its state, which load detects by step.
+// A checkpoint is written in two phases so that a crash at any moment leaves one that
+// resumes exactly: both temporaries are written and fsynced first (a crash here leaves
+// the previous pair untouched), then the state is renamed into place (the commit
+// point), then the model. A crash between the two renames leaves the new state beside
+// the old model and the new model complete in model.safetensors.tmp;
+// finish_interrupted_checkpoint completes that rename when the run resumes.
 #pragma once
 #include <array>
 #include <cstdint>
@@ -30,6 +34,11 @@ std::string model_file(const std::string& run_or_file);
 
 void save_checkpoint(const std::string& run_dir, const Model& model, const Config& cfg,
                      const std::string& tokenizer, const AdamW& opt, const TrainingState& st);
+
+// Before resuming: completes a checkpoint whose model rename a crash interrupted (the
+// state at step s, model.safetensors older, model.safetensors.tmp a whole file at step
+// s) and removes the checkpoint's leftover temporaries. Returns what it did, or "".
+std::string finish_interrupted_checkpoint(const std::string& run_dir);
 
 // Rewrites RUN/model.safetensors (atomically) with the model's weights and calibration;
 // the optimizer state is untouched (same step), so the run still resumes.

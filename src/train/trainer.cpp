@@ -8,10 +8,12 @@
 #include <vector>
 
 #include "core/error.h"
+#include "core/files.h"
 #include "core/system.h"
 #include "core/threads.h"
 #include "core/timer.h"
 #include "batching/loader.h"
+#include "formats/atomic_file.h"
 #include "formats/token_file.h"
 #include "kernels/adamw.h"
 #include "kernels/matmul.h"
@@ -131,6 +133,10 @@ Trainer::Trainer(const Config& cfg_in, const TrainOptions& opt)
 
 void Trainer::start_or_resume() {
   if (opt_.resume) {
+    // a crash between a checkpoint's two renames: rank 0 completes it, the others wait
+    const std::string done = comm_.broadcast(rank_ == 0 ? finish_interrupted_checkpoint(opt_.run_dir) : "", 0,
+                                             "finishing an interrupted checkpoint");
+    if (!done.empty()) log(done);
     LoadedModel lm = load_model(opt_.run_dir);
     cfg_ = lm.config;
     check_batch_split();
@@ -183,13 +189,16 @@ std::string Trainer::open_data() {
   return files.train;
 }
 
+// Before the first step: a folder the run cannot write is refused now, not at its
+// first checkpoint.
 void Trainer::prepare_run_folder() {
-  fs::create_directories(opt_.run_dir);
+  require_writable_folder(opt_.run_dir, "run folder");
   const std::string metrics_path = run_path(opt_.run_dir, run_file::metrics);
   if (opt_.resume) truncate_metrics(metrics_path, st_.step);
-  else std::ofstream(metrics_path, std::ios::trunc);
-  std::ofstream(run_path(opt_.run_dir, run_file::config), std::ios::trunc) << to_json(cfg_).dump(2) << "\n";
+  else write_file_atomic(metrics_path, "");
+  write_file_atomic(run_path(opt_.run_dir, run_file::config), to_json(cfg_).dump(2) + "\n");
   metrics_.open(metrics_path, std::ios::app);
+  FW_CHECK(metrics_.is_open(), metrics_path, ": cannot open for appending");
 }
 
 void Trainer::log_start(const std::string& train_file) {
@@ -306,7 +315,10 @@ void Trainer::log_step(double loss, double lr, double gnorm, double val) {
   row.seconds = st_.train_seconds;
   row.val_loss = val;  // NaN off evaluation steps: left out
   if (P_ > 1) row.comm_share = comm_share;
-  if (rank_ == 0) metrics_ << metrics_json(row).dump() << "\n" << std::flush;
+  if (rank_ == 0) {
+    metrics_ << metrics_json(row).dump() << "\n" << std::flush;
+    FW_CHECK(metrics_.good(), run_path(opt_.run_dir, run_file::metrics), ": write failed (disk full?)");
+  }
   const double eta = double(tc.steps - st_.step) * train_seconds_ / double(steps_run_);
   const std::string val_part = std::isfinite(val) ? str(" | val ", val) : "";
   const std::string comm_part = P_ > 1 ? str(" | comm ", int(std::lround(100 * comm_share)), "%") : "";

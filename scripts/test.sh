@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
-# Sets up and builds flopwise, then runs the whole test suite with ctest.
+# Sets up and builds flopwise, runs the whole test suite with ctest (arguments go to
+# ctest), then checks that every test wrote only under its own folder.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
+stamp=build/tests/.ctest-started
+touch "$stamp"
 ctest --test-dir build --output-on-failure "$@"
+./scripts/check_test_writes.sh "$stamp"

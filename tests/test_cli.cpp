@@ -189,6 +189,12 @@ TEST(Cli, BadConfigs) {
   // a number too large for a double (found by fuzz/fuzz_config.cpp: it escaped as an uncaught exception)
   std::ofstream(cfg) << R"({"train": {"batch_size": 8, "seq_r": 2e5536}})";
   expect_error(flopwise("train --data " + data + " --out " + run + " --config " + cfg), "c.json: invalid JSON");
+  // an integer field given a whole number beyond int64 (found by fuzz/fuzz_config.cpp: the
+  // cast to int64 was undefined behaviour)
+  std::ofstream(cfg) << R"({"model": {"vocab_size": 8888888888888888888888888888888888888256}})";
+  expect_error(flopwise("train --data " + data + " --out " + run + " --config " + cfg),
+               "c.json: model.vocab_size must be an integer, got 8.888888888888889e+39");
+  expect_error(train("--set train.steps=1e19"), "train.steps must be an integer");
   // out-of-memory sized: refused with the estimate before allocating
   expect_error(train("--set model.d_model=32768 --set model.n_heads=256 --set model.n_layers=64"), "of memory but only");
   EXPECT_FALSE(fs::exists(run + "/model.safetensors"));

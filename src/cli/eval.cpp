@@ -115,9 +115,14 @@ void print_eval(const EvalReport& r) {
   else std::printf("\n");
   for (int64_t l : r.routed_layers) {
     const size_t i = size_t(l);
-    std::printf("  block %lld: causal decisions agree with top-k on %.1f%% of tokens (router %.1f%%, predictor %.1f%%); "
+    const auto share = [](double x) {  // NaN: that remedy was not trained
+      char buf[32];
+      std::snprintf(buf, sizeof buf, "%.1f%%", 100 * x);
+      return std::isfinite(x) ? std::string(buf) : std::string("not trained");
+    };
+    std::printf("  block %lld: causal decisions agree with top-k on %.1f%% of tokens (router %s, predictor %s); "
                 "processes %.1f%% by the trained rule", (long long)l, 100 * r.topk.causal_accuracy[i],
-                100 * r.topk.router_accuracy[i], 100 * r.topk.predictor_accuracy[i],
+                share(r.topk.router_accuracy[i]).c_str(), share(r.topk.predictor_accuracy[i]).c_str(),
                 100 * r.causal.processed_fraction[i]);
     if (r.calibrated) std::printf(", %.1f%% calibrated", 100 * r.causal_calibrated.processed_fraction[i]);
     std::printf(" (capacity %.1f%%)\n", 100 * r.capacity_share);

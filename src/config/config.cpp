@@ -1,5 +1,6 @@
 #include "config/config.h"
 
+#include <cmath>
 #include <fstream>
 #include <variant>
 #include <vector>
@@ -61,8 +62,9 @@ void set_field(const Field& f, const nlohmann::json& v, const std::string& origi
           FW_CHECK(v.is_boolean(), origin, ": ", name, " must be true or false, got ", v.dump());
           *p = v.get<bool>();
         } else if constexpr (std::is_same_v<T, int64_t>) {
-          bool integral = v.is_number_integer() ||
-                          (v.is_number_float() && v.get<double>() == double(int64_t(v.get<double>())));
+          // a float that is a whole number inside int64's range (casting one outside is undefined)
+          const double d = v.is_number_float() ? v.get<double>() : 0.0;
+          const bool integral = v.is_number_integer() || (v.is_number_float() && std::fabs(d) < 0x1p63 && d == std::trunc(d));
           FW_CHECK(integral, origin, ": ", name, " must be an integer, got ", v.dump());
           *p = v.is_number_integer() ? v.get<int64_t>() : int64_t(v.get<double>());
         } else {

@@ -108,6 +108,7 @@ class Trainer {
   double train_seconds_ = 0, window_seconds_ = 0, window_loss_ = 0;
   double comm_seconds_ = 0, window_comm_ = 0;  // inside collectives (waiting for peers included)
   int64_t steps_run_ = 0, window_steps_ = 0;
+  bool warned_mfu_ = false;  // said once that an MFU above 100% comes from a low measured peak
 };
 
 Trainer::Trainer(const Config& cfg_in, const TrainOptions& opt)
@@ -327,6 +328,12 @@ void Trainer::log_step(double loss, double lr, double gnorm, double val) {
                 (long long)st_.step, (long long)tc.steps, window_loss_ / double(window_steps_), lr, tps,
                 100 * mfu, comm_part.c_str(), eta_str(eta).c_str(), val_part.c_str());
   log(line);
+  if (mfu > 1 && !warned_mfu_) {  // once: the denominator, not the step, is what is off
+    warned_mfu_ = true;
+    log(str("note: MFU above 100% means the matmul peak measured at start-up (", peak_ / 1e9,
+            " GFLOP/s) was low, most likely because other work shared the cores then; this run's MFU "
+            "figures are relative to it"));
+  }
   window_seconds_ = window_loss_ = window_comm_ = 0;
   window_steps_ = 0;
 }

@@ -28,10 +28,12 @@ mkdir -p $results
 common=(--data $data --config configs/scaling.json)
 tuning=(--tune-lrs 2e-3,4e-3,8e-3,1.6e-2 --tune-beta2 0.95,0.99 --tune-tokens-per-param 20 --tune-max-flops 1e13)
 
-save() {  # the stage's results into the repository's folder
-  for f in runs.csv tuning.csv fit.json isoflop.svg n_opt.svg tuning.svg; do
+save() {  # the stage's results into the repository's folder; $3: the variant just swept
+  for f in runs.csv tuning.csv fit.json isoflop.svg n_opt.svg; do
     [ -f "$1/$f" ] && cp "$1/$f" "$results/${2}$f"
   done
+  # the tuning chart shows the variants of the last sweep only: one file per variant
+  [ -z "${3:-}" ] || [ ! -f "$1/tuning.svg" ] || cp "$1/tuning.svg" "$results/${2}tuning_$3.svg"
   return 0
 }
 stage() { [ -z "$only" ] || [ "$only" = "$1" ]; }
@@ -47,9 +49,9 @@ dense_sizes=1x32,2x32,3x32,1x64,2x64,3x64,2x96,3x96,2x128,4x128
 mod_sizes=2x32,3x32,2x64,3x64,2x96,3x96,2x128,4x128
 if stage tune; then
   $fw sweep "${common[@]}" --out $out --variants dense --sizes $dense_sizes --budgets 3e13 "${tuning[@]}" --tune-only
-  save $out ""
+  save $out "" dense
   $fw sweep "${common[@]}" --out $out --variants mod --sizes $mod_sizes --budgets 3e13 "${tuning[@]}" --tune-only
-  save $out ""
+  save $out "" mod
 fi
 # per budget, six or seven sizes around the expected optimum (bracketing adds more)
 declare -A window=(
@@ -69,7 +71,7 @@ grid() {  # the budgets given, both variants
     for v in dense mod; do
       sizes=$(sizes_for $C $v)
       $fw sweep "${common[@]}" --out $out --variants $v --sizes "$sizes" --budgets $C "${tuning[@]}" --bracket 2
-      save $out ""
+      save $out "" $v
     done
   done
 }

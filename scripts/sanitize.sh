@@ -11,9 +11,11 @@ flags="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-fr
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DFLOPWISE_BENCH=OFF \
   -DCMAKE_CXX_FLAGS="$flags" -DCMAKE_EXE_LINKER_FLAGS="$flags" -DCMAKE_SHARED_LINKER_FLAGS="$flags" >/dev/null
 cmake --build build-asan -j"$(nproc)"
-export ASAN_OPTIONS="halt_on_error=1:detect_leaks=1:abort_on_error=1"
+# keep every module mapped until exit (scripts/sanitize/keep_modules.c); ASan would
+# otherwise refuse a preloaded library that comes before its runtime
+cc -shared -fPIC -O1 -o build-asan/keep_modules.so scripts/sanitize/keep_modules.c
+export LD_PRELOAD=$PWD/build-asan/keep_modules.so
+export ASAN_OPTIONS="halt_on_error=1:detect_leaks=1:abort_on_error=1:verify_asan_link_order=0"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 export LSAN_OPTIONS="suppressions=$PWD/scripts/lsan.supp"
-# keep Open MPI's components loaded until exit, so leak reports from them have symbols
-export OMPI_MCA_mca_base_component_disable_dlclose=1
 ctest --test-dir build-asan --output-on-failure --timeout 1800 "$@"

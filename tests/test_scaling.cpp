@@ -310,6 +310,19 @@ TEST(Scaling, Approach1FromTrainingCurves) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("metrics.jsonl:61: not a metrics row (missing number 'step')"), std::string::npos) << e.what();
   }
+  // a step that is a float beyond int64 (found by fuzz/fuzz_metrics.cpp: its cast was
+  // undefined behaviour), or negative: refused by line
+  for (const char* step : {"1e300", "-3", "2.5"}) {
+    std::ofstream(dirs[1] + "/metrics.jsonl", std::ios::trunc)
+        << "{\"step\": " << step << ", \"loss\": 2, \"tokens\": 10, \"flops\": 100}\n";
+    try {
+      read_training_curve(dirs[1]);
+      ADD_FAILURE() << "read step " << step;
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("metrics.jsonl:1: not a metrics row ('step' is not a step number)"),
+                std::string::npos) << e.what();
+    }
+  }
 }
 
 // The unrounded Hoffmann law reproduces the paper's own projection: a 40B-parameter

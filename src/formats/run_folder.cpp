@@ -36,6 +36,8 @@ static bool parse_row(const std::string& line, MetricsRow& r, std::string& why) 
   if (!j.is_object()) return why = "not a JSON object", false;
   for (const char* key : {"step", "loss", "tokens", "flops"})
     if (!j.contains(key) || !j[key].is_number()) return why = str("missing number '", key, "'"), false;
+  // an integer, not a float cast to one (a float beyond int64 would make the cast undefined)
+  if (!j["step"].is_number_integer() || j["step"].get<int64_t>() < 0) return why = "'step' is not a step number", false;
   r = MetricsRow{};
   r.step = j["step"].get<int64_t>();
   r.loss = j["loss"].get<double>();

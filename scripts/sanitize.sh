@@ -17,5 +17,5 @@ cc -shared -fPIC -O1 -o build-asan/keep_modules.so scripts/sanitize/keep_modules
 export LD_PRELOAD=$PWD/build-asan/keep_modules.so
 export ASAN_OPTIONS="halt_on_error=1:detect_leaks=1:abort_on_error=1:verify_asan_link_order=0"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
-export LSAN_OPTIONS="suppressions=$PWD/scripts/lsan.supp"
+export LSAN_OPTIONS="suppressions=$PWD/scripts/lsan.supp:print_suppressions=0"  # no statistics after a command's output
 ctest --test-dir build-asan --output-on-failure --timeout 1800 "$@"

@@ -571,6 +571,42 @@ TEST(Scaling, SweepTunesLearningRatesAndBrackets) {
   EXPECT_NEAR(again.tuning[0].lr_law.exponent, t.lr_law.exponent, 1e-12);
 }
 
+// Bracketing's limit holds across invocations: a size an earlier sweep added beyond the
+// asked ones counts against --bracket, so running the sweep again adds nothing even when
+// that size is still the best (under AddressSanitizer's other rounding a rerun once
+// trained one more).
+TEST(Scaling, RerunAddsNoBracketingBeyondTheLimit) {
+  const std::string data = test::text_data("data", "isoflop sweeps at cpu scale. ", 120, 800);
+  SweepOptions o;
+  o.budgets = {1e10};
+  o.sizes = {parse_shape("2x32"), parse_shape("3x32"), parse_shape("2x64")};
+  o.variants = {"dense"};
+  o.data_dir = data;
+  o.out_dir = test::temp_dir("sweep");
+  o.base.train.seq_len = 32;
+  o.base.model.max_seq_len = 32;
+  o.base.train.batch_size = 4;
+  o.base.train.eval_tokens = 256;
+  o.bracket = 0;
+  ASSERT_EQ(run_sweep(o).trained, 3);
+  // as if bracketing had added 2x64 and it won: the lowest loss, at the largest size
+  const std::string csv = o.out_dir + "/runs.csv";
+  auto rows = read_sweep_csv(csv);
+  std::ofstream(csv, std::ios::trunc).close();
+  for (auto& r : rows) {
+    if (r.d_model == 64) r.loss = 0.001;
+    append_sweep_csv(csv, r);
+  }
+  o.sizes = {parse_shape("2x32"), parse_shape("3x32")};
+  o.bracket = 1;
+  const SweepResult again = run_sweep(o);
+  EXPECT_EQ(again.trained, 0);
+  ASSERT_EQ(again.brackets.size(), 1u);
+  EXPECT_FALSE(again.brackets[0].bracketed);
+  EXPECT_NE(again.brackets[0].note.find("still best at the largest size 2x64 after adding 1"), std::string::npos)
+      << again.brackets[0].note;
+}
+
 // Bracketing's neighbours: about twice or half the parameters, never a shape taken.
 TEST(Scaling, NeighbourShapesForBracketing) {
   Config base;

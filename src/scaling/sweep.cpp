@@ -179,6 +179,18 @@ SweepResult run_sweep(const SweepOptions& o) {
     for (double budget : o.budgets) {
       BracketStatus st{variant, budget, false, ""};
       int added[2] = {0, 0};  // below, above
+      {  // sizes an earlier invocation added count against the limit, so a rerun adds none
+        const std::vector<SweepRun> g = group_of(res.runs, variant, budget);
+        double lo = INFINITY, hi = 0;
+        const auto asked = [&](const SweepRun& r) {
+          return std::any_of(o.sizes.begin(), o.sizes.end(),
+                             [&](const SweepShape& s) { return s.layers == r.layers && s.d_model == r.d_model; });
+        };
+        for (const auto& r : g)
+          if (asked(r)) lo = std::min(lo, r.params), hi = std::max(hi, r.params);
+        for (const auto& r : g)
+          if (!asked(r)) added[r.params > hi ? 1 : 0] += (r.params > hi || r.params < lo);
+      }
       std::vector<std::string> notes;
       for (;;) {
         const std::vector<SweepRun> g = group_of(res.runs, variant, budget);

@@ -188,6 +188,13 @@ TEST(Tokenizers, BadTokenizerFilesNamed) {
   EXPECT_NE(merge.out.find("vocab.bpe:3: expected two symbols"), std::string::npos) << merge.out;
   auto spm = test::flopwise("tokenize --tokenizer spm:" + dir + "/vocab.bpe --text a");
   EXPECT_NE(spm.out.find("vocab.bpe: not a SentencePiece model"), std::string::npos) << spm.out;
+  // a model whose second piece holds a NUL byte (found by fuzz/fuzz_spm.cpp): libsentencepiece's
+  // trie builder throws where nothing can catch it, so the process aborted; refused first
+  const unsigned char nul_piece[] = {0x0a, 0x0e, 0x0a, 0x05, '<', 'u', 'n', 'k', '>', 0x15, 0, 0, 0, 0, 0x18, 0x02,
+                                     0x0a, 0x0c, 0x0a, 0x0a, 0x00, 's', 0, 0, 0, 0x03, 0, 0, 0, 0x08, 0x30, 0x00};
+  std::ofstream(dir + "/nul.model", std::ios::binary).write(reinterpret_cast<const char*>(nul_piece), sizeof nul_piece);
+  test::expect_error(test::flopwise("tokenize --tokenizer spm:" + dir + "/nul.model --text a"),
+                     "nul.model: not a usable SentencePiece model (piece 1 holds a NUL byte)");
   auto unknown = test::flopwise("tokenize --tokenizer wordpiece --text a");
   EXPECT_NE(unknown.out.find("unknown tokenizer 'wordpiece'"), std::string::npos) << unknown.out;
 }

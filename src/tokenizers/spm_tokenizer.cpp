@@ -17,12 +17,68 @@ namespace {
 // U+2581 "▁", which SentencePiece writes for a space.
 constexpr char kSpaceMark[] = "\xE2\x96\x81";
 
+// Protocol Buffers' wire format, as much of it as finding the pieces takes: a varint at
+// p (false past end or when longer than 10 bytes).
+bool read_varint(const std::string& b, size_t& p, uint64_t& v) {
+  v = 0;
+  for (int shift = 0; shift < 70 && p < b.size(); shift += 7) {
+    const uint8_t c = uint8_t(b[p++]);
+    v |= uint64_t(c & 0x7f) << shift;
+    if (!(c & 0x80)) return true;
+  }
+  return false;
+}
+
+// Calls f(field, bytes) for each length-delimited field of the message in b, skipping the
+// others; false when b is not a well-formed message (groups included, which models never use).
+template <typename F>
+bool for_each_bytes_field(const std::string& b, F&& f) {
+  for (size_t p = 0; p < b.size();) {
+    uint64_t key = 0, n = 0;
+    if (!read_varint(b, p, key)) return false;
+    switch (key & 7) {
+      case 0: if (!read_varint(b, p, n)) return false; break;
+      case 1: if ((p += 8) > b.size()) return false; break;
+      case 5: if ((p += 4) > b.size()) return false; break;
+      case 2:
+        if (!read_varint(b, p, n) || n > b.size() - p) return false;
+        f(key >> 3, b.substr(p, size_t(n)));
+        p += size_t(n);
+        break;
+      default: return false;
+    }
+  }
+  return true;
+}
+
+// SentencePiece builds a trie of the pieces (Darts), which throws from inside the library
+// on a piece that is empty or holds a NUL byte, where no caller can catch it: the process
+// aborts. Such a model is refused first: the pieces are ModelProto's field 1 (repeated
+// SentencePiece), each piece its field 1. "" when every piece is fine or the file is not a
+// well-formed message (SentencePiece's own parser then says what is wrong).
+std::string bad_piece(const std::string& model) {
+  std::string problem;
+  int64_t index = 0;
+  for_each_bytes_field(model, [&](uint64_t field, const std::string& piece_msg) {
+    if (field != 1) return;
+    for_each_bytes_field(piece_msg, [&](uint64_t f, const std::string& piece) {
+      if (f != 1 || !problem.empty()) return;
+      if (piece.empty()) problem = str("piece ", index, " is empty");
+      else if (piece.find('\0') != std::string::npos) problem = str("piece ", index, " holds a NUL byte");
+    });
+    index++;
+  });
+  return problem;
+}
+
 }  // namespace
 
 SpmTokenizer::SpmTokenizer(const std::string& model_path)
     : path_(model_path), sp_(std::make_unique<sentencepiece::SentencePieceProcessor>()) {
-  require_readable_file(model_path, "SentencePiece model");
-  const auto st = sp_->Load(model_path);
+  const std::string bytes = read_file(model_path, "SentencePiece model");
+  const std::string bad = bad_piece(bytes);
+  FW_CHECK(bad.empty(), model_path, ": not a usable SentencePiece model (", bad, ")");
+  const auto st = sp_->LoadFromSerializedProto(bytes);
   FW_CHECK(st.ok(), model_path, ": not a SentencePiece model (", st.ToString(), ")");
   const int n = sp_->GetPieceSize();
   bytes_of_.resize(size_t(n));

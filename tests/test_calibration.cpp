@@ -48,25 +48,10 @@ std::vector<int32_t> pseudo_text(int n, int mul, int add) {
 // Replaces (or, with an empty value, removes) one metadata entry of a safetensors file,
 // keeping its tensors' bytes.
 void set_metadata(const std::string& path, const std::string& key, const std::string& value) {
-  const std::string bytes = test::slurp(path);
-  uint64_t n = 0;
-  std::memcpy(&n, bytes.data(), 8);
-  nlohmann::json header = nlohmann::json::parse(bytes.substr(8, n));
-  if (value.empty()) header["__metadata__"].erase(key);
-  else header["__metadata__"][key] = value;
-  const std::string h = header.dump();
-  const uint64_t hn = h.size();
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out.write(reinterpret_cast<const char*>(&hn), 8);
-  out << h << bytes.substr(8 + n);
-}
-
-// The bytes after a safetensors file's header: its tensors.
-std::string tensor_bytes(const std::string& path) {
-  const std::string bytes = test::slurp(path);
-  uint64_t n = 0;
-  std::memcpy(&n, bytes.data(), 8);
-  return bytes.substr(8 + n);
+  test::RawSafetensors f = test::read_raw_safetensors(path);
+  if (value.empty()) f.header["__metadata__"].erase(key);
+  else f.header["__metadata__"][key] = value;
+  test::write_raw_safetensors(path, f);
 }
 
 }  // namespace
@@ -175,7 +160,7 @@ TEST(Calibration, CommandLine) {
 
   // a checkpoint without thresholds, as older versions wrote
   set_metadata(file, "flopwise.calibration", "");
-  const std::string weights = tensor_bytes(file);
+  const std::string weights = test::read_raw_safetensors(file).tensors;
   test::Run e = flopwise("eval --ckpt " + run + " --data " + data + " --json");
   ASSERT_EQ(e.code, 0) << e.out;
   nlohmann::json ej = test::last_json_line(e.out);
@@ -189,7 +174,7 @@ TEST(Calibration, CommandLine) {
   const nlohmann::json cj = test::last_json_line(cal.out);
   EXPECT_EQ(cj["routed_layers"], nlohmann::json({1, 3}));
   EXPECT_EQ(cj["tokens"].get<int64_t>(), 512);
-  EXPECT_EQ(tensor_bytes(file), weights) << "calibrate changed the weights";
+  EXPECT_EQ(test::read_raw_safetensors(file).tensors, weights) << "calibrate changed the weights";
 
   e = flopwise("eval --ckpt " + run + " --data " + data + " --tokens 512 --json");
   ASSERT_EQ(e.code, 0) << e.out;

@@ -75,14 +75,11 @@ std::vector<std::pair<int64_t, double>> losses(const std::string& run) {
   return out;
 }
 
-// A safetensors file's metadata (less the keys named) and its tensors' bytes.
+// A safetensors file's header (less the metadata keys named) and its tensors' bytes.
 std::pair<nlohmann::json, std::string> contents(const std::string& path, std::vector<std::string> except = {}) {
-  const std::string bytes = slurp(path);
-  uint64_t n = 0;
-  std::memcpy(&n, bytes.data(), 8);
-  nlohmann::json header = nlohmann::json::parse(bytes.substr(8, n));
-  for (const auto& k : except) header["__metadata__"].erase(k);
-  return {header, bytes.substr(8 + n)};
+  test::RawSafetensors f = test::read_raw_safetensors(path);
+  for (const auto& k : except) f.header["__metadata__"].erase(k);
+  return {f.header, f.tensors};
 }
 
 // Two checkpoints hold the same weights, moments and metadata; only the wall time of

@@ -415,18 +415,24 @@ TEST(Scaling, PlanFromASweepsLawPerVariant) {
 // A sweep trains every run once: started again it skips what runs.csv holds, and a run
 // missing from runs.csv whose folder holds a checkpoint is resumed, not retrained — its
 // loss comes out identical.
-TEST(Scaling, SweepResumesWithoutRedoingFinishedRuns) {
-  const std::string data = test::text_data("sweep_data", "isoflop sweeps at cpu scale. ", 120, 800);
+// A sweep small enough for a test: byte text, sequences of 32, batch 4, validation on
+// 256 tokens; the caller sets budgets, sizes, variants and what it tests.
+static SweepOptions small_sweep(const std::string& data_name, const std::string& out_name) {
   SweepOptions o;
-  o.budgets = {2e10, 6e10};
-  o.sizes = {parse_shape("2x32"), parse_shape("2x64")};
-  o.variants = {"dense", "mod"};
-  o.data_dir = data;
-  o.out_dir = test::temp_dir("sweep");
+  o.data_dir = test::text_data(data_name, "isoflop sweeps at cpu scale. ", 120, 800);
+  o.out_dir = test::temp_dir(out_name);
   o.base.train.seq_len = 32;
   o.base.model.max_seq_len = 32;
   o.base.train.batch_size = 4;
   o.base.train.eval_tokens = 256;
+  return o;
+}
+
+TEST(Scaling, SweepResumesWithoutRedoingFinishedRuns) {
+  SweepOptions o = small_sweep("sweep_data", "sweep");
+  o.budgets = {2e10, 6e10};
+  o.sizes = {parse_shape("2x32"), parse_shape("2x64")};
+  o.variants = {"dense", "mod"};
   o.base.train.lr = 3e-3;
   const SweepResult first = run_sweep(o);
   EXPECT_EQ(first.trained, 8);
@@ -495,17 +501,11 @@ TEST(Scaling, LrOptimumIsTheParabolaVertex) {
 // budget whose best size is at an edge gets the neighbouring size; a second call trains
 // nothing.
 TEST(Scaling, SweepTunesLearningRatesAndBrackets) {
-  const std::string data = test::text_data("sweep_tuning_data", "isoflop sweeps at cpu scale. ", 120, 800);
-  SweepOptions o;
+  SweepOptions o = small_sweep("sweep_tuning_data", "sweep_tuning");
+  const std::string& data = o.data_dir;
   o.budgets = {1e10};
   o.sizes = {parse_shape("2x32"), parse_shape("3x32")};
   o.variants = {"dense"};
-  o.data_dir = data;
-  o.out_dir = test::temp_dir("sweep_tuning");
-  o.base.train.seq_len = 32;
-  o.base.model.max_seq_len = 32;
-  o.base.train.batch_size = 4;
-  o.base.train.eval_tokens = 256;
   o.tuning.lrs = {4e-3, 1.6e-2};
   o.tuning.beta2s = {0.95, 0.99};
   o.tuning.tokens_per_param = 1;
@@ -576,17 +576,10 @@ TEST(Scaling, SweepTunesLearningRatesAndBrackets) {
 // that size is still the best (under AddressSanitizer's other rounding a rerun once
 // trained one more).
 TEST(Scaling, RerunAddsNoBracketingBeyondTheLimit) {
-  const std::string data = test::text_data("data", "isoflop sweeps at cpu scale. ", 120, 800);
-  SweepOptions o;
+  SweepOptions o = small_sweep("data", "sweep");
   o.budgets = {1e10};
   o.sizes = {parse_shape("2x32"), parse_shape("3x32"), parse_shape("2x64")};
   o.variants = {"dense"};
-  o.data_dir = data;
-  o.out_dir = test::temp_dir("sweep");
-  o.base.train.seq_len = 32;
-  o.base.model.max_seq_len = 32;
-  o.base.train.batch_size = 4;
-  o.base.train.eval_tokens = 256;
   o.bracket = 0;
   ASSERT_EQ(run_sweep(o).trained, 3);
   // as if bracketing had added 2x64 and it won: the lowest loss, at the largest size

@@ -1,6 +1,7 @@
 // Helpers shared by the tests: temporary folders, running the flopwise binary.
 #pragma once
 #include <cstdio>
+#include <cstring>
 #include <gtest/gtest.h>
 #include <filesystem>
 #include <fstream>
@@ -39,6 +40,27 @@ inline std::string slurp(const std::string& path) {
   std::stringstream ss;
   ss << in.rdbuf();
   return ss.str();
+}
+
+// A safetensors file split as it lies on disk: its JSON header (metadata included) and
+// the tensors' bytes after it, for tests that edit a checkpoint's metadata or compare
+// its tensors byte for byte.
+struct RawSafetensors {
+  nlohmann::json header;
+  std::string tensors;
+};
+inline RawSafetensors read_raw_safetensors(const std::string& path) {
+  const std::string bytes = slurp(path);
+  uint64_t n = 0;
+  std::memcpy(&n, bytes.data(), 8);
+  return {nlohmann::json::parse(bytes.substr(8, n)), bytes.substr(8 + n)};
+}
+inline void write_raw_safetensors(const std::string& path, const RawSafetensors& f) {
+  const std::string h = f.header.dump();
+  const uint64_t n = h.size();
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out.write(reinterpret_cast<const char*>(&n), 8);
+  out << h << f.tensors;
 }
 
 struct Run {

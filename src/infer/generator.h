@@ -47,9 +47,9 @@ class Generator {
     float decider;
     bool processed;
   };
-  // The thresholds routed layers decide by, per layer (uncalibrated: all 0). Set
-  // between sequences, not within one.
-  const std::vector<float>& thresholds() const { return threshold_; }
+  // The thresholds routed layers decide by, per layer (uncalibrated: all 0; the
+  // constructor sets the model's, Model::causal_thresholds). Set between sequences,
+  // not within one.
   void set_thresholds(const std::vector<float>& per_layer);
   // Decisions of routed layer l, per entry of the last feed() or step().
   const std::vector<Decision>& decisions(int64_t l) const { return decisions_[size_t(l)]; }

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "core/rng.h"
+#include "core/threads.h"
 #include "kernels/adamw.h"
 #include "kernels/attention.h"
 #include "kernels/cross_entropy.h"
@@ -285,31 +286,106 @@ TEST(Kernels, MatmulBf16EqualsRoundedFp32) {
   EXPECT_LT(max_rel(dw, dwr), 1e-5);  // accumulated onto 0.5
 }
 
-// The fast tree kernel equals the explicit per-token sum over the visited neurons:
-// same paths exactly, same outputs and gradients (C = 37 exercises vector tails).
+// The FFF kernels against the explicit per-token sum over the visited neurons in
+// double precision: same paths exactly, outputs and gradients within fp32 rounding.
+// Both forward forms (per token, batched) give the same bits, and the batched one's
+// result does not depend on the thread count. The shapes hit every code path: one
+// token; depth 0; K > 1; odd widths (vector tails); a tree deep enough for the
+// bucketed phase (2^(D+1) rows beyond 256 KiB) with buckets of one and empty buckets;
+// every token in one leaf.
+namespace {
+struct FffCase {
+  int64_t M, K, D, C;
+  bool same_token;  // every token the same vector: all in one leaf
+};
+
+void check_fff_case(const FffCase& c) {
+  SCOPED_TRACE("M=" + std::to_string(c.M) + " K=" + std::to_string(c.K) + " D=" + std::to_string(c.D) +
+               " C=" + std::to_string(c.C) + (c.same_token ? " same token" : ""));
+  const int64_t M = c.M, K = c.K, D = c.D, C = c.C, N = (2 << D) - 1, P = D + 1;
+  const TreeShape shape{K, D, C};
+  // weights at the model's initial scale (1/sqrt(C)), so λ and dλ stay of order one
+  const double ws = 1.0 / std::sqrt(double(C));
+  auto x = randn(M * C, 30), w_in = randn(K * N * C, 31, ws), b = randn(K * N, 32, 0.5),
+       w_out = randn(K * N * C, 33, ws), dy = randn(M * C, 34);
+  if (c.same_token)
+    for (int64_t t = 1; t < M; t++) std::copy(x.begin(), x.begin() + C, x.begin() + t * C);
+  auto to_double = [](const std::vector<float>& v) { return std::vector<double>(v.begin(), v.end()); };
+  auto xd = to_double(x), wid = to_double(w_in), bd = to_double(b), wod = to_double(w_out), dyd = to_double(dy);
+  std::vector<double> yr(M * C), pathr(M * K * P), lamr(M * K * P);
+  ref::fff_forward(yr.data(), pathr.data(), lamr.data(), xd.data(), wid.data(), bd.data(), wod.data(), M, K, D, C);
+  auto near = [](const std::vector<float>& a, const std::vector<double>& r) {
+    double m = 0;
+    for (size_t i = 0; i < a.size(); i++) m = std::max(m, std::abs(a[i] - r[i]) / (1 + std::abs(r[i])));
+    return m;
+  };
+  struct Out {
+    std::vector<float> y, path, lam;
+  };
+  auto forward = [&](FffForm form, int threads) {
+    set_num_threads(threads);
+    Out o{std::vector<float>(M * C), std::vector<float>(M * K * P), std::vector<float>(M * K * P)};
+    fff_forward(o.y.data(), o.path.data(), o.lam.data(), x.data(), w_in.data(), b.data(), w_out.data(), shape, M,
+                form);
+    return o;
+  };
+  const int threads = num_threads();
+  const Out one = forward(FffForm::per_token, threads), batched = forward(FffForm::batched, threads),
+            batched1 = forward(FffForm::batched, 1);
+  set_num_threads(threads);
+  EXPECT_EQ(std::vector<double>(one.path.begin(), one.path.end()), pathr);
+  EXPECT_LT(near(one.lam, lamr), 1e-5);
+  EXPECT_LT(near(one.y, yr), 1e-5);
+  for (const Out* o : {&batched, &batched1}) {  // bit for bit
+    EXPECT_EQ(o->path, one.path);
+    EXPECT_EQ(o->lam, one.lam);
+    EXPECT_EQ(o->y, one.y);
+  }
+  std::set<float> leaves;
+  for (int64_t t = 0; t < M; t++) leaves.insert(one.path[(t * K) * P + D]);
+  if (c.same_token) {
+    EXPECT_EQ(leaves.size(), 1u);
+  } else if (M >= 50 && D >= 4) {
+    EXPECT_GT(leaves.size(), 8u);  // many paths, not one
+  }
+  // backward: gradients accumulate onto what is there
+  std::vector<double> dxr(M * C), dwir(K * N * C, 0.5), dbr(K * N, 0.25), dwor(K * N * C, -0.5);
+  ref::fff_backward(dxr.data(), dwir.data(), dbr.data(), dwor.data(), dyd.data(), xd.data(), pathr.data(),
+                    lamr.data(), wid.data(), wod.data(), M, K, D, C);
+  struct Grads {
+    std::vector<float> dx, dwi, db, dwo;
+  };
+  auto backward = [&](int threads) {
+    set_num_threads(threads);
+    Grads g{std::vector<float>(M * C), std::vector<float>(K * N * C, 0.5f), std::vector<float>(K * N, 0.25f),
+            std::vector<float>(K * N * C, -0.5f)};
+    std::vector<float> dlam(M * K * P);
+    fff_backward(g.dx.data(), g.dwi.data(), g.db.data(), g.dwo.data(), dlam.data(), dy.data(), x.data(),
+                 one.path.data(), one.lam.data(), w_in.data(), w_out.data(), shape, M);
+    return g;
+  };
+  const Grads g = backward(threads), g1 = backward(1);
+  set_num_threads(threads);
+  EXPECT_LT(near(g.dx, dxr), 1e-5);
+  EXPECT_LT(near(g.dwi, dwir), 1e-5);
+  EXPECT_LT(near(g.db, dbr), 1e-5);
+  EXPECT_LT(near(g.dwo, dwor), 1e-5);
+  EXPECT_EQ(g.dx, g1.dx);  // bit for bit across thread counts
+  EXPECT_EQ(g.dwi, g1.dwi);
+  EXPECT_EQ(g.db, g1.db);
+  EXPECT_EQ(g.dwo, g1.dwo);
+}
+
+}  // namespace
+
 TEST(Kernels, FffTreeEqualsExplicitSumOverVisitedNeurons) {
-  const int64_t M = 50, K = 3, D = 4, C = 37, N = (2 << D) - 1, P = D + 1;
-  auto x = randn(M * C, 30), w_in = randn(K * N * C, 31), b = randn(K * N, 32, 0.5),
-       w_out = randn(K * N * C, 33), dy = randn(M * C, 34);
-  std::vector<float> y(M * C), yr(M * C), path(M * K * P), pathr(M * K * P), lam(M * K * P), lamr(M * K * P);
-  fff_forward(y.data(), path.data(), lam.data(), x.data(), w_in.data(), b.data(), w_out.data(), TreeShape{K, D, C}, M);
-  ref::fff_forward(yr.data(), pathr.data(), lamr.data(), x.data(), w_in.data(), b.data(), w_out.data(), M, K, D, C);
-  EXPECT_EQ(path, pathr);
-  EXPECT_LT(max_rel(lam, lamr), 1e-5);
-  EXPECT_LT(max_rel(y, yr), 1e-5);
-  std::set<float> leaves;  // the test covers many paths, not one
-  for (int64_t t = 0; t < M; t++) leaves.insert(path[(t * K) * P + D]);
-  EXPECT_GT(leaves.size(), 8u);
-  std::vector<float> dx(M * C), dxr(M * C), dlam(M * K * P);
-  std::vector<float> dwi(K * N * C, 0.5f), dwir = dwi, dbv(K * N, 0.25f), dbr = dbv, dwo(K * N * C, -0.5f), dwor = dwo;
-  fff_backward(dx.data(), dwi.data(), dbv.data(), dwo.data(), dlam.data(), dy.data(), x.data(), path.data(),
-               lam.data(), w_in.data(), w_out.data(), TreeShape{K, D, C}, M);
-  ref::fff_backward(dxr.data(), dwir.data(), dbr.data(), dwor.data(), dy.data(), x.data(), pathr.data(), lamr.data(),
-                    w_in.data(), w_out.data(), M, K, D, C);
-  EXPECT_LT(max_rel(dx, dxr), 1e-5);
-  EXPECT_LT(max_rel(dwi, dwir), 1e-5);
-  EXPECT_LT(max_rel(dbv, dbr), 1e-5);
-  EXPECT_LT(max_rel(dwo, dwor), 1e-5);
+  for (const FffCase& c : {FffCase{1, 1, 3, 16, false},    // one token
+                           FffCase{9, 1, 0, 16, false},    // depth 0: one neuron
+                           FffCase{50, 3, 4, 37, false},   // K > 1, odd width
+                           FffCase{130, 2, 5, 200, false},  // a width with 128-float blocks and a tail
+                           FffCase{300, 1, 12, 24, false},  // bucketed phase: 2048 buckets, most empty or of one
+                           FffCase{77, 2, 11, 40, true}})  // all tokens in one leaf, one full bucket
+    check_fff_case(c);
 }
 
 // One tree of depth 0 is one neuron: y = GELU(x·w_in + b)·w_out.

@@ -71,7 +71,7 @@ void run_bench_fff(FffBenchFlags f) {
   const int64_t M1 = f.batch1_tokens, Mx = std::max(M, M1);
   // weights: dense fc (F, C), proj (C, F); tree w_in, w_out (K·N, C), b (K·N)
   const double weight_bytes = 4.0 * double(2 * F * C + 2 * KN * C + KN);
-  const double act_bytes = 4.0 * double(2 * Mx * F + 3 * Mx * C + 2 * Mx * P);
+  const double act_bytes = 4.0 * double(3 * Mx * F + 5 * Mx * C + 3 * Mx * P) + weight_bytes;  // + gradients
   check_memory(size_t(weight_bytes + act_bytes), "bench fff");
   note(str("bench fff: d=", C, " K=", s.K, " D=", s.D, " (", KN, " neurons, ", P, " per token); weights ",
            human_bytes(weight_bytes)));
@@ -99,6 +99,23 @@ void run_bench_fff(FffBenchFlags f) {
   const double fff1 = best_of([&] { for (int64_t t = 0; t < M1; t++) fff(x.data() + t * C, y.data(), 1); }, runs) / double(M1);
   const double denseM = best_of([&] { dense(x.data(), y.data(), M); }, runs) / double(M);
   const double fffM = best_of([&] { fff(x.data(), y.data(), M); }, runs) / double(M);
+  // training: forward and backward of the batch (gradients accumulate into dw buffers)
+  Buffer dy(size_t(Mx * C)), dx(size_t(Mx * C)), dh(size_t(Mx * F)), dfc(fc.size()), dproj(proj.size()),
+      dw_in(w_in.size()), dw_out(w_out.size()), db(b.size()), dlam(size_t(Mx * P));
+  fill_uniform(dy.data(), dy.size(), 1.0f, 7);
+  auto dense_train = [&] {
+    dense(x.data(), y.data(), M);
+    matmul_backward(dh.data(), dproj.data(), dy.data(), g.data(), proj.data(), M, F, C);
+    gelu_backward(dh.data(), dh.data(), h.data(), M * F);
+    matmul_backward(dx.data(), dfc.data(), dh.data(), x.data(), fc.data(), M, C, F);
+  };
+  auto fff_train = [&] {
+    fff(x.data(), y.data(), M);
+    fff_backward(dx.data(), dw_in.data(), db.data(), dw_out.data(), dlam.data(), dy.data(), x.data(), path.data(),
+                 lam.data(), w_in.data(), w_out.data(), s, M);
+  };
+  const double denseT = best_of(dense_train, runs) / double(M);
+  const double fffT = best_of(fff_train, runs) / double(M);
   const double limit = double(F) / double(P);  // dense neurons per FFF neuron used
   const double touched_dense = 4.0 * double(2 * F * C), touched_fff = 4.0 * double(P * (2 * C + 1));
   nlohmann::json j = {{"d", C}, {"trees", s.K}, {"depth", s.D}, {"neurons", KN}, {"neurons_per_token", P},
@@ -106,7 +123,9 @@ void run_bench_fff(FffBenchFlags f) {
                       {"batch", M}, {"batch1_tokens", M1}, {"threads", num_threads()}, {"cpu", cpu_model_name()},
                       {"dense_us_per_token_batch1", 1e6 * dense1}, {"fff_us_per_token_batch1", 1e6 * fff1},
                       {"dense_us_per_token_batched", 1e6 * denseM}, {"fff_us_per_token_batched", 1e6 * fffM},
-                      {"speedup_batch1", dense1 / fff1}, {"speedup_batched", denseM / fffM}, {"limit", limit},
+                      {"dense_us_per_token_train", 1e6 * denseT}, {"fff_us_per_token_train", 1e6 * fffT},
+                      {"speedup_batch1", dense1 / fff1}, {"speedup_batched", denseM / fffM},
+                      {"speedup_train", denseT / fffT}, {"limit", limit},
                       {"dense_weight_bytes_per_token_batch1", touched_dense},
                       {"fff_weight_bytes_per_token", touched_fff}};
   if (f.common.json) {
@@ -119,6 +138,8 @@ void run_bench_fff(FffBenchFlags f) {
   std::printf("| batch 1: us/token | %.2f | %.3f | %.1fx | %.0fx |\n", 1e6 * dense1, 1e6 * fff1, dense1 / fff1, limit);
   std::printf("| batch %lld: us/token | %.3f | %.3f | %.1fx | %.0fx |\n", (long long)M, 1e6 * denseM, 1e6 * fffM,
               denseM / fffM, limit);
+  std::printf("| batch %lld, forward + backward: us/token | %.3f | %.3f | %.1fx | %.0fx |\n", (long long)M,
+              1e6 * denseT, 1e6 * fffT, denseT / fffT, limit);
   std::printf("| weights touched per token (batch 1) | %s | %s | | |\n", human_bytes(touched_dense).c_str(),
               human_bytes(touched_fff).c_str());
 }

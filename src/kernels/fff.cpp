@@ -2,62 +2,265 @@
 
 #include <omp.h>
 
+#include <algorithm>
+#include <vector>
+
+#include "core/error.h"
+#include "core/threads.h"
+#include "kernels/row_ops.h"
 #include "kernels/vec_math.h"
 
 namespace fw {
 
-void fff_forward(float* y, float* path, float* lam, const float* x, const float* w_in,
-                 const float* b, const float* w_out, const TreeShape& s, int64_t M) {
-  const int64_t C = s.C, N = s.nodes(), P = s.path();
-#pragma omp parallel for schedule(static) if (M > 1)
-  for (int64_t t = 0; t < M; t++) {
-    const float* xt = x + t * C;
-    float* yt = y + t * C;
-    for (int64_t c = 0; c < C; c++) yt[c] = 0.0f;
-    for (int64_t k = 0; k < s.K; k++) {
-      const int64_t base = k * N;  // tree k's first neuron
-      float* pt = path + (t * s.K + k) * P;
-      float* lt = lam + (t * s.K + k) * P;
-      int64_t n = 0;
-      for (int64_t level = 0; level < P; level++) {
-        const float l = vdot(xt, w_in + (base + n) * C, C) + b[base + n];
-        vaxpy(yt, vgelu(l), w_out + (base + n) * C, C);
-        pt[level] = float(n);
-        lt[level] = l;
-        n = 2 * n + (l > 0 ? 2 : 1);
+namespace {
+
+// Kernels keep a path's rows on the stack and node numbers in 32 bits.
+void check_shape(const TreeShape& s) {
+  FW_CHECK(s.K >= 1 && s.D >= 0 && s.D <= 24 && s.C >= 1, "fff: tree shape K=", s.K, " D=", s.D, " C=", s.C,
+           " is outside K >= 1, 0 <= D <= 24, C >= 1");
+}
+
+// Below this many tokens every token walks alone (one per thread); from it on, the
+// batched form. Measured with flopwise bench fff (docs/results.md): the two meet
+// around 32 tokens at d=768.
+constexpr int64_t kBatchedFrom = 64;
+
+// Tokens walked level by level together: 32 tokens' vectors (96 KiB at d=768) stay
+// in L2 while the tree's top rows are reused across them.
+constexpr int64_t kTile = 32;
+
+// The split level S: levels [0, S) run over the tokens in their own order, levels
+// [S, D] over the tokens bucketed by the node they reached at level S, one subtree at
+// a time, so each subtree's rows are fetched once per bucket and not once per token.
+// S is the deepest level whose rows above it fit in 256 KiB (per w_in), so the top of
+// the tree stays in L2 during the first phase.
+int64_t split_level(const TreeShape& s) {
+  int64_t S = 1;
+  while (S < s.path() && ((int64_t(2) << S) - 1) * s.C * int64_t(sizeof(float)) <= 256 * 1024) S++;
+  return S;
+}
+
+struct Tree {  // one tree's weights
+  const float *w_in, *b, *w_out;
+};
+
+// Tokens tok[0..n) (indices into x), now at nodes node[0..n), walk levels [l0, l1) of
+// tree k: λ, path and the next node, four tokens at a time.
+void walk_levels(const int32_t* tok, int64_t n, int32_t* node, int64_t l0, int64_t l1, const Tree& w,
+                 int64_t k, float* path, float* lam, const float* x, const TreeShape& s) {
+  const int64_t C = s.C, P = s.path(), K = s.K;
+  for (int64_t level = l0; level < l1; level++) {
+    int64_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+      const float *xs[4], *ws[4];
+      float l[4];
+      for (int j = 0; j < 4; j++) {
+        xs[j] = x + int64_t(tok[i + j]) * C;
+        ws[j] = w.w_in + int64_t(node[i + j]) * C;
+      }
+      row_dot4(xs, ws, C, l);
+      for (int j = 0; j < 4; j++) {
+        const int64_t t = tok[i + j], nd = node[i + j], v = (t * K + k) * P + level;
+        lam[v] = l[j] + w.b[nd];
+        path[v] = float(nd);
+        node[i + j] = int32_t(2 * nd + (lam[v] > 0 ? 2 : 1));
       }
     }
+    for (; i < n; i++) {
+      const int64_t t = tok[i], nd = node[i], v = (t * K + k) * P + level;
+      lam[v] = row_dot(x + t * C, w.w_in + nd * C, C) + w.b[nd];
+      path[v] = float(nd);
+      node[i] = int32_t(2 * nd + (lam[v] > 0 ? 2 : 1));
+    }
   }
+}
+
+// y_t (+)= Σ_levels GELU(λ)·w_out[node] over token t's path in tree k (= for k > 0).
+void tree_output(float* y, int64_t t, int64_t k, const Tree& w, const float* path, const float* lam,
+                 const TreeShape& s) {
+  const int64_t P = s.path(), v0 = (t * s.K + k) * P;
+  float g[64];
+  const float* rows[64];
+#pragma omp simd
+  for (int64_t level = 0; level < P; level++) g[level] = vgelu(lam[v0 + level]);
+  for (int64_t level = 0; level < P; level++) rows[level] = w.w_out + int64_t(path[v0 + level]) * s.C;
+  rows_combine(y + t * s.C, g, rows, P, s.C, k > 0);
+}
+
+// Each token alone: the batch-1 form (and small batches), tokens in parallel.
+void forward_per_token(float* y, float* path, float* lam, const float* x, const Tree* trees, const TreeShape& s,
+                       int64_t M) {
+#pragma omp parallel for schedule(static) if (M > 1)
+  for (int64_t t = 0; t < M; t++)
+    for (int64_t k = 0; k < s.K; k++) {
+      const int32_t tok = int32_t(t);
+      int32_t node = 0;
+      walk_levels(&tok, 1, &node, 0, s.path(), trees[k], k, path, lam, x, s);
+      tree_output(y, t, k, trees[k], path, lam, s);
+    }
+}
+
+// Tokens [t0, t1), one tree at a time, on one thread: levels [0, S) over tiles of
+// tokens in order; then the tokens sorted by their node at level S (a stable counting
+// sort) and each subtree's bucket walked to the leaves, each token's output summed as
+// its walk ends, so a subtree's rows are fetched once per bucket.
+void forward_chunk(float* y, float* path, float* lam, const float* x, const Tree* trees, const TreeShape& s,
+                   int64_t t0, int64_t t1) {
+  const int64_t P = s.path(), S = split_level(s), M = t1 - t0;
+  const int64_t first = (int64_t(1) << S) - 1, buckets = int64_t(1) << S;  // level S's nodes
+  std::vector<int32_t> tok(static_cast<size_t>(M)), node(static_cast<size_t>(M)), order(static_cast<size_t>(M)),
+      start(static_cast<size_t>(buckets + 1));
+  for (int64_t k = 0; k < s.K; k++) {
+    const Tree& w = trees[k];
+    for (int64_t i = 0; i < M; i++) {
+      tok[i] = int32_t(t0 + i);
+      node[i] = 0;
+    }
+    for (int64_t i0 = 0; i0 < M; i0 += kTile) {
+      const int64_t n = std::min(kTile, M - i0);
+      walk_levels(tok.data() + i0, n, node.data() + i0, 0, S, w, k, path, lam, x, s);
+      if (S == P)
+        for (int64_t i = i0; i < i0 + n; i++) tree_output(y, tok[i], k, w, path, lam, s);
+    }
+    if (S == P) continue;
+    std::fill(start.begin(), start.end(), 0);
+    for (int64_t i = 0; i < M; i++) start[node[i] - first + 1]++;
+    for (int64_t b = 0; b < buckets; b++) start[b + 1] += start[b];
+    for (int64_t i = 0; i < M; i++) order[start[node[i] - first]++] = tok[i];  // start[b] moves to b's end
+    for (int64_t b = buckets - 1; b >= 0; b--) start[b + 1] = start[b];
+    start[0] = 0;
+    for (int64_t b = 0; b < buckets; b++)
+      for (int64_t i0 = start[b]; i0 < start[b + 1]; i0 += kTile) {
+        const int64_t n = std::min<int64_t>(kTile, start[b + 1] - i0);
+        int32_t at[kTile];
+        for (int64_t i = 0; i < n; i++) at[i] = int32_t(first + b);
+        walk_levels(order.data() + i0, n, at, S, P, w, k, path, lam, x, s);
+        for (int64_t i = i0; i < i0 + n; i++) tree_output(y, order[i], k, w, path, lam, s);
+      }
+  }
+}
+
+// Many tokens: chunks of tokens in parallel, each chunk all trees on one thread. One
+// tree: one chunk per thread, as large as can be, so deep subtrees get full buckets
+// (d=768, D=11, 16384 tokens on 2 cores: 0.53 us/token, against 0.61 with chunks of
+// 4096 and 0.72 with 256). Several trees: each tree re-reads the chunk's vectors, so
+// chunks of about 3 MiB of them, which stay in cache from tree to tree (K=16, D=7:
+// 4.6 us/token, against 6.9 with one chunk per thread and 6.1 with 256 tokens).
+void forward_batched(float* y, float* path, float* lam, const float* x, const Tree* trees, const TreeShape& s,
+                     int64_t M) {
+  const int64_t per_thread = (M + num_threads() - 1) / num_threads();
+  const int64_t chunk = s.K == 1 ? per_thread : std::min(per_thread, std::max(kTile, (3 << 20) / (4 * s.C)));
+#pragma omp parallel for schedule(dynamic, 1)
+  for (int64_t t0 = 0; t0 < M; t0 += chunk) forward_chunk(y, path, lam, x, trees, s, t0, std::min(M, t0 + chunk));
+}
+
+}  // namespace
+
+void fff_forward(float* y, float* path, float* lam, const float* x, const float* w_in, const float* b,
+                 const float* w_out, const TreeShape& s, int64_t M, FffForm form) {
+  check_shape(s);
+  std::vector<Tree> trees(size_t(s.K));
+  for (int64_t k = 0; k < s.K; k++)
+    trees[k] = Tree{w_in + k * s.nodes() * s.C, b + k * s.nodes(), w_out + k * s.nodes() * s.C};
+  if (form == FffForm::per_token || (form == FffForm::automatic && M < kBatchedFrom))
+    forward_per_token(y, path, lam, x, trees.data(), s, M);
+  else
+    forward_batched(y, path, lam, x, trees.data(), s, M);
 }
 
 void fff_backward(float* dx, float* dw_in, float* db, float* dw_out, float* dlam, const float* dy,
                   const float* x, const float* path, const float* lam, const float* w_in,
                   const float* w_out, const TreeShape& s, int64_t M) {
-  const int64_t C = s.C, N = s.nodes(), P = s.path(), KP = s.K * P;
-  // per token: dλ of each visited neuron, and the input gradient
+  check_shape(s);
+  const int64_t C = s.C, N = s.nodes(), P = s.path(), K = s.K, KP = K * P;
+  // Per token: dλ of each visited neuron (four of its rows at a time against dy_t),
+  // then dx_t = Σ dλ·w_in[n] over its visits, in visit order. Tiles of tokens, one
+  // tree at a time within a tile, so a tree's rows serve the whole tile from cache.
+  constexpr int64_t kGradTile = 128;
 #pragma omp parallel for schedule(static)
-  for (int64_t t = 0; t < M; t++) {
-    float* dxt = dx + t * C;
-    const float* dyt = dy + t * C;
-    for (int64_t c = 0; c < C; c++) dxt[c] = 0.0f;
-    for (int64_t v = t * KP; v < (t + 1) * KP; v++) {  // visit v: tree (v / P) % K, level v % P
-      const int64_t row = ((v / P) % s.K) * N + int64_t(path[v]);
-      dlam[v] = vgelu_grad(lam[v]) * vdot(dyt, w_out + row * C, C);
-      vaxpy(dxt, dlam[v], w_in + row * C, C);
-    }
-  }
-  // per neuron: weight gradients. Thread i owns the neurons with row % threads == i.
-#pragma omp parallel
+  for (int64_t t0 = 0; t0 < M; t0 += kGradTile)
+    for (int64_t k = 0; k < K; k++)
+      for (int64_t t = t0; t < std::min(M, t0 + kGradTile); t++) {
+        const float* dyt = dy + t * C;
+        const float* dys[4] = {dyt, dyt, dyt, dyt};
+        const int64_t v0 = (t * K + k) * P;
+        const float *out_rows[64], *in_rows[64];
+        for (int64_t level = 0; level < P; level++) {
+          const int64_t row = k * N + int64_t(path[v0 + level]);
+          out_rows[level] = w_out + row * C;
+          in_rows[level] = w_in + row * C;
+        }
+        int64_t level = 0;
+        for (; level + 4 <= P; level += 4) row_dot4(dys, out_rows + level, C, dlam + v0 + level);
+        for (; level < P; level++) dlam[v0 + level] = row_dot(dyt, out_rows[level], C);
+#pragma omp simd
+        for (level = 0; level < P; level++) dlam[v0 + level] *= vgelu_grad(lam[v0 + level]);
+        rows_combine(dx + t * C, dlam + v0, in_rows, P, C, k > 0);
+      }
+  // Per neuron: the visits sorted by row, stably (within a row, tokens in order), and
+  // each row's gradients summed over its visits by the one thread that owns the row
+  // (row % threads), so no two threads write one row and the sums' order never
+  // depends on the thread count. The owners walk the tokens in chunks whose x and dy
+  // stay in cache while every owned row takes its visits from the chunk. The counting
+  // sort runs in parallel: each thread counts the visits of its range of tokens, the
+  // prefix sum runs row by row and thread by thread, each thread places its own visits.
+  const int64_t rows = K * N;
+  std::vector<int64_t> start(static_cast<size_t>(rows + 1), 0), cursor(static_cast<size_t>(rows));
+  std::vector<int32_t> by_row(static_cast<size_t>(M * KP));
+  const int64_t threads = num_threads();
+  std::vector<int64_t> at(static_cast<size_t>(threads * rows), 0);  // (thread, row): count, then offset
+  const int64_t chunk = std::max<int64_t>(64, (512 << 10) / (8 * C));  // tokens: 512 KiB of x and dy
+#pragma omp parallel num_threads(threads)
   {
-    const int64_t threads = omp_get_num_threads(), me = omp_get_thread_num();
-    for (int64_t v = 0; v < M * KP; v++) {
-      const int64_t row = ((v / P) % s.K) * N + int64_t(path[v]);
-      if (row % threads != me) continue;
-      const int64_t t = v / KP;
-      vaxpy(dw_in + row * C, dlam[v], x + t * C, C);
-      db[row] += dlam[v];
-      vaxpy(dw_out + row * C, vgelu(lam[v]), dy + t * C, C);
+    const int64_t me = omp_get_thread_num(), n_th = omp_get_num_threads();
+    const int64_t t_begin = M * me / n_th, t_end = M * (me + 1) / n_th;
+    int64_t* mine = at.data() + me * rows;
+    for (int64_t t = t_begin; t < t_end; t++)
+      for (int64_t k = 0; k < K; k++)
+        for (int64_t level = 0; level < P; level++) mine[k * N + int64_t(path[(t * K + k) * P + level])]++;
+#pragma omp barrier
+#pragma omp single
+    {
+      int64_t offset = 0;
+      for (int64_t r = 0; r < rows; r++) {
+        start[r] = offset;
+        for (int64_t th = 0; th < n_th; th++) {
+          const int64_t c = at[th * rows + r];
+          at[th * rows + r] = offset;
+          offset += c;
+        }
+      }
+      start[rows] = offset;
     }
+    for (int64_t t = t_begin; t < t_end; t++)
+      for (int64_t k = 0; k < K; k++)
+        for (int64_t level = 0; level < P; level++) {
+          const int64_t v = (t * K + k) * P + level;
+          by_row[mine[k * N + int64_t(path[v])]++] = int32_t(v);
+        }
+#pragma omp barrier
+    for (int64_t r = me; r < rows; r += n_th) cursor[r] = start[r];
+    constexpr int64_t kBatch = 32;  // visits combined per pass over a row
+    for (int64_t c1 = chunk; c1 < M + chunk; c1 += chunk)
+      for (int64_t r = me; r < rows; r += n_th) {
+        int64_t i = cursor[r];
+        while (i < start[r + 1] && by_row[i] / KP < c1) {
+          float dl[kBatch], g[kBatch];
+          const float *xs[kBatch], *dys[kBatch];
+          int64_t n = 0;
+          for (; n < kBatch && i < start[r + 1] && by_row[i] / KP < c1; n++, i++) {
+            const int64_t v = by_row[i], t = v / KP;
+            dl[n] = dlam[v];
+            g[n] = vgelu(lam[v]);
+            xs[n] = x + t * C;
+            dys[n] = dy + t * C;
+            db[r] += dl[n];
+          }
+          rows_combine(dw_in + r * C, dl, xs, n, C, true);
+          rows_combine(dw_out + r * C, g, dys, n, C, true);
+        }
+        cursor[r] = i;
+      }
   }
 }
 

@@ -16,19 +16,28 @@ struct TreeShape {
   int64_t path() const { return D + 1; }                    // neurons a token visits per tree
 };
 
+// How the forward pass visits tokens and rows. Both forms compute every λ with the same
+// dot product (kernels/row_ops.h), so paths and outputs are equal bit for bit.
+//   per_token: each token walks its paths alone, tokens in parallel (batch 1, decode);
+//   batched:   levels walked by tiles of tokens, then the tokens bucketed by the
+//              subtree they entered, so each deep row serves its bucket (prefill, training);
+//   automatic: per_token below 64 tokens, else batched.
+enum class FffForm { automatic, per_token, batched };
+
 // x, y (M, C). path (M, K, D+1): the visited neurons' indices within their tree, as
 // floats (exact below 2^24); lam (M, K, D+1) their λ. Both are kept for backward.
-// Tokens run in parallel; each walks its paths with vectorised dot products and axpys
-// over gathered rows, so a token touches 2·K·(D+1) rows of C floats, never the rest.
+// A token touches 2·K·(D+1) rows of C floats, never the rest.
 void fff_forward(float* y, float* path, float* lam, const float* x, const float* w_in,
-                 const float* b, const float* w_out, const TreeShape& s, int64_t M);
+                 const float* b, const float* w_out, const TreeShape& s, int64_t M,
+                 FffForm form = FffForm::automatic);
 
 // dy (M, C) → dx (M, C) (overwritten); dw_in, db, dw_out accumulate (+=), each
 // visited neuron's rows only. dlam (M, K, D+1): scratch.
 //   dλ = GELU'(λ)·⟨dy, w_out[n]⟩,  dx = Σ dλ·w_in[n],
 //   dw_in[n] += dλ·x,  db[n] += dλ,  dw_out[n] += GELU(λ)·dy.
-// The weight gradients run with each thread owning a fixed set of neurons, so no two
-// threads write one row and each row sums its tokens in order (deterministic).
+// The input side runs per token; the weight side sorts the visits by neuron and gives
+// each neuron's rows to one thread, which sums its tokens in order: no atomics, and
+// the result is the same for any thread count.
 void fff_backward(float* dx, float* dw_in, float* db, float* dw_out, float* dlam, const float* dy,
                   const float* x, const float* path, const float* lam, const float* w_in,
                   const float* w_out, const TreeShape& s, int64_t M);

@@ -1,0 +1,124 @@
+// Row operations of the conditional kernels (fast feedforward trees, the leaf form):
+// dot products of a token's vector with one weight row, and weighted sums of rows.
+// Each token there meets its own rows, so these are the unit of work instead of a
+// matrix product. Two things make them fast:
+//   - independent accumulators: a dot product of C floats is a chain of C/16 fused
+//     multiply-adds, each waiting ~4 cycles for the one before; two chains per token
+//     and four tokens in lockstep (row_dot4) keep both FMA units busy;
+//   - one summation order: row_dot and row_dot4 add in exactly the same order, so a
+//     token's λ, and so its path down the tree, is the same bit for bit whichever
+//     kernel (per-token walk or batched) and whichever neighbours it was computed with.
+#pragma once
+#include <cstdint>
+
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+
+namespace fw {
+
+#if defined(__AVX512F__)
+
+namespace row_detail {
+// Lanes [0, n) of p, the rest 0 (n < 16).
+inline __m512 load_head(const float* p, int64_t n) {
+  return _mm512_maskz_loadu_ps(__mmask16((1u << n) - 1), p);
+}
+// Σ of the 16 lanes as a fixed tree: halves, quarters, pairs, neighbours. (The
+// all-lanes masked forms: GCC 12 warns about the plain ones' undefined pass-through.)
+inline float sum_lanes(__m512 v) {
+  constexpr __mmask16 all = 0xFFFF;
+  v = _mm512_add_ps(v, _mm512_mask_shuffle_f32x4(v, all, v, v, 0x4E));  // swap 256-bit halves
+  v = _mm512_add_ps(v, _mm512_mask_shuffle_f32x4(v, all, v, v, 0xB1));  // swap 128-bit quarters
+  v = _mm512_add_ps(v, _mm512_mask_permute_ps(v, all, v, 0x4E));        // swap pairs within 128 bits
+  v = _mm512_add_ps(v, _mm512_mask_permute_ps(v, all, v, 0xB1));        // swap neighbours
+  return _mm512_cvtss_f32(v);
+}
+}  // namespace row_detail
+
+// Σ x[i]·w[i], i < n: 16-float chunks alternate between two accumulators, a short
+// tail goes to the second, and the two are summed lane-wise, then across lanes.
+inline float row_dot(const float* x, const float* w, int64_t n) {
+  __m512 a = _mm512_setzero_ps(), b = _mm512_setzero_ps();
+  int64_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    a = _mm512_fmadd_ps(_mm512_loadu_ps(x + i), _mm512_loadu_ps(w + i), a);
+    b = _mm512_fmadd_ps(_mm512_loadu_ps(x + i + 16), _mm512_loadu_ps(w + i + 16), b);
+  }
+  if (i + 16 <= n) {
+    a = _mm512_fmadd_ps(_mm512_loadu_ps(x + i), _mm512_loadu_ps(w + i), a);
+    i += 16;
+  }
+  if (i < n) b = _mm512_fmadd_ps(row_detail::load_head(x + i, n - i), row_detail::load_head(w + i, n - i), b);
+  return row_detail::sum_lanes(_mm512_add_ps(a, b));
+}
+
+// out[j] = row_dot(x[j], w[j], n) for four pairs at once, bit for bit.
+inline void row_dot4(const float* const x[4], const float* const w[4], int64_t n, float out[4]) {
+  __m512 a[4], b[4];
+  for (int j = 0; j < 4; j++) a[j] = b[j] = _mm512_setzero_ps();
+  int64_t i = 0;
+  for (; i + 32 <= n; i += 32)
+    for (int j = 0; j < 4; j++) {
+      a[j] = _mm512_fmadd_ps(_mm512_loadu_ps(x[j] + i), _mm512_loadu_ps(w[j] + i), a[j]);
+      b[j] = _mm512_fmadd_ps(_mm512_loadu_ps(x[j] + i + 16), _mm512_loadu_ps(w[j] + i + 16), b[j]);
+    }
+  if (i + 16 <= n) {
+    for (int j = 0; j < 4; j++) a[j] = _mm512_fmadd_ps(_mm512_loadu_ps(x[j] + i), _mm512_loadu_ps(w[j] + i), a[j]);
+    i += 16;
+  }
+  if (i < n)
+    for (int j = 0; j < 4; j++)
+      b[j] = _mm512_fmadd_ps(row_detail::load_head(x[j] + i, n - i), row_detail::load_head(w[j] + i, n - i), b[j]);
+  for (int j = 0; j < 4; j++) out[j] = row_detail::sum_lanes(_mm512_add_ps(a[j], b[j]));
+}
+
+// y[i] = (accumulate ? y[i] : 0) + Σ_j g[j]·rows[j][i], i < n, j in order: each y
+// element sees the same sequence of fused multiply-adds as y += g[j]·rows[j] row by
+// row would give, while eight 16-float blocks in flight hide the FMA latency.
+inline void rows_combine(float* y, const float* g, const float* const* rows, int64_t count, int64_t n,
+                         bool accumulate) {
+  int64_t i = 0;
+  for (; i + 128 <= n; i += 128) {
+    __m512 acc[8];
+    for (int u = 0; u < 8; u++) acc[u] = accumulate ? _mm512_loadu_ps(y + i + 16 * u) : _mm512_setzero_ps();
+    for (int64_t j = 0; j < count; j++) {
+      const __m512 gj = _mm512_set1_ps(g[j]);
+      for (int u = 0; u < 8; u++) acc[u] = _mm512_fmadd_ps(gj, _mm512_loadu_ps(rows[j] + i + 16 * u), acc[u]);
+    }
+    for (int u = 0; u < 8; u++) _mm512_storeu_ps(y + i + 16 * u, acc[u]);
+  }
+  for (; i < n; i += 16) {
+    const int64_t m = n - i < 16 ? n - i : 16;
+    const __mmask16 k = __mmask16((1u << m) - 1);
+    __m512 acc = accumulate ? _mm512_maskz_loadu_ps(k, y + i) : _mm512_setzero_ps();
+    for (int64_t j = 0; j < count; j++)
+      acc = _mm512_fmadd_ps(_mm512_set1_ps(g[j]), _mm512_maskz_loadu_ps(k, rows[j] + i), acc);
+    _mm512_mask_storeu_ps(y + i, k, acc);
+  }
+}
+
+#else  // portable forms: the same arithmetic in plain loops (one accumulator)
+
+inline float row_dot(const float* x, const float* w, int64_t n) {
+  float s = 0;
+  for (int64_t i = 0; i < n; i++) s += x[i] * w[i];
+  return s;
+}
+
+inline void row_dot4(const float* const x[4], const float* const w[4], int64_t n, float out[4]) {
+  for (int j = 0; j < 4; j++) out[j] = row_dot(x[j], w[j], n);
+}
+
+inline void rows_combine(float* y, const float* g, const float* const* rows, int64_t count, int64_t n,
+                         bool accumulate) {
+  for (int64_t i = 0; i < n; i++) {
+    float acc = accumulate ? y[i] : 0.0f;
+    for (int64_t j = 0; j < count; j++) acc += g[j] * rows[j][i];
+    y[i] = acc;
+  }
+}
+
+#endif
+
+}  // namespace fw

@@ -292,7 +292,7 @@ TEST(Kernels, MatmulBf16EqualsRoundedFp32) {
 // result does not depend on the thread count. The shapes hit every code path: one
 // token; depth 0; K > 1; odd widths (vector tails); a tree deep enough for the
 // bucketed phase (2^(D+1) rows beyond 256 KiB) with buckets of one and empty buckets;
-// every token in one leaf.
+// every token in one leaf. The same again with bf16 weights (bf16 mode).
 namespace {
 struct FffCase {
   int64_t M, K, D, C;
@@ -374,6 +374,51 @@ void check_fff_case(const FffCase& c) {
   EXPECT_EQ(g.dwi, g1.dwi);
   EXPECT_EQ(g.db, g1.db);
   EXPECT_EQ(g.dwo, g1.dwo);
+
+  // bf16 mode: weights in bf16; x (forward) and dy (for dλ) rounded to bf16 on the way
+  // in, products summed in fp32; the weight gradients from fp32 x and dy. The
+  // reference: the double sums over those same rounded values.
+  std::vector<bf16> wi16(w_in.size()), wo16(w_out.size());
+  to_bf16(wi16.data(), w_in.data(), int64_t(w_in.size()));
+  to_bf16(wo16.data(), w_out.data(), int64_t(w_out.size()));
+  auto rounded = [](const std::vector<float>& v) {
+    std::vector<bf16> h(v.size());
+    to_bf16(h.data(), v.data(), int64_t(v.size()));
+    std::vector<double> r(v.size());
+    for (size_t i = 0; i < v.size(); i++) r[i] = bf16_to_float(h[i]);
+    return r;
+  };
+  const auto xr = rounded(x), wir = rounded(w_in), wor = rounded(w_out), dyr = rounded(dy);
+  std::vector<double> y16r(M * C), path16r(M * K * P), lam16r(M * K * P);
+  ref::fff_forward(y16r.data(), path16r.data(), lam16r.data(), xr.data(), wir.data(), bd.data(), wor.data(), M, K,
+                   D, C);
+  std::vector<float> y16(M * C), path16(M * K * P), lam16(M * K * P), y16b = y16, path16b = path16, lam16b = lam16;
+  fff_forward(y16.data(), path16.data(), lam16.data(), x.data(), wi16.data(), b.data(), wo16.data(), shape, M,
+              FffForm::per_token);
+  fff_forward(y16b.data(), path16b.data(), lam16b.data(), x.data(), wi16.data(), b.data(), wo16.data(), shape, M,
+              FffForm::batched);
+  EXPECT_EQ(std::vector<double>(path16.begin(), path16.end()), path16r);
+  EXPECT_LT(near(lam16, lam16r), 1e-5);
+  EXPECT_LT(near(y16, y16r), 1e-5);
+  EXPECT_EQ(path16b, path16);
+  EXPECT_EQ(lam16b, lam16);
+  EXPECT_EQ(y16b, y16);
+  // dλ, dx, dw_in, db from the rounded dy; dw_out from the fp32 one
+  std::vector<double> dx16r(M * C), dwi16r(K * N * C, 0.5), db16r(K * N, 0.25), dwo16r(K * N * C, -0.5),
+      dwo_from_dy(K * N * C, -0.5), scratch_dx(M * C), scratch_dwi(K * N * C), scratch_db(K * N);
+  ref::fff_backward(dx16r.data(), dwi16r.data(), db16r.data(), dwo16r.data(), dyr.data(), xd.data(), path16r.data(),
+                    lam16r.data(), wir.data(), wor.data(), M, K, D, C);
+  ref::fff_backward(scratch_dx.data(), scratch_dwi.data(), scratch_db.data(), dwo_from_dy.data(), dyd.data(), xd.data(),
+                    path16r.data(), lam16r.data(), wir.data(), wor.data(), M, K, D, C);
+  Grads g16{std::vector<float>(M * C), std::vector<float>(K * N * C, 0.5f), std::vector<float>(K * N, 0.25f),
+            std::vector<float>(K * N * C, -0.5f)};
+  std::vector<float> dlam16(M * K * P);
+  fff_backward(g16.dx.data(), g16.dwi.data(), g16.db.data(), g16.dwo.data(), dlam16.data(), dy.data(), x.data(),
+               path16.data(), lam16.data(), wi16.data(), wo16.data(), shape, M);
+  EXPECT_LT(near(g16.dx, dx16r), 1e-5);
+  EXPECT_LT(near(g16.dwi, dwi16r), 1e-5);
+  EXPECT_LT(near(g16.db, db16r), 1e-5);
+  EXPECT_LT(near(g16.dwo, dwo_from_dy), 1e-5);
 }
 
 }  // namespace

@@ -16,6 +16,8 @@
 #include "kernels/fff.h"
 #include "kernels/gelu.h"
 #include "kernels/matmul.h"
+#include "kernels/matmul_bf16.h"
+#include "nn/linear.h"
 
 namespace fw::cli {
 
@@ -23,6 +25,7 @@ namespace {
 struct FffBenchFlags {
   int64_t d = 768, trees = 1, depth = 11, batch = 16384, batch1_tokens = 32, dense_width = 0;
   std::string preset;
+  bool bf16 = false;
   CommonFlags common;
 };
 
@@ -85,13 +88,24 @@ void run_bench_fff(FffBenchFlags f) {
   fill_uniform(w_out.data(), w_out.size(), a, 4);
   fill_uniform(b.data(), b.size(), 0.1f, 5);
   fill_uniform(x.data(), x.size(), 1.7f, 6);
+  // --bf16: both layers with bf16 copies of their weights (train.matmul_bf16)
+  std::vector<bf16> fc16, proj16, w_in16, w_out16;
+  if (f.bf16) {
+    for (auto [src, dst] : {std::pair{&fc, &fc16}, {&proj, &proj16}, {&w_in, &w_in16}, {&w_out, &w_out16}}) {
+      dst->resize(src->size());
+      to_bf16(dst->data(), src->data(), int64_t(src->size()));
+    }
+  }
   auto dense = [&](const float* in, float* out, int64_t m) {
-    matmul_forward(h.data(), in, fc.data(), m, C, F);
+    linear_forward(h.data(), in, fc.data(), f.bf16 ? fc16.data() : nullptr, m, C, F);
     gelu_forward(g.data(), h.data(), m * F);
-    matmul_forward(out, g.data(), proj.data(), m, F, C);
+    linear_forward(out, g.data(), proj.data(), f.bf16 ? proj16.data() : nullptr, m, F, C);
   };
   auto fff = [&](const float* in, float* out, int64_t m) {
-    fff_forward(out, path.data(), lam.data(), in, w_in.data(), b.data(), w_out.data(), s, m);
+    if (f.bf16)
+      fff_forward(out, path.data(), lam.data(), in, w_in16.data(), b.data(), w_out16.data(), s, m);
+    else
+      fff_forward(out, path.data(), lam.data(), in, w_in.data(), b.data(), w_out.data(), s, m);
   };
   // batch 1: M1 different tokens, one call each
   const int runs = C > 4096 ? 3 : 10;
@@ -105,22 +119,28 @@ void run_bench_fff(FffBenchFlags f) {
   fill_uniform(dy.data(), dy.size(), 1.0f, 7);
   auto dense_train = [&] {
     dense(x.data(), y.data(), M);
-    matmul_backward(dh.data(), dproj.data(), dy.data(), g.data(), proj.data(), M, F, C);
+    linear_backward(dh.data(), dproj.data(), dy.data(), g.data(), proj.data(), f.bf16 ? proj16.data() : nullptr, M,
+                    F, C);
     gelu_backward(dh.data(), dh.data(), h.data(), M * F);
-    matmul_backward(dx.data(), dfc.data(), dh.data(), x.data(), fc.data(), M, C, F);
+    linear_backward(dx.data(), dfc.data(), dh.data(), x.data(), fc.data(), f.bf16 ? fc16.data() : nullptr, M, C, F);
   };
   auto fff_train = [&] {
     fff(x.data(), y.data(), M);
-    fff_backward(dx.data(), dw_in.data(), db.data(), dw_out.data(), dlam.data(), dy.data(), x.data(), path.data(),
-                 lam.data(), w_in.data(), w_out.data(), s, M);
+    if (f.bf16)
+      fff_backward(dx.data(), dw_in.data(), db.data(), dw_out.data(), dlam.data(), dy.data(), x.data(), path.data(),
+                   lam.data(), w_in16.data(), w_out16.data(), s, M);
+    else
+      fff_backward(dx.data(), dw_in.data(), db.data(), dw_out.data(), dlam.data(), dy.data(), x.data(), path.data(),
+                   lam.data(), w_in.data(), w_out.data(), s, M);
   };
   const double denseT = best_of(dense_train, runs) / double(M);
   const double fffT = best_of(fff_train, runs) / double(M);
   const double limit = double(F) / double(P);  // dense neurons per FFF neuron used
-  const double touched_dense = 4.0 * double(2 * F * C), touched_fff = 4.0 * double(P * (2 * C + 1));
+  const double wb = f.bf16 ? 2.0 : 4.0;  // bytes per weight
+  const double touched_dense = wb * double(2 * F * C), touched_fff = wb * double(P * 2 * C) + 4.0 * double(P);
   nlohmann::json j = {{"d", C}, {"trees", s.K}, {"depth", s.D}, {"neurons", KN}, {"neurons_per_token", P},
                       {"dense_width", F},
-                      {"batch", M}, {"batch1_tokens", M1}, {"threads", num_threads()}, {"cpu", cpu_model_name()},
+                      {"batch", M}, {"batch1_tokens", M1}, {"precision", f.bf16 ? "bf16" : "fp32"}, {"threads", num_threads()}, {"cpu", cpu_model_name()},
                       {"dense_us_per_token_batch1", 1e6 * dense1}, {"fff_us_per_token_batch1", 1e6 * fff1},
                       {"dense_us_per_token_batched", 1e6 * denseM}, {"fff_us_per_token_batched", 1e6 * fffM},
                       {"dense_us_per_token_train", 1e6 * denseT}, {"fff_us_per_token_train", 1e6 * fffT},
@@ -132,8 +152,9 @@ void run_bench_fff(FffBenchFlags f) {
     print_json(j);
     return;
   }
-  std::printf("| d=%lld, K=%lld, D=%lld (%lld neurons) | dense MLP of %lld (oneDNN) | FFF (%lld neurons/token) | speedup | FLOP limit |\n",
-              (long long)C, (long long)s.K, (long long)s.D, (long long)KN, (long long)F, (long long)P);
+  std::printf("| d=%lld, K=%lld, D=%lld (%lld neurons), %s | dense MLP of %lld (oneDNN) | FFF (%lld neurons/token) | speedup | FLOP limit |\n",
+              (long long)C, (long long)s.K, (long long)s.D, (long long)KN, f.bf16 ? "bf16" : "fp32", (long long)F,
+              (long long)P);
   std::printf("|---|---:|---:|---:|---:|\n");
   std::printf("| batch 1: us/token | %.2f | %.3f | %.1fx | %.0fx |\n", 1e6 * dense1, 1e6 * fff1, dense1 / fff1, limit);
   std::printf("| batch %lld: us/token | %.3f | %.3f | %.1fx | %.0fx |\n", (long long)M, 1e6 * denseM, 1e6 * fffM,
@@ -154,6 +175,7 @@ void add_bench_fff(CLI::App* bench) {
   sub->add_option("--batch", f->batch, "tokens in the batched measurement");
   sub->add_option("--dense-width", f->dense_width, "neurons of the dense MLP (default: the FFF's K(2^(D+1)-1))");
   sub->add_option("--batch1-tokens", f->batch1_tokens, "distinct tokens fed one at a time in the batch-1 measurement");
+  sub->add_flag("--bf16", f->bf16, "both layers with bf16 weights (as train.matmul_bf16), fp32 sums");
   sub->add_option("--preset", f->preset, "gpt3: d=12288, dense width 49152 vs FFF depth 15, batch 64");
   f->common.add(sub);
   sub->callback([f]() { run_bench_fff(*f); });

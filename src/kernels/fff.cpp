@@ -40,25 +40,26 @@ int64_t split_level(const TreeShape& s) {
   return S;
 }
 
-struct Tree {  // one tree's weights
-  const float *w_in, *b, *w_out;
+template <typename W>  // float, or bf16 in bf16 mode
+struct Tree {             // one tree's weights
+  const W* w_in;
+  const float* b;
+  const W* w_out;
 };
 
-// Tokens tok[0..n) (indices into x), now at nodes node[0..n), walk levels [l0, l1) of
-// tree k: λ, path and the next node, four tokens at a time.
-void walk_levels(const int32_t* tok, int64_t n, int32_t* node, int64_t l0, int64_t l1, const Tree& w,
-                 int64_t k, float* path, float* lam, const float* x, const TreeShape& s) {
+// Tokens tok[0..n), with vectors xs[0..n) (operand_rows), now at nodes node[0..n),
+// walk levels [l0, l1) of tree k: λ, path and the next node, four tokens at a time.
+template <typename W>
+void walk_levels(const int32_t* tok, const W* const* xs, int64_t n, int32_t* node, int64_t l0, int64_t l1,
+                 const Tree<W>& w, int64_t k, float* path, float* lam, const TreeShape& s) {
   const int64_t C = s.C, P = s.path(), K = s.K;
   for (int64_t level = l0; level < l1; level++) {
     int64_t i = 0;
     for (; i + 4 <= n; i += 4) {
-      const float *xs[4], *ws[4];
+      const W* ws[4];
       float l[4];
-      for (int j = 0; j < 4; j++) {
-        xs[j] = x + int64_t(tok[i + j]) * C;
-        ws[j] = w.w_in + int64_t(node[i + j]) * C;
-      }
-      row_dot4(xs, ws, C, l);
+      for (int j = 0; j < 4; j++) ws[j] = w.w_in + int64_t(node[i + j]) * C;
+      row_dot4(xs + i, ws, C, l);
       for (int j = 0; j < 4; j++) {
         const int64_t t = tok[i + j], nd = node[i + j], v = (t * K + k) * P + level;
         lam[v] = l[j] + w.b[nd];
@@ -68,7 +69,7 @@ void walk_levels(const int32_t* tok, int64_t n, int32_t* node, int64_t l0, int64
     }
     for (; i < n; i++) {
       const int64_t t = tok[i], nd = node[i], v = (t * K + k) * P + level;
-      lam[v] = row_dot(x + t * C, w.w_in + nd * C, C) + w.b[nd];
+      lam[v] = row_dot(xs[i], w.w_in + nd * C, C) + w.b[nd];
       path[v] = float(nd);
       node[i] = int32_t(2 * nd + (lam[v] > 0 ? 2 : 1));
     }
@@ -76,11 +77,12 @@ void walk_levels(const int32_t* tok, int64_t n, int32_t* node, int64_t l0, int64
 }
 
 // y_t (+)= Σ_levels GELU(λ)·w_out[node] over token t's path in tree k (= for k > 0).
-void tree_output(float* y, int64_t t, int64_t k, const Tree& w, const float* path, const float* lam,
+template <typename W>
+void tree_output(float* y, int64_t t, int64_t k, const Tree<W>& w, const float* path, const float* lam,
                  const TreeShape& s) {
   const int64_t P = s.path(), v0 = (t * s.K + k) * P;
   float g[64];
-  const float* rows[64];
+  const W* rows[64];
 #pragma omp simd
   for (int64_t level = 0; level < P; level++) g[level] = vgelu(lam[v0 + level]);
   for (int64_t level = 0; level < P; level++) rows[level] = w.w_out + int64_t(path[v0 + level]) * s.C;
@@ -88,37 +90,46 @@ void tree_output(float* y, int64_t t, int64_t k, const Tree& w, const float* pat
 }
 
 // Each token alone: the batch-1 form (and small batches), tokens in parallel.
-void forward_per_token(float* y, float* path, float* lam, const float* x, const Tree* trees, const TreeShape& s,
+template <typename W>
+void forward_per_token(float* y, float* path, float* lam, const float* x, const Tree<W>* trees, const TreeShape& s,
                        int64_t M) {
 #pragma omp parallel for schedule(static) if (M > 1)
-  for (int64_t t = 0; t < M; t++)
+  for (int64_t t = 0; t < M; t++) {
+    static thread_local std::vector<W> buf;
+    const int32_t tok = int32_t(t);
+    const W* xt;
+    operand_rows(&xt, &tok, 1, x, s.C, buf);
     for (int64_t k = 0; k < s.K; k++) {
-      const int32_t tok = int32_t(t);
       int32_t node = 0;
-      walk_levels(&tok, 1, &node, 0, s.path(), trees[k], k, path, lam, x, s);
+      walk_levels(&tok, &xt, 1, &node, 0, s.path(), trees[k], k, path, lam, s);
       tree_output(y, t, k, trees[k], path, lam, s);
     }
+  }
 }
 
 // Tokens [t0, t1), one tree at a time, on one thread: levels [0, S) over tiles of
 // tokens in order; then the tokens sorted by their node at level S (a stable counting
 // sort) and each subtree's bucket walked to the leaves, each token's output summed as
 // its walk ends, so a subtree's rows are fetched once per bucket.
-void forward_chunk(float* y, float* path, float* lam, const float* x, const Tree* trees, const TreeShape& s,
+template <typename W>
+void forward_chunk(float* y, float* path, float* lam, const float* x, const Tree<W>* trees, const TreeShape& s,
                    int64_t t0, int64_t t1) {
   const int64_t P = s.path(), S = split_level(s), M = t1 - t0;
   const int64_t first = (int64_t(1) << S) - 1, buckets = int64_t(1) << S;  // level S's nodes
   std::vector<int32_t> tok(static_cast<size_t>(M)), node(static_cast<size_t>(M)), order(static_cast<size_t>(M)),
       start(static_cast<size_t>(buckets + 1));
+  std::vector<W> buf;  // bf16: the tile's vectors, rounded
+  const W* xs[kTile];
   for (int64_t k = 0; k < s.K; k++) {
-    const Tree& w = trees[k];
+    const Tree<W>& w = trees[k];
     for (int64_t i = 0; i < M; i++) {
       tok[i] = int32_t(t0 + i);
       node[i] = 0;
     }
     for (int64_t i0 = 0; i0 < M; i0 += kTile) {
       const int64_t n = std::min(kTile, M - i0);
-      walk_levels(tok.data() + i0, n, node.data() + i0, 0, S, w, k, path, lam, x, s);
+      operand_rows(xs, tok.data() + i0, n, x, s.C, buf);
+      walk_levels(tok.data() + i0, xs, n, node.data() + i0, 0, S, w, k, path, lam, s);
       if (S == P)
         for (int64_t i = i0; i < i0 + n; i++) tree_output(y, tok[i], k, w, path, lam, s);
     }
@@ -134,7 +145,8 @@ void forward_chunk(float* y, float* path, float* lam, const float* x, const Tree
         const int64_t n = std::min<int64_t>(kTile, start[b + 1] - i0);
         int32_t at[kTile];
         for (int64_t i = 0; i < n; i++) at[i] = int32_t(first + b);
-        walk_levels(order.data() + i0, n, at, S, P, w, k, path, lam, x, s);
+        operand_rows(xs, order.data() + i0, n, x, s.C, buf);
+        walk_levels(order.data() + i0, xs, n, at, S, P, w, k, path, lam, s);
         for (int64_t i = i0; i < i0 + n; i++) tree_output(y, order[i], k, w, path, lam, s);
       }
   }
@@ -146,7 +158,8 @@ void forward_chunk(float* y, float* path, float* lam, const float* x, const Tree
 // 4096 and 0.72 with 256). Several trees: each tree re-reads the chunk's vectors, so
 // chunks of about 3 MiB of them, which stay in cache from tree to tree (K=16, D=7:
 // 4.6 us/token, against 6.9 with one chunk per thread and 6.1 with 256 tokens).
-void forward_batched(float* y, float* path, float* lam, const float* x, const Tree* trees, const TreeShape& s,
+template <typename W>
+void forward_batched(float* y, float* path, float* lam, const float* x, const Tree<W>* trees, const TreeShape& s,
                      int64_t M) {
   const int64_t per_thread = (M + num_threads() - 1) / num_threads();
   const int64_t chunk = s.K == 1 ? per_thread : std::min(per_thread, std::max(kTile, (3 << 20) / (4 * s.C)));
@@ -154,23 +167,22 @@ void forward_batched(float* y, float* path, float* lam, const float* x, const Tr
   for (int64_t t0 = 0; t0 < M; t0 += chunk) forward_chunk(y, path, lam, x, trees, s, t0, std::min(M, t0 + chunk));
 }
 
-}  // namespace
-
-void fff_forward(float* y, float* path, float* lam, const float* x, const float* w_in, const float* b,
-                 const float* w_out, const TreeShape& s, int64_t M, FffForm form) {
+template <typename W>
+void forward(float* y, float* path, float* lam, const float* x, const W* w_in, const float* b, const W* w_out,
+             const TreeShape& s, int64_t M, FffForm form) {
   check_shape(s);
-  std::vector<Tree> trees(size_t(s.K));
+  std::vector<Tree<W>> trees(static_cast<size_t>(s.K));
   for (int64_t k = 0; k < s.K; k++)
-    trees[k] = Tree{w_in + k * s.nodes() * s.C, b + k * s.nodes(), w_out + k * s.nodes() * s.C};
+    trees[k] = Tree<W>{w_in + k * s.nodes() * s.C, b + k * s.nodes(), w_out + k * s.nodes() * s.C};
   if (form == FffForm::per_token || (form == FffForm::automatic && M < kBatchedFrom))
     forward_per_token(y, path, lam, x, trees.data(), s, M);
   else
     forward_batched(y, path, lam, x, trees.data(), s, M);
 }
 
-void fff_backward(float* dx, float* dw_in, float* db, float* dw_out, float* dlam, const float* dy,
-                  const float* x, const float* path, const float* lam, const float* w_in,
-                  const float* w_out, const TreeShape& s, int64_t M) {
+template <typename W>
+void backward(float* dx, float* dw_in, float* db, float* dw_out, float* dlam, const float* dy, const float* x,
+              const float* path, const float* lam, const W* w_in, const W* w_out, const TreeShape& s, int64_t M) {
   check_shape(s);
   const int64_t C = s.C, N = s.nodes(), P = s.path(), K = s.K, KP = K * P;
   // Per token: dλ of each visited neuron (four of its rows at a time against dy_t),
@@ -178,25 +190,31 @@ void fff_backward(float* dx, float* dw_in, float* db, float* dw_out, float* dlam
   // tree at a time within a tile, so a tree's rows serve the whole tile from cache.
   constexpr int64_t kGradTile = 128;
 #pragma omp parallel for schedule(static)
-  for (int64_t t0 = 0; t0 < M; t0 += kGradTile)
+  for (int64_t t0 = 0; t0 < M; t0 += kGradTile) {
+    const int64_t n = std::min(kGradTile, M - t0);
+    static thread_local std::vector<W> buf;  // bf16: the tile's dy, rounded
+    int32_t tok[kGradTile];
+    const W* dys[kGradTile];
+    for (int64_t i = 0; i < n; i++) tok[i] = int32_t(t0 + i);
+    operand_rows(dys, tok, n, dy, C, buf);
     for (int64_t k = 0; k < K; k++)
-      for (int64_t t = t0; t < std::min(M, t0 + kGradTile); t++) {
-        const float* dyt = dy + t * C;
-        const float* dys[4] = {dyt, dyt, dyt, dyt};
-        const int64_t v0 = (t * K + k) * P;
-        const float *out_rows[64], *in_rows[64];
+      for (int64_t i = 0; i < n; i++) {
+        const int64_t t = t0 + i, v0 = (t * K + k) * P;
+        const W* dy4[4] = {dys[i], dys[i], dys[i], dys[i]};
+        const W *out_rows[64], *in_rows[64];
         for (int64_t level = 0; level < P; level++) {
           const int64_t row = k * N + int64_t(path[v0 + level]);
           out_rows[level] = w_out + row * C;
           in_rows[level] = w_in + row * C;
         }
         int64_t level = 0;
-        for (; level + 4 <= P; level += 4) row_dot4(dys, out_rows + level, C, dlam + v0 + level);
-        for (; level < P; level++) dlam[v0 + level] = row_dot(dyt, out_rows[level], C);
+        for (; level + 4 <= P; level += 4) row_dot4(dy4, out_rows + level, C, dlam + v0 + level);
+        for (; level < P; level++) dlam[v0 + level] = row_dot(dys[i], out_rows[level], C);
 #pragma omp simd
         for (level = 0; level < P; level++) dlam[v0 + level] *= vgelu_grad(lam[v0 + level]);
         rows_combine(dx + t * C, dlam + v0, in_rows, P, C, k > 0);
       }
+  }
   // Per neuron: the visits sorted by row, stably (within a row, tokens in order), and
   // each row's gradients summed over its visits by the one thread that owns the row
   // (row % threads), so no two threads write one row and the sums' order never
@@ -239,16 +257,21 @@ void fff_backward(float* dx, float* dw_in, float* db, float* dw_out, float* dlam
           by_row[mine[k * N + int64_t(path[v])]++] = int32_t(v);
         }
 #pragma omp barrier
+    // A row with fewer visits than there are chunks (deep in the tree) takes them all
+    // in one pass: its gradient rows are fetched once, and its tokens would not be in
+    // cache together anyway. The others take their visits chunk by chunk.
+    const int64_t chunks = (M + chunk - 1) / chunk;
     for (int64_t r = me; r < rows; r += n_th) cursor[r] = start[r];
     constexpr int64_t kBatch = 32;  // visits combined per pass over a row
     for (int64_t c1 = chunk; c1 < M + chunk; c1 += chunk)
       for (int64_t r = me; r < rows; r += n_th) {
+        const int64_t until = start[r + 1] - start[r] < chunks ? M : c1;  // tokens below this
         int64_t i = cursor[r];
-        while (i < start[r + 1] && by_row[i] / KP < c1) {
+        while (i < start[r + 1] && by_row[i] / KP < until) {
           float dl[kBatch], g[kBatch];
           const float *xs[kBatch], *dys[kBatch];
           int64_t n = 0;
-          for (; n < kBatch && i < start[r + 1] && by_row[i] / KP < c1; n++, i++) {
+          for (; n < kBatch && i < start[r + 1] && by_row[i] / KP < until; n++, i++) {
             const int64_t v = by_row[i], t = v / KP;
             dl[n] = dlam[v];
             g[n] = vgelu(lam[v]);
@@ -262,6 +285,30 @@ void fff_backward(float* dx, float* dw_in, float* db, float* dw_out, float* dlam
         cursor[r] = i;
       }
   }
+}
+
+}  // namespace
+
+void fff_forward(float* y, float* path, float* lam, const float* x, const float* w_in, const float* b,
+                 const float* w_out, const TreeShape& s, int64_t M, FffForm form) {
+  forward(y, path, lam, x, w_in, b, w_out, s, M, form);
+}
+
+void fff_forward(float* y, float* path, float* lam, const float* x, const bf16* w_in, const float* b,
+                 const bf16* w_out, const TreeShape& s, int64_t M, FffForm form) {
+  forward(y, path, lam, x, w_in, b, w_out, s, M, form);
+}
+
+void fff_backward(float* dx, float* dw_in, float* db, float* dw_out, float* dlam, const float* dy,
+                  const float* x, const float* path, const float* lam, const float* w_in,
+                  const float* w_out, const TreeShape& s, int64_t M) {
+  backward(dx, dw_in, db, dw_out, dlam, dy, x, path, lam, w_in, w_out, s, M);
+}
+
+void fff_backward(float* dx, float* dw_in, float* db, float* dw_out, float* dlam, const float* dy,
+                  const float* x, const float* path, const float* lam, const bf16* w_in,
+                  const bf16* w_out, const TreeShape& s, int64_t M) {
+  backward(dx, dw_in, db, dw_out, dlam, dy, x, path, lam, w_in, w_out, s, M);
 }
 
 }  // namespace fw

@@ -8,6 +8,8 @@
 #pragma once
 #include <cstdint>
 
+#include "kernels/matmul_bf16.h"  // bf16
+
 namespace fw {
 
 struct TreeShape {
@@ -30,6 +32,11 @@ enum class FffForm { automatic, per_token, batched };
 void fff_forward(float* y, float* path, float* lam, const float* x, const float* w_in,
                  const float* b, const float* w_out, const TreeShape& s, int64_t M,
                  FffForm form = FffForm::automatic);
+// bf16 mode (train.matmul_bf16): the same with bf16 copies of w_in and w_out; each λ
+// is a bf16 dot product summed in fp32 (kernels/row_ops.h), outputs sum in fp32.
+void fff_forward(float* y, float* path, float* lam, const float* x, const bf16* w_in,
+                 const float* b, const bf16* w_out, const TreeShape& s, int64_t M,
+                 FffForm form = FffForm::automatic);
 
 // dy (M, C) → dx (M, C) (overwritten); dw_in, db, dw_out accumulate (+=), each
 // visited neuron's rows only. dlam (M, K, D+1): scratch.
@@ -41,5 +48,9 @@ void fff_forward(float* y, float* path, float* lam, const float* x, const float*
 void fff_backward(float* dx, float* dw_in, float* db, float* dw_out, float* dlam, const float* dy,
                   const float* x, const float* path, const float* lam, const float* w_in,
                   const float* w_out, const TreeShape& s, int64_t M);
+// bf16 mode: dλ and dx from the bf16 rows; the weight gradients stay fp32.
+void fff_backward(float* dx, float* dw_in, float* db, float* dw_out, float* dlam, const float* dy,
+                  const float* x, const float* path, const float* lam, const bf16* w_in,
+                  const bf16* w_out, const TreeShape& s, int64_t M);
 
 }  // namespace fw

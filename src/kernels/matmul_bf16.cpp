@@ -75,12 +75,7 @@ bf16* scratch(int which, size_t n) {
 
 void to_bf16(bf16* dst, const float* src, int64_t n) {
 #pragma omp parallel for simd schedule(static)
-  for (int64_t i = 0; i < n; i++) {
-    const uint32_t u = std::bit_cast<uint32_t>(src[i]);
-    const uint32_t rounded = u + 0x7FFFu + ((u >> 16) & 1u);  // nearest, ties to even
-    const bool nan = (u & 0x7FFFFFFFu) > 0x7F800000u;
-    dst[i] = bf16(nan ? (u >> 16) | 0x40u : rounded >> 16);
-  }
+  for (int64_t i = 0; i < n; i++) dst[i] = round_bf16(src[i]);
 }
 
 float bf16_to_float(bf16 x) { return std::bit_cast<float>(uint32_t(x) << 16); }

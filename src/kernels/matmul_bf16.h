@@ -3,13 +3,20 @@
 // fp32 FMA rate on CPUs that have them). Same shapes and conventions as matmul.h;
 // the activation operands arrive in fp32 and are rounded to bf16 on the way in.
 #pragma once
+#include <bit>
 #include <cstdint>
 
 namespace fw {
 
 using bf16 = uint16_t;  // the upper half of an IEEE float
 
-// Round to nearest even (NaN stays NaN).
+// Round to nearest even (NaN stays NaN): one value, and n of them (in parallel).
+inline bf16 round_bf16(float v) {
+  const uint32_t u = std::bit_cast<uint32_t>(v);
+  const uint32_t rounded = u + 0x7FFFu + ((u >> 16) & 1u);
+  const bool nan = (u & 0x7FFFFFFFu) > 0x7F800000u;
+  return bf16(nan ? (u >> 16) | 0x40u : rounded >> 16);
+}
 void to_bf16(bf16* dst, const float* src, int64_t n);
 float bf16_to_float(bf16 x);
 

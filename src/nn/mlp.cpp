@@ -65,7 +65,10 @@ double mlp_forward(const MlpShape& s, const ForwardMode& mode, const MlpWeights&
       linear_forward(y, a.g, w.proj, w.proj16, M, s.F, C);
       break;
     case MlpKind::fff:
-      fff_forward(y, a.path, a.lam, x, w.w_in, w.b_in, w.w_out, tree(s, C), M);
+      if (w.w_in16)  // bf16 mode
+        fff_forward(y, a.path, a.lam, x, w.w_in16, w.b_in, w.w_out16, tree(s, C), M);
+      else
+        fff_forward(y, a.path, a.lam, x, w.w_in, w.b_in, w.w_out, tree(s, C), M);
       break;
     case MlpKind::fff_leaf:
       if (mode.train)
@@ -88,7 +91,10 @@ void mlp_backward(const MlpShape& s, const MlpWeights& w, const MlpWeights& dw, 
       linear_backward(dx, dw.fc, sc.dh, x, w.fc, w.fc16, M, C, s.F);
       break;
     case MlpKind::fff:
-      fff_backward(dx, dw.w_in, dw.b_in, dw.w_out, sc.dh, dy, x, a.path, a.lam, w.w_in, w.w_out, tree(s, C), M);
+      if (w.w_in16)
+        fff_backward(dx, dw.w_in, dw.b_in, dw.w_out, sc.dh, dy, x, a.path, a.lam, w.w_in16, w.w_out16, tree(s, C), M);
+      else
+        fff_backward(dx, dw.w_in, dw.b_in, dw.w_out, sc.dh, dy, x, a.path, a.lam, w.w_in, w.w_out, tree(s, C), M);
       break;
     case MlpKind::fff_leaf:
       leaf_soft_backward(dx, LeafGrads{dw.r_w, dw.r_b, dw.w1, dw.b1, dw.w2, dw.b2}, sc.soft, dy, x, a.soft,
@@ -133,10 +139,10 @@ void for_each_mlp_param(const MlpShape& s, int64_t C, MlpWeights& w, const Param
     }
     case MlpKind::fff: {  // K trees of N neurons in heap order; a token meets D+1 per tree
       const int64_t KN = s.K * s.tree_nodes();
-      const double m = double(s.K * (s.D + 1)) * c;  // (the tree CMM runs in fp32: no bf16 copies)
-      f({"mlp.fff.w_in", {KN, C}, true, Init::normal, FlopTerm::mlp, m, m}, w.w_in, nullptr);
+      const double m = double(s.K * (s.D + 1)) * c;
+      f({"mlp.fff.w_in", {KN, C}, true, Init::normal, FlopTerm::mlp, m, m}, w.w_in, &w.w_in16);
       f({"mlp.fff.b_in", {KN}, false, Init::zeros}, w.b_in, nullptr);
-      f({"mlp.fff.w_out", {KN, C}, true, Init::residual, FlopTerm::mlp, m, m}, w.w_out, nullptr);
+      f({"mlp.fff.w_out", {KN, C}, true, Init::residual, FlopTerm::mlp, m, m}, w.w_out, &w.w_out16);
       break;
     }
     case MlpKind::fff_leaf: {  // K trees: R routers and L leaves of l neurons each

@@ -30,6 +30,7 @@ struct MlpWeights {
   float* w_in = nullptr;   // fff (K·N, C): one row per neuron, trees one after another
   float* b_in = nullptr;   // fff (K·N)
   float* w_out = nullptr;  // fff (K·N, C)
+  const uint16_t *w_in16 = nullptr, *w_out16 = nullptr;  // their bf16 copies in bf16 mode
   float* r_w = nullptr;    // fff_leaf (K·R, C) routers
   float* r_b = nullptr;    // fff_leaf (K·R)
   float* w1 = nullptr;     // fff_leaf (K·L·l, C) leaf hidden neurons

@@ -504,7 +504,7 @@ TEST(Kernels, FffLeafHardEqualsSoftWhenRoutersSaturate) {
 
 // Hard inference against its plain reference, with ordinary (unsaturated) routers.
 TEST(Kernels, FffLeafHardMatchesReference) {
-  const int64_t M = 40, K = 2, D = 4, l = 3, C = 24, R = 15, L = 16;
+  const int64_t M = 40, K = 2, D = 4, l = 6, C = 24, R = 15, L = 16;  // l: four neurons at a time, and two
   auto x = randn(M * C, 70), rw = randn(K * R * C, 71), rb = randn(K * R, 72), w1 = randn(K * L * l * C, 73),
        b1 = randn(K * L * l, 74), w2 = randn(K * L * l * C, 75), b2 = randn(K * L * C, 76);
   const LeafWeights w{rw.data(), rb.data(), w1.data(), b1.data(), w2.data(), b2.data()};

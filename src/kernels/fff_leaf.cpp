@@ -1,10 +1,12 @@
 #include "kernels/fff_leaf.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "core/rng.h"
 #include "kernels/gelu.h"
 #include "kernels/matmul.h"
+#include "kernels/row_ops.h"
 #include "kernels/vec_math.h"
 
 namespace fw {
@@ -131,26 +133,40 @@ void leaf_soft_backward(float* dx, const LeafGrads& dw, LeafSoftScratch& sc, con
 void leaf_hard_forward(float* y, float* leaf, float* hidden, const float* x, const LeafWeights& w,
                        const LeafShape& s, int64_t M) {
   const int64_t C = s.C, K = s.K, R = s.R(), L = s.L();
+  constexpr int64_t kRows = 64;  // rows per weighted sum
 #pragma omp parallel for schedule(static) if (M > 1)
   for (int64_t t = 0; t < M; t++) {
     const float* xt = x + t * C;
+    const float* x4[4] = {xt, xt, xt, xt};
     float* yt = y + t * C;
-    for (int64_t c = 0; c < C; c++) yt[c] = 0.0f;
     for (int64_t k = 0; k < K; k++) {
       int64_t n = 0;
       for (int64_t level = 0; level < s.D; level++) {  // σ(r) > 0.5 ⇔ r > 0: go right
-        const float r = vdot(xt, w.r_w + (k * R + n) * C, C) + w.r_b[k * R + n];
+        const float r = row_dot(xt, w.r_w + (k * R + n) * C, C) + w.r_b[k * R + n];
         n = 2 * n + (r > 0 ? 2 : 1);
       }
       const int64_t i = k * L + (n - R), first = i * s.l;  // the leaf, and its first neuron
       leaf[t * K + k] = float(n - R);
+      // the leaf's hidden neurons, four at a time against the token
       float* h = hidden + (t * K + k) * s.l;
-      for (int64_t j = 0; j < s.l; j++) {
-        const float v = vdot(xt, w.w1 + (first + j) * C, C) + w.b1[first + j];
-        h[j] = vgelu(v);
+      int64_t j = 0;
+      for (; j + 4 <= s.l; j += 4) {
+        const float* rows[4] = {w.w1 + (first + j) * C, w.w1 + (first + j + 1) * C, w.w1 + (first + j + 2) * C,
+                                w.w1 + (first + j + 3) * C};
+        row_dot4(x4, rows, C, h + j);
       }
-      for (int64_t j = 0; j < s.l; j++) vaxpy(yt, h[j], w.w2 + (first + j) * C, C);
-      vaxpy(yt, 1.0f, w.b2 + i * C, C);
+      for (; j < s.l; j++) h[j] = row_dot(xt, w.w1 + (first + j) * C, C);
+#pragma omp simd
+      for (j = 0; j < s.l; j++) h[j] = vgelu(h[j] + w.b1[first + j]);
+      // y (+)= Σ_j h_j·w2[j] + b2[leaf], in that order
+      for (int64_t j0 = 0; j0 < s.l; j0 += kRows) {
+        const float* rows[kRows];
+        const int64_t count = std::min(kRows, s.l - j0);
+        for (int64_t u = 0; u < count; u++) rows[u] = w.w2 + (first + j0 + u) * C;
+        rows_combine(yt, h + j0, rows, count, C, k > 0 || j0 > 0);
+      }
+      const float one = 1.0f, *bias = w.b2 + i * C;
+      rows_combine(yt, &one, &bias, 1, C, k > 0 || s.l > 0);
     }
   }
 }

@@ -57,6 +57,8 @@ void leaf_soft_backward(float* dx, const LeafGrads& dw, LeafSoftScratch& sc, con
                         float hardening_grad);
 
 // Inference: y (M, C); leaf (M, K) the leaf each tree chose (as float); hidden (M, K·l) scratch.
+// Each token walks alone (tokens in parallel) with the row operations of kernels/row_ops.h:
+// four hidden neurons' dot products at a time, the leaf's output rows summed in one pass.
 void leaf_hard_forward(float* y, float* leaf, float* hidden, const float* x, const LeafWeights& w,
                        const LeafShape& s, int64_t M);
 

@@ -1,7 +1,8 @@
 // flopwise bench fff: one fast feedforward layer (K trees of depth D) against a dense
 // GELU MLP (through oneDNN), by default of the same width K·(2^(D+1)−1), side by side:
 // forward time per token at batch 1 (decode: one token per call, each a different
-// token, so the trees take different paths) and batched (prefill), the ratios, and
+// token, so the trees take different paths) and batched (prefill), forward + backward
+// of the batch (training: the input and weight gradients), the ratios, and
 // the FLOP limit: dense width / K(D+1), which is (2^(D+1)−1)/(D+1) at equal width. Weights stay wherever the caches keep them, the
 // same for both layers; the bytes of weights each touches per token are reported.
 #include <cstdio>
@@ -25,7 +26,7 @@ namespace {
 struct FffBenchFlags {
   int64_t d = 768, trees = 1, depth = 11, batch = 16384, batch1_tokens = 32, dense_width = 0;
   std::string preset;
-  bool bf16 = false;
+  bool bf16 = false, train = true;
   CommonFlags common;
 };
 
@@ -62,6 +63,7 @@ void run_bench_fff(FffBenchFlags f) {
     f.depth = 15;
     f.batch = 64;
     f.batch1_tokens = 4;
+    f.train = false;  // gradients would double 11 GB of weights
   } else {
     FW_CHECK(f.preset.empty(), "bench fff: --preset '", f.preset, "' is not known (gpt3)");
   }
@@ -74,7 +76,7 @@ void run_bench_fff(FffBenchFlags f) {
   const int64_t M1 = f.batch1_tokens, Mx = std::max(M, M1);
   // weights: dense fc (F, C), proj (C, F); tree w_in, w_out (K·N, C), b (K·N)
   const double weight_bytes = 4.0 * double(2 * F * C + 2 * KN * C + KN);
-  const double act_bytes = 4.0 * double(3 * Mx * F + 5 * Mx * C + 3 * Mx * P) + weight_bytes;  // + gradients
+  const double act_bytes = 4.0 * double(3 * Mx * F + 5 * Mx * C + 3 * Mx * P) + (f.train ? weight_bytes : 0.0);
   check_memory(size_t(weight_bytes + act_bytes), "bench fff");
   note(str("bench fff: d=", C, " K=", s.K, " D=", s.D, " (", KN, " neurons, ", P, " per token); weights ",
            human_bytes(weight_bytes)));
@@ -114,9 +116,11 @@ void run_bench_fff(FffBenchFlags f) {
   const double denseM = best_of([&] { dense(x.data(), y.data(), M); }, runs) / double(M);
   const double fffM = best_of([&] { fff(x.data(), y.data(), M); }, runs) / double(M);
   // training: forward and backward of the batch (gradients accumulate into dw buffers)
-  Buffer dy(size_t(Mx * C)), dx(size_t(Mx * C)), dh(size_t(Mx * F)), dfc(fc.size()), dproj(proj.size()),
-      dw_in(w_in.size()), dw_out(w_out.size()), db(b.size()), dlam(size_t(Mx * P));
-  fill_uniform(dy.data(), dy.size(), 1.0f, 7);
+  const size_t grads = f.train ? 1 : 0;  // gradient buffers only when measured
+  Buffer dy(grads * size_t(Mx * C)), dx(grads * size_t(Mx * C)), dh(grads * size_t(Mx * F)), dfc(grads * fc.size()),
+      dproj(grads * proj.size()), dw_in(grads * w_in.size()), dw_out(grads * w_out.size()), db(grads * b.size()),
+      dlam(grads * size_t(Mx * P));
+  if (f.train) fill_uniform(dy.data(), dy.size(), 1.0f, 7);
   auto dense_train = [&] {
     dense(x.data(), y.data(), M);
     linear_backward(dh.data(), dproj.data(), dy.data(), g.data(), proj.data(), f.bf16 ? proj16.data() : nullptr, M,
@@ -133,8 +137,8 @@ void run_bench_fff(FffBenchFlags f) {
       fff_backward(dx.data(), dw_in.data(), db.data(), dw_out.data(), dlam.data(), dy.data(), x.data(), path.data(),
                    lam.data(), w_in.data(), w_out.data(), s, M);
   };
-  const double denseT = best_of(dense_train, runs) / double(M);
-  const double fffT = best_of(fff_train, runs) / double(M);
+  const double denseT = f.train ? best_of(dense_train, runs) / double(M) : 0.0;
+  const double fffT = f.train ? best_of(fff_train, runs) / double(M) : 0.0;
   const double limit = double(F) / double(P);  // dense neurons per FFF neuron used
   const double wb = f.bf16 ? 2.0 : 4.0;  // bytes per weight
   const double touched_dense = wb * double(2 * F * C), touched_fff = wb * double(P * 2 * C) + 4.0 * double(P);
@@ -145,7 +149,7 @@ void run_bench_fff(FffBenchFlags f) {
                       {"dense_us_per_token_batched", 1e6 * denseM}, {"fff_us_per_token_batched", 1e6 * fffM},
                       {"dense_us_per_token_train", 1e6 * denseT}, {"fff_us_per_token_train", 1e6 * fffT},
                       {"speedup_batch1", dense1 / fff1}, {"speedup_batched", denseM / fffM},
-                      {"speedup_train", denseT / fffT}, {"limit", limit},
+                      {"speedup_train", f.train ? denseT / fffT : 0.0}, {"limit", limit},
                       {"dense_weight_bytes_per_token_batch1", touched_dense},
                       {"fff_weight_bytes_per_token", touched_fff}};
   if (f.common.json) {
@@ -159,8 +163,9 @@ void run_bench_fff(FffBenchFlags f) {
   std::printf("| batch 1: us/token | %.2f | %.3f | %.1fx | %.0fx |\n", 1e6 * dense1, 1e6 * fff1, dense1 / fff1, limit);
   std::printf("| batch %lld: us/token | %.3f | %.3f | %.1fx | %.0fx |\n", (long long)M, 1e6 * denseM, 1e6 * fffM,
               denseM / fffM, limit);
-  std::printf("| batch %lld, forward + backward: us/token | %.3f | %.3f | %.1fx | %.0fx |\n", (long long)M,
-              1e6 * denseT, 1e6 * fffT, denseT / fffT, limit);
+  if (f.train)
+    std::printf("| batch %lld, forward + backward: us/token | %.3f | %.3f | %.1fx | %.0fx |\n", (long long)M,
+                1e6 * denseT, 1e6 * fffT, denseT / fffT, limit);
   std::printf("| weights touched per token (batch 1) | %s | %s | | |\n", human_bytes(touched_dense).c_str(),
               human_bytes(touched_fff).c_str());
 }
@@ -176,6 +181,7 @@ void add_bench_fff(CLI::App* bench) {
   sub->add_option("--dense-width", f->dense_width, "neurons of the dense MLP (default: the FFF's K(2^(D+1)-1))");
   sub->add_option("--batch1-tokens", f->batch1_tokens, "distinct tokens fed one at a time in the batch-1 measurement");
   sub->add_flag("--bf16", f->bf16, "both layers with bf16 weights (as train.matmul_bf16), fp32 sums");
+  sub->add_flag("--train,!--no-train", f->train, "also time forward + backward of the batch (default; not gpt3)");
   sub->add_option("--preset", f->preset, "gpt3: d=12288, dense width 49152 vs FFF depth 15, batch 64");
   f->common.add(sub);
   sub->callback([f]() { run_bench_fff(*f); });

@@ -6,8 +6,10 @@
 #   the demo's models (the same shape with a 2048-piece vocabulary): dense, and
 #     MoD + FFF (every 2nd block routed at 12.5%, 16 trees of depth 5);
 # each in fp32 and with train.matmul_bf16=true, and the ratio of each FFF model's
-# FLOP rate (tokens/s x training FLOPs/token) to its dense twin's. Writes bench/results/fff_train.json and prints a table.
-#   bench/fff_train.sh [--steps N]
+# FLOP rate (tokens/s x training FLOPs/token) to its dense twin's. The machine is shared
+# and its speed drifts by 10-20% from minute to minute, so the eight configurations run
+# in turn three times and each keeps its fastest run. Writes bench/results/fff_train.json
+# and prints a table.   bench/fff_train.sh [--steps N]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh >/dev/null
@@ -19,13 +21,15 @@ trap 'rm -rf "$work"' EXIT
 fff="--set model.mlp=fff --set fff.trees=16 --set fff.depth=5"
 names=(quickstart_dense quickstart_fff demo_dense demo_mod_fff)
 sets=("" "$fff" "--set model.vocab_size=2048" "--set model.vocab_size=2048 --set mod.enabled=true $fff")
-for precision in fp32 bf16; do
-  bf16=false
-  [ "$precision" = bf16 ] && bf16=true
-  for i in "${!names[@]}"; do
-    # shellcheck disable=SC2086  # the --set arguments split on purpose
-    $fw bench train --config configs/quickstart.json ${sets[$i]} --set train.matmul_bf16=$bf16 \
-      --steps "$steps" --warmup 2 --json | tail -1 > "$work/${names[$i]}_$precision.json"
+for round in 1 2 3; do
+  for precision in fp32 bf16; do
+    bf16=false
+    [ "$precision" = bf16 ] && bf16=true
+    for i in "${!names[@]}"; do
+      # shellcheck disable=SC2086  # the --set arguments split on purpose
+      $fw bench train --config configs/quickstart.json ${sets[$i]} --set train.matmul_bf16=$bf16 \
+        --steps "$steps" --warmup 2 --json | tail -1 > "$work/${names[$i]}_${precision}_$round.json"
+    done
   done
 done
 /usr/bin/python3 - "$work" "$(git rev-parse --short HEAD)" "$steps" <<'PY'
@@ -33,13 +37,14 @@ import json, re, subprocess, sys
 w, commit, steps = sys.argv[1], sys.argv[2], int(sys.argv[3])
 cpu = re.search(r"Model name:\s*(.*)", subprocess.run(["lscpu"], capture_output=True, text=True).stdout).group(1).strip()
 names = ["quickstart_dense", "quickstart_fff", "demo_dense", "demo_mod_fff"]
-runs = {f"{n}_{p}": json.load(open(f"{w}/{n}_{p}.json")) for n in names for p in ("fp32", "bf16")}
+fastest = lambda n, p: max((json.load(open(f"{w}/{n}_{p}_{r}.json")) for r in (1, 2, 3)), key=lambda r: r["tokens_per_s"])
+runs = {f"{n}_{p}": fastest(n, p) for n in names for p in ("fp32", "bf16")}
 pairs = [("quickstart_fff", "quickstart_dense"), ("demo_mod_fff", "demo_dense")]
 rate = lambda r: r["tokens_per_s"] * r["flops_per_token"]  # model FLOP/s (not MFU: each process measures its own peak)
 ratios = {f"{a}_{p}": rate(runs[f"{a}_{p}"]) / rate(runs[f"{b}_{p}"]) for a, b in pairs for p in ("fp32", "bf16")}
 json.dump({"machine": {"cpu": cpu}, "commit": commit, "steps": steps, "runs": runs,
            "flop_rate_vs_dense": ratios}, open("bench/results/fff_train.json", "w"), indent=2)
-print(f"machine: {cpu}; commit {commit}; {steps} timed steps each")
+print(f"machine: {cpu}; commit {commit}; {steps} timed steps each, the fastest of 3 runs")
 print("| model | precision | tokens/s | ms/step | MFLOP/token | GFLOP/s | MFU | FLOP rate vs its dense twin |")
 print("|---|---|---:|---:|---:|---:|---:|---:|")
 for n in names:

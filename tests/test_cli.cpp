@@ -157,6 +157,46 @@ TEST(Cli, AdamBetasAreConfigFields) {
   EXPECT_EQ(cfg["train"]["beta2"].get<double>(), 0.99);
 }
 
+// train.matmul_bf16 = "auto": training times both precisions, says which it took in the
+// log, the summary and every metrics row, records it in the run's config (so eval,
+// sample and --resume use it without measuring), and then trains exactly as a run
+// configured with that precision would.
+TEST(Cli, AutoPrecisionMeasuresDecidesAndRecords) {
+  std::string data = prepared_data("cli_auto_precision");
+  const std::string dir = test::temp_dir("cli_auto_precision_runs");
+  auto train = [&](const std::string& name, const std::string& precision) {
+    auto r = flopwise("train --data " + data + " --out " + dir + "/" + name + " " + kTiny +
+                      " --set train.steps=10 --json --set train.matmul_bf16=" + precision);
+    EXPECT_EQ(r.code, 0) << r.out;
+    return r;
+  };
+  const auto a = train("auto", "auto");
+  const auto summary = test::last_json_line(a.out);
+  const std::string took = summary["precision"].get<std::string>();
+  ASSERT_TRUE(took == "fp32" || took == "bf16") << a.out;
+  EXPECT_NE(a.out.find("precision: train.matmul_bf16 = auto: forward + backward of a micro-batch takes "),
+            std::string::npos) << a.out;
+  EXPECT_NE(a.out.find("; training in " + took), std::string::npos) << a.out;
+  const auto cfg = nlohmann::json::parse(test::slurp(dir + "/auto/config.json"));
+  EXPECT_EQ(cfg["train"]["matmul_bf16"], nlohmann::json(took == "bf16"));
+  const std::string metrics = test::slurp(dir + "/auto/metrics.jsonl");
+  EXPECT_NE(metrics.find("\"precision\":\"" + took + "\""), std::string::npos) << metrics;
+  // the same numbers as the explicit setting of what it took
+  const auto explicit_run = test::last_json_line(train("explicit", took == "bf16" ? "true" : "false").out);
+  EXPECT_EQ(explicit_run["train_loss"].get<double>(), summary["train_loss"].get<double>());
+  EXPECT_EQ(explicit_run["val_loss"].get<double>(), summary["val_loss"].get<double>());
+  EXPECT_EQ(explicit_run["precision"], summary["precision"]);
+  // eval reads the decision from the run
+  auto e = flopwise("eval --ckpt " + dir + "/auto --data " + data + " --json");
+  EXPECT_EQ(e.code, 0) << e.out;
+  // bench train decides the same way
+  auto b = flopwise("bench train " + std::string(kTiny) + " --steps 1 --warmup 0 --json --set train.matmul_bf16=auto");
+  EXPECT_EQ(b.code, 0) << b.out;
+  EXPECT_NE(b.out.find("bench train: train.matmul_bf16 = auto: "), std::string::npos) << b.out;
+  const std::string bench_took = test::last_json_line(b.out)["precision"].get<std::string>();
+  EXPECT_TRUE(bench_took == "fp32" || bench_took == "bf16");
+}
+
 TEST(Cli, BadConfigs) {
   std::string data = prepared_data("cli_badcfg");
   std::string run = test::temp_dir("cli_badcfg_run") + "/r";
@@ -173,6 +213,8 @@ TEST(Cli, BadConfigs) {
   expect_error(train("--set train.grad_accum=3"), "train.grad_accum = 3 does not divide train.batch_size = 4");
   expect_error(train("--set train.seq_len=64"), "train.seq_len = 64 exceeds model.max_seq_len = 32");
   expect_error(train("--set model.d_model=1.5"), "model.d_model must be an integer");
+  expect_error(train("--set train.matmul_bf16=yes"), "train.matmul_bf16 must be true, false or \"auto\", got \"yes\"");
+  expect_error(train("--set train.matmul_bf16=1"), "train.matmul_bf16 must be true, false or \"auto\", got 1");
   expect_error(train("--set model.tie_embeddings=3"), "must be true or false");
   expect_error(train("--set mod.enabled=true --set mod.capacity=0"), "mod.capacity = 0 must be in (0, 1]");
   expect_error(train("--set mod.enabled=true --set mod.capacity=1.5"), "mod.capacity = 1.5 must be in (0, 1]");

@@ -193,7 +193,7 @@ INSTANTIATE_TEST_SUITE_P(MoD, MoDPrecisions, ::testing::Values(false, true),
 TEST_P(MoDPrecisions, TrainsAndResumesExactly) {
   std::string dir = test::text_data("mod_data", "routing tokens around blocks. ", 134, 600);
   Config c = test::tiny_run_config();
-  c.train.matmul_bf16 = GetParam();
+  c.train.matmul_bf16 = GetParam() ? MatmulPrecision::bf16 : MatmulPrecision::fp32;
   c.model.n_layers = 4;
   c.model.mod.enabled = true;
   c.train.steps = 40;

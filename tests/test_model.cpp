@@ -75,7 +75,7 @@ TEST_P(BothPrecisions, TinyModelOverfitsTinyCorpus) {
   // every character occurs once per cycle, so the next one is fully determined
   std::string data = tiny_data("overfit_data", "abcdefghijklmnopqrstuvwxyz0123456789,.;:!?");
   Config c = tiny_config();
-  c.train.matmul_bf16 = GetParam();
+  c.train.matmul_bf16 = GetParam() ? MatmulPrecision::bf16 : MatmulPrecision::fp32;
   c.train.steps = 200;
   c.train.lr = 1e-2;
   c.train.min_lr = 1e-3;
@@ -147,7 +147,7 @@ TEST_P(BothPrecisions, ResumeEqualsUninterruptedRun) {
   std::string data = tiny_data("resume_data", "resume must continue the very same trajectory! ");
   Config c = tiny_config();
   c.train.grad_accum = 2;
-  c.train.matmul_bf16 = GetParam();
+  c.train.matmul_bf16 = GetParam() ? MatmulPrecision::bf16 : MatmulPrecision::fp32;
   TrainOptions full;
   full.data_dir = data;
   full.run_dir = test::temp_dir("resume_full");

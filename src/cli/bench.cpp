@@ -14,6 +14,7 @@
 #include "nn/model.h"
 #include "train/checkpoint.h"
 #include "train/optimizer.h"
+#include "train/precision.h"
 #include "train/trainer.h"
 
 namespace fw::cli {
@@ -37,18 +38,24 @@ void bench_train(const BenchFlags& f) {
   Config cfg = f.config.build();
   check_memory(training_memory_bytes(cfg), "this bench config");
   FW_CHECK(f.steps >= 1 && f.warmup >= 0, "bench: --steps must be >= 1 and --warmup >= 0");
-  const TrainConfig& tc = cfg.train;
+  TrainConfig& tc = cfg.train;
   const int64_t B = tc.micro_batch(), T = tc.seq_len;
   Model model(cfg.model);
   model.init_weights(uint64_t(tc.seed));
   model.enable_grads();
-  model.set_matmul_bf16(cfg.train.matmul_bf16);
   AdamW adam;
   adam.init(model.num_params());
   Activations acts(model, B, T, true);
+  if (tc.matmul_bf16 == MatmulPrecision::automatic) {  // as training decides it
+    const PrecisionChoice c = measure_matmul_precision(model, acts, B, T);
+    note(str("bench train: train.matmul_bf16 = auto: ", c.fp32_ms, " ms in fp32, ", c.bf16_ms, " ms in bf16 per ",
+             "micro-batch; ", c.bf16 ? "bf16" : "fp32"));
+    tc.matmul_bf16 = c.bf16 ? MatmulPrecision::bf16 : MatmulPrecision::fp32;
+  }
+  model.set_matmul_bf16(tc.bf16());
   Rng rng(uint64_t(tc.seed));
   std::vector<int32_t> in(static_cast<size_t>(B * T)), tgt(static_cast<size_t>(B * T));
-  const double peak = matmul_peak_flops(cfg.train.matmul_bf16);
+  const double peak = matmul_peak_flops(tc.bf16());
   double best = 1e30, total = 0;
   for (int64_t s = 0; s < f.warmup + f.steps; s++) {
     const double t0 = now_seconds();
@@ -77,10 +84,10 @@ void bench_train(const BenchFlags& f) {
                       {"step_ms", 1e3 * step_s},      {"best_step_ms", 1e3 * best},
                       {"peak_gflops", peak / 1e9},    {"params", model.num_params()},
                       {"threads", num_threads()},     {"cpu", cpu_model_name()},
-                      {"precision", tc.matmul_bf16 ? "bf16" : "fp32"}};
+                      {"precision", tc.bf16() ? "bf16" : "fp32"}};
   if (f.common.json) print_json(j);
   else std::printf("bench train (%s): %.0f tokens/s, MFU %.1f%% (peak %.0f GFLOP/s), %.1f ms/step, "
-                   "%.1f MFLOP/token training\n", tc.matmul_bf16 ? "bf16 matmuls" : "fp32", tps, 100 * mfu,
+                   "%.1f MFLOP/token training\n", tc.bf16() ? "bf16 matmuls" : "fp32", tps, 100 * mfu,
                    peak / 1e9, 1e3 * step_s, fc.train_per_token() / 1e6);
 }
 
@@ -104,7 +111,7 @@ void bench_sample(const BenchFlags& f) {
     fresh->init_weights(uint64_t(cfg.train.seed));
   }
   Model& model = lm.model ? *lm.model : *fresh;
-  model.set_matmul_bf16(cfg.train.matmul_bf16);
+  model.set_matmul_bf16(cfg.train.bf16());
   if (lm.model) f.routing.apply(model, f.ckpt);
   Rng rng(uint64_t(cfg.train.seed));
   std::vector<std::vector<int32_t>> prompts(size_t(f.batch), std::vector<int32_t>(size_t(f.prompt_tokens)));

@@ -26,7 +26,7 @@ void run_calibrate(const CalibrateFlags& f) {
   FW_CHECK(mc.mod.enabled, model_file(f.ckpt), ": not a Mixture-of-Depths model (mod.enabled = false); nothing to calibrate");
   FW_CHECK(f.tokens >= 0, "--tokens must be >= 0");
   TokenLoader val(validation_file_for(lm, f.data), mc.vocab_size);
-  lm.model->set_matmul_bf16(tc.matmul_bf16);  // the numerics sampling will use
+  lm.model->set_matmul_bf16(tc.bf16());  // the numerics sampling will use
   const double t0 = now_seconds();
   lm.model->calibration = calibrate_causal(*lm.model, val, f.tokens > 0 ? f.tokens : tc.eval_tokens, tc.seq_len);
   const double seconds = now_seconds() - t0;

@@ -151,7 +151,7 @@ DemoResult compute_demo(const DemoFlags& f) {
   // same on every machine.
   DemoResult r;
   const Config dense = demo_config(kVariants[0], f.eval_tokens);
-  r.budget = f.budget > 0 ? f.budget : minutes * 60 / 3 * matmul_peak_flops(dense.train.matmul_bf16) * 0.75;
+  r.budget = f.budget > 0 ? f.budget : minutes * 60 / 3 * matmul_peak_flops(dense.train.bf16()) * 0.75;
   const ScalingLaw law = scaling_law("epoch");
   note(str("demo: budget ", r.budget, " training FLOPs per model (",
            f.budget > 0 ? std::string("--budget") : str(minutes, " minutes of training in all"), "); ",

@@ -64,7 +64,7 @@ EvalReport compute_eval(const EvalFlags& f) {
   TokenLoader val(val_file, mc.vocab_size);
   const int64_t tokens = f.tokens > 0 ? f.tokens : val.size() - 1;
   check_memory(Activations::bytes(mc, tc.micro_batch(), tc.seq_len, false), "eval");
-  lm.model->set_matmul_bf16(tc.matmul_bf16);
+  lm.model->set_matmul_bf16(tc.bf16());
   Activations acts(*lm.model, tc.micro_batch(), tc.seq_len, false);
   EvalReport r;
   r.val_file = val_file;

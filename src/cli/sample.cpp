@@ -70,7 +70,7 @@ SampleResult draw_samples(const SampleFlags& f, const std::function<void(const s
   const int64_t B = int64_t(prompts.size());
   const int64_t cap = f.context > 0 ? f.context : lm.config.model.max_seq_len;
   check_memory(Generator::bytes(lm.config.model, cap, 64, B), "sampling with this --context and batch");
-  lm.model->set_matmul_bf16(lm.config.train.matmul_bf16);
+  lm.model->set_matmul_bf16(lm.config.train.bf16());
   f.routing.apply(*lm.model, f.ckpt);
   Generator gen(*lm.model, cap, 64, B);
   std::unique_ptr<RoutingTrace> trace;

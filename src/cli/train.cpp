@@ -53,7 +53,8 @@ void run_train(const TrainFlags& f) {
                       {"val_loss", s.val_loss},   {"tokens_per_s", s.tokens_per_s},
                       {"mfu", s.mfu},             {"flops_per_token", s.flops_per_token},
                       {"finished", s.finished},   {"run", opt.run_dir},
-                      {"ranks", s.ranks},         {"comm_share", s.comm_share}};
+                      {"ranks", s.ranks},         {"comm_share", s.comm_share},
+                      {"precision", s.bf16 ? "bf16" : "fp32"}};
   if (f.common.json) {
     print_json(j);
     return;

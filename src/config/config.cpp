@@ -12,7 +12,7 @@ namespace fw {
 
 namespace {
 
-using FieldPtr = std::variant<int64_t*, double*, bool*, MlpKind*, Gate*, Causal*>;
+using FieldPtr = std::variant<int64_t*, double*, bool*, MlpKind*, Gate*, Causal*, MatmulPrecision*>;
 struct Field {
   std::string section, key;
   FieldPtr ptr;
@@ -54,7 +54,12 @@ void set_field(const Field& f, const nlohmann::json& v, const std::string& origi
   std::visit(
       [&](auto* p) {
         using T = std::remove_pointer_t<decltype(p)>;
-        if constexpr (std::is_enum_v<T>) {  // a named choice (nn/config.h)
+        if constexpr (std::is_same_v<T, MatmulPrecision>) {  // true, false or "auto"
+          FW_CHECK(v.is_boolean() || v == "auto", origin, ": ", name, " must be true, false or \"auto\", got ",
+                   v.dump());
+          *p = v.is_boolean() ? (v.get<bool>() ? MatmulPrecision::bf16 : MatmulPrecision::fp32)
+                              : MatmulPrecision::automatic;
+        } else if constexpr (std::is_enum_v<T>) {  // a named choice (nn/config.h)
           FW_CHECK(v.is_string(), origin, ": ", name, " must be a string, got ", v.dump());
           FW_CHECK(parse_name(v.get<std::string>(), *p), origin, ": ", name, " = '", v.get<std::string>(),
                    "' must be ", name_choices<T>());
@@ -119,14 +124,27 @@ void Config::validate() const {
            " exceeds model.max_seq_len = ", model.max_seq_len);
 }
 
+bool TrainConfig::bf16() const {
+  FW_CHECK(matmul_bf16 != MatmulPrecision::automatic,
+           "train.matmul_bf16 = \"auto\" is decided when training starts; this config has no decision");
+  return matmul_bf16 == MatmulPrecision::bf16;
+}
+
 nlohmann::json to_json(const Config& c) {
   Config copy = c;
   nlohmann::json j = nlohmann::json::object();
   for (const auto& f : fields(copy))
     std::visit(
         [&](auto* p) {
-          if constexpr (std::is_enum_v<std::remove_pointer_t<decltype(p)>>) j[f.section][f.key] = name_of(*p);
-          else j[f.section][f.key] = *p;
+          using T = std::remove_pointer_t<decltype(p)>;
+          if constexpr (std::is_same_v<T, MatmulPrecision>) {
+            if (*p == MatmulPrecision::automatic) j[f.section][f.key] = "auto";
+            else j[f.section][f.key] = *p == MatmulPrecision::bf16;
+          } else if constexpr (std::is_enum_v<T>) {
+            j[f.section][f.key] = name_of(*p);
+          } else {
+            j[f.section][f.key] = *p;
+          }
         },
         f.ptr);
   return j;

@@ -28,7 +28,10 @@ struct TrainConfig {
   int64_t eval_tokens = 32768;  // validation tokens per pass
   int64_t ckpt_every = 500;  // steps between checkpoints (0: only at the end)
   int64_t log_every = 10;    // steps between progress lines and metrics rows
-  bool matmul_bf16 = false;  // matrix products in bf16 (fp32 accumulation, fp32 master weights)
+  // matrix products in bf16 (fp32 accumulation, fp32 master weights): false, true, "auto"
+  MatmulPrecision matmul_bf16 = MatmulPrecision::fp32;
+  // True in bf16 mode; "auto" must have been resolved (training does, and records it).
+  bool bf16() const;
 
   // Sequences per micro-batch on each of `ranks` data-parallel processes.
   int64_t micro_batch(int64_t ranks = 1) const { return batch_size / (ranks * grad_accum); }

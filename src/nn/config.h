@@ -24,6 +24,10 @@ enum class MlpKind {  // the feedforward sub-layer of every block (model.mlp)
 enum class Gate { raw, sigmoid, one };
 // How sampling decides causally (mod.causal): the trained remedies for top-k's lookahead.
 enum class Causal { router_bce, predictor, both };
+// The matrix products' operands (train.matmul_bf16): fp32 (false), bf16 with fp32
+// accumulation (true), or automatic ("auto"): training measures both on the model at
+// start-up, takes the faster and records it in the run's config.
+enum class MatmulPrecision { fp32, bf16, automatic };
 
 template <class E>
 using NameTable = std::span<const std::pair<E, const char*>>;

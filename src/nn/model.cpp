@@ -80,6 +80,13 @@ void Model::enable_bf16() {
   w = views(params.data(), params16.data());
 }
 
+void Model::disable_bf16() {
+  if (!bf16_enabled()) return;
+  params16.clear();
+  params16.shrink_to_fit();
+  w = views(params.data(), nullptr);
+}
+
 void Model::sync_bf16() {
   if (bf16_enabled()) to_bf16(params16.data(), params.data(), int64_t(params.size()));
 }

@@ -56,9 +56,11 @@ class Model {
   void enable_grads();
   // bf16 mode: matrix products take bf16 copies of the weights (fp32 accumulation).
   // sync_bf16() refreshes the copies after the fp32 weights change.
+  void disable_bf16();  // back to fp32: the bf16 copies dropped
   void enable_bf16();
-  void set_matmul_bf16(bool on) {  // train.matmul_bf16: bf16 mode when on, fp32 as made otherwise
+  void set_matmul_bf16(bool on) {  // train.matmul_bf16: bf16 mode when on, fp32 otherwise
     if (on) enable_bf16();
+    else disable_bf16();
   }
   void sync_bf16();
   bool bf16_enabled() const { return !params16.empty(); }

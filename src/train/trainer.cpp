@@ -24,6 +24,7 @@
 #include "train/checkpoint.h"
 #include "train/evaluate.h"
 #include "train/optimizer.h"
+#include "train/precision.h"
 #include "formats/run_folder.h"
 #include "train/schedule.h"
 
@@ -37,7 +38,7 @@ size_t training_memory_bytes(const Config& cfg, int ranks, bool zero1) {
   bytes += n * sizeof(float) * 2 / size_t(zero1 ? ranks : 1);  // m, v
   const int64_t B = std::max<int64_t>(1, cfg.train.micro_batch(ranks));
   bytes += Activations::bytes(cfg.model, B, cfg.train.seq_len, true);
-  if (cfg.train.matmul_bf16) {  // bf16 weight copy, and bf16 copies of two matmul operands
+  if (cfg.train.matmul_bf16 != MatmulPrecision::fp32) {  // bf16 weight copy, and bf16 copies of two matmul operands
     const size_t BT = size_t(B * cfg.train.seq_len);
     const size_t widest = size_t(std::max({3 * cfg.model.d_model, cfg.model.hidden(), cfg.model.vocab_size}));
     bytes += n * 2 + 2 * BT * widest * 2;
@@ -70,6 +71,7 @@ class Trainer {
   void shard_moments();        // ZeRO-1: this rank's AdamW moments only
   std::string open_data();     // the token files (and their tokenizer's agreement); returns the train file
   void prepare_run_folder();   // rank 0: config.json, metrics.jsonl (cut back to the step on resume)
+  void resolve_precision();  // train.matmul_bf16 = "auto" measured and decided
   void log_start(const std::string& train_file);
   void check_batch_split() const;
   void check_ranks_agree_on_start() const;
@@ -122,14 +124,33 @@ Trainer::Trainer(const Config& cfg_in, const TrainOptions& opt)
   check_ranks_agree_on_start();
   const TrainConfig& tc = cfg_.train;
   model_->enable_grads();
-  model_->set_matmul_bf16(tc.matmul_bf16);
   acts_ = std::make_unique<Activations>(*model_, tc.micro_batch(P_), tc.seq_len, true);
+  resolve_precision();
   inputs_.resize(size_t(tc.micro_batch(P_) * tc.seq_len));
   targets_.resize(inputs_.size());
   if (rank_ == 0) prepare_run_folder();
   flops_ = count_flops(cfg_.model, tc.seq_len);
-  peak_ = matmul_peak_flops(tc.matmul_bf16);
+  peak_ = matmul_peak_flops(tc.bf16());
   log_start(train_file);
+}
+
+// train.matmul_bf16 = "auto": rank 0 times both precisions on this model and every rank
+// takes its answer; the run's config records the decision (true or false), so a resumed
+// run, eval and sample use the same numerics without measuring again.
+void Trainer::resolve_precision() {
+  TrainConfig& tc = cfg_.train;
+  if (tc.matmul_bf16 == MatmulPrecision::automatic) {
+    std::string decision;
+    if (rank_ == 0) {
+      const PrecisionChoice c = measure_matmul_precision(*model_, *acts_, tc.micro_batch(P_), tc.seq_len);
+      decision = c.bf16 ? "bf16" : "fp32";
+      log(str("precision: train.matmul_bf16 = auto: forward + backward of a micro-batch takes ", c.fp32_ms,
+              " ms in fp32, ", c.bf16_ms, " ms in bf16; training in ", decision));
+    }
+    decision = comm_.broadcast(decision, 0, "the measured precision");
+    tc.matmul_bf16 = decision == "bf16" ? MatmulPrecision::bf16 : MatmulPrecision::fp32;
+  }
+  model_->set_matmul_bf16(tc.bf16());
 }
 
 void Trainer::start_or_resume() {
@@ -209,7 +230,7 @@ void Trainer::log_start(const std::string& train_file) {
           flops_.forward_per_token() / 1e6, " MFLOP/token (exact), training ",
           flops_.train_per_token() / 1e6, " MFLOP/token vs 6N = ", six_n_per_token(cfg_.model) / 1e6));
   log(str("data: ", train_data_->size(), " train tokens (", train_file, "), ", val_data_->size(),
-          " val tokens; tokenizer ", tokenizer_, "; ", tc.matmul_bf16 ? "bf16 matmul" : "fp32 sgemm",
+          " val tokens; tokenizer ", tokenizer_, "; ", tc.bf16() ? "bf16 matmul" : "fp32 sgemm",
           " peak ", peak_ / 1e9, " GFLOP/s"));
   if (P_ > 1)
     log(str("parallel: ", comm_.describe(), " × ", num_threads(), " threads; per rank and step ", tc.grad_accum,
@@ -317,7 +338,9 @@ void Trainer::log_step(double loss, double lr, double gnorm, double val) {
   row.val_loss = val;  // NaN off evaluation steps: left out
   if (P_ > 1) row.comm_share = comm_share;
   if (rank_ == 0) {
-    metrics_ << metrics_json(row).dump() << "\n" << std::flush;
+    nlohmann::json j = metrics_json(row);
+    j["precision"] = cfg_.train.bf16() ? "bf16" : "fp32";  // (train.matmul_bf16 = "auto": what it decided)
+    metrics_ << j.dump() << "\n" << std::flush;
     FW_CHECK(metrics_.good(), run_path(opt_.run_dir, run_file::metrics), ": write failed (disk full?)");
   }
   const double eta = double(tc.steps - st_.step) * train_seconds_ / double(steps_run_);
@@ -371,6 +394,7 @@ TrainSummary Trainer::run() {
   const TrainConfig& tc = cfg_.train;
   TrainSummary sum;
   sum.flops_per_token = flops_.train_per_token();
+  sum.bf16 = cfg_.train.bf16();
   if (st_.step < tc.steps) model_->calibration = {};  // a resumed run's thresholds go stale with training
   while (st_.step < tc.steps) {
     const double t0 = now_seconds();

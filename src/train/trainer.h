@@ -34,6 +34,7 @@ struct TrainSummary {
   int ranks = 1;                        // data-parallel processes (tokens_per_s is all of theirs)
   double comm_share = 0;                // share of the step time spent in collectives
   bool finished = false;                // reached train.steps
+  bool bf16 = false;                    // trained with bf16 matrix products (train.matmul_bf16, "auto" decided)
 };
 
 // Fresh run: cfg is used. Resume: the run's saved config is used (cfg ignored).

@@ -224,7 +224,7 @@ void backward(float* dx, float* dw_in, float* db, float* dw_out, float* dlam, co
   // prefix sum runs row by row and thread by thread, each thread places its own visits.
   const int64_t rows = K * N;
   std::vector<int64_t> start(static_cast<size_t>(rows + 1), 0), cursor(static_cast<size_t>(rows));
-  std::vector<int32_t> by_row(static_cast<size_t>(M * KP));
+  std::vector<int32_t> by_row(static_cast<size_t>(M * KP)), token_of(by_row.size());  // visit, its token
   const int64_t threads = num_threads();
   std::vector<int64_t> at(static_cast<size_t>(threads * rows), 0);  // (thread, row): count, then offset
   const int64_t chunk = std::max<int64_t>(64, (512 << 10) / (8 * C));  // tokens: 512 KiB of x and dy
@@ -254,7 +254,9 @@ void backward(float* dx, float* dw_in, float* db, float* dw_out, float* dlam, co
       for (int64_t k = 0; k < K; k++)
         for (int64_t level = 0; level < P; level++) {
           const int64_t v = (t * K + k) * P + level;
-          by_row[mine[k * N + int64_t(path[v])]++] = int32_t(v);
+          const int64_t at_row = mine[k * N + int64_t(path[v])]++;
+          by_row[at_row] = int32_t(v);
+          token_of[at_row] = int32_t(t);
         }
 #pragma omp barrier
     // A row with fewer visits than there are chunks (deep in the tree) takes them all
@@ -267,12 +269,12 @@ void backward(float* dx, float* dw_in, float* db, float* dw_out, float* dlam, co
       for (int64_t r = me; r < rows; r += n_th) {
         const int64_t until = start[r + 1] - start[r] < chunks ? M : c1;  // tokens below this
         int64_t i = cursor[r];
-        while (i < start[r + 1] && by_row[i] / KP < until) {
+        while (i < start[r + 1] && token_of[i] < until) {
           float dl[kBatch], g[kBatch];
           const float *xs[kBatch], *dys[kBatch];
           int64_t n = 0;
-          for (; n < kBatch && i < start[r + 1] && by_row[i] / KP < until; n++, i++) {
-            const int64_t v = by_row[i], t = v / KP;
+          for (; n < kBatch && i < start[r + 1] && token_of[i] < until; n++, i++) {
+            const int64_t v = by_row[i], t = token_of[i];
             dl[n] = dlam[v];
             g[n] = vgelu(lam[v]);
             xs[n] = x + t * C;

@@ -97,7 +97,7 @@ void leaf_soft_backward(float* dx, const LeafGrads& dw, LeafSoftScratch& sc, con
   for (int64_t t = 0; t < M; t++)
     for (int64_t i = 0; i < KL; i++) {
       const int64_t o = t * KLl + i * s.l;
-      sc.dpl[t * KL + i] += vdot(sc.dgs + o, a.g + o, s.l);
+      sc.dpl[t * KL + i] += row_dot(sc.dgs + o, a.g + o, s.l);
       const float p = a.pl[t * KL + i];
       for (int64_t j = 0; j < s.l; j++) sc.dgs[o + j] *= p;
     }

@@ -53,19 +53,6 @@ inline float vgelu_grad(float x) {
 // σ(z) = 1 / (1 + e^−z); 0.5 exactly at z = 0, so σ(z) > 0.5 ⇔ z > 0.
 inline float vsigmoid(float z) { return 1.0f / (1.0f + vexp(-z)); }
 
-// Σ a[i]·b[i] and y += a·x over n floats (the FFF kernels' row operations).
-inline float vdot(const float* a, const float* b, int64_t n) {
-  float s = 0;
-#pragma omp simd reduction(+ : s)
-  for (int64_t i = 0; i < n; i++) s += a[i] * b[i];
-  return s;
-}
-
-inline void vaxpy(float* y, float a, const float* x, int64_t n) {
-#pragma omp simd
-  for (int64_t i = 0; i < n; i++) y[i] += a * x[i];
-}
-
 // In-place softmax of row[0..n), max-subtracted for range.
 inline void softmax_inplace(float* row, int64_t n) {
   float mx = row[0];

@@ -48,8 +48,7 @@ void bench_train(const BenchFlags& f) {
   Activations acts(model, B, T, true);
   if (tc.matmul_bf16 == MatmulPrecision::automatic) {  // as training decides it
     const PrecisionChoice c = measure_matmul_precision(model, acts, B, T);
-    note(str("bench train: train.matmul_bf16 = auto: ", c.fp32_ms, " ms in fp32, ", c.bf16_ms, " ms in bf16 per ",
-             "micro-batch; ", c.bf16 ? "bf16" : "fp32"));
+    note("bench train: train.matmul_bf16 = auto: " + c.summary());
     tc.matmul_bf16 = c.bf16 ? MatmulPrecision::bf16 : MatmulPrecision::fp32;
   }
   model.set_matmul_bf16(tc.bf16());

@@ -14,7 +14,6 @@
 // each row to fetch, twice the products per instruction); weighted sums widen bf16
 // rows to fp32.
 #pragma once
-#include <bit>
 #include <cstdint>
 #include <vector>
 
@@ -39,7 +38,7 @@ inline void operand_rows(const bf16** out, const int32_t* tok, int64_t n, const 
     const float* src = x + int64_t(tok[i]) * C;
     bf16* dst = buf.data() + i * C;
     int64_t c = 0;
-#if defined(__AVX512BF16__)  // the same rounding in one instruction per 32 values
+#if defined(__AVX512BF16__)  // nearest-even in one instruction per 32 values (denormals flush to 0)
     for (; c + 32 <= C; c += 32)
       _mm512_storeu_si512(dst + c, __m512i(_mm512_cvtne2ps_pbh(_mm512_loadu_ps(src + c + 16), _mm512_loadu_ps(src + c))));
 #endif

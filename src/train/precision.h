@@ -3,6 +3,7 @@
 // measure both on its own model and take the faster.
 #pragma once
 #include <cstdint>
+#include <string>
 
 #include "nn/model.h"
 
@@ -11,6 +12,7 @@ namespace fw {
 struct PrecisionChoice {
   bool bf16 = false;                   // the faster
   double fp32_ms = 0, bf16_ms = 0;     // best forward + backward of one micro-batch in each
+  std::string summary() const;         // both times and the choice, for the log
 };
 
 // Times the forward and backward pass of a (B, T) micro-batch of fixed tokens in fp32

@@ -144,8 +144,7 @@ void Trainer::resolve_precision() {
     if (rank_ == 0) {
       const PrecisionChoice c = measure_matmul_precision(*model_, *acts_, tc.micro_batch(P_), tc.seq_len);
       decision = c.bf16 ? "bf16" : "fp32";
-      log(str("precision: train.matmul_bf16 = auto: forward + backward of a micro-batch takes ", c.fp32_ms,
-              " ms in fp32, ", c.bf16_ms, " ms in bf16; training in ", decision));
+      log("precision: train.matmul_bf16 = auto: " + c.summary());
     }
     decision = comm_.broadcast(decision, 0, "the measured precision");
     tc.matmul_bf16 = decision == "bf16" ? MatmulPrecision::bf16 : MatmulPrecision::fp32;

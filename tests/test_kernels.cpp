@@ -515,4 +515,11 @@ TEST(Kernels, FffLeafHardMatchesReference) {
   EXPECT_EQ(leaf, leafr);
   EXPECT_LT(max_rel(y, yr), 1e-5);
   EXPECT_GT(std::set<float>(leaf.begin(), leaf.end()).size(), 8u);  // many paths
+  // one token per call (decoding: no parallel region) gives the batch's bits
+  std::vector<float> y1(M * C), leaf1(M * K);
+  for (int64_t t = 0; t < M; t++)
+    leaf_hard_forward(y1.data() + t * C, leaf1.data() + t * K, hidden.data(), x.data() + t * C, w,
+                      LeafShape{K, D, l, C}, 1);
+  EXPECT_EQ(leaf1, leaf);
+  EXPECT_EQ(y1, y);
 }

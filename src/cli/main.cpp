@@ -9,9 +9,13 @@
 #include "parallel/comm.h"
 
 // Under mpirun every rank runs this program. An error on one rank ends every rank
-// (a rank left alone would wait for it forever); success ends MPI in order.
+// (a rank left alone would wait for it forever); success ends MPI in order. The line
+// goes out in one write: std::cerr writes each << on its own, and the launcher's abort
+// banner could land between the pieces.
 static int fail_job(const std::string& kind, const std::string& what, int code) {
-  std::cerr << "flopwise: " << kind << ": " << fw::rank_label() << what << std::endl;
+  const std::string line = "flopwise: " + kind + ": " + fw::rank_label() + what + "\n";
+  std::cerr.write(line.data(), std::streamsize(line.size()));
+  std::cerr.flush();
   fw::abort_world(code);
   return code;
 }

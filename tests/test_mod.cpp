@@ -46,7 +46,7 @@ struct Fixture {
         if (t.name == u.name) std::memcpy(dense->params.data() + t.offset, routed->params.data() + u.offset, t.numel() * 4);
     x = test::randn(size_t(B * T * C), 8);
   }
-  BlockDims dims(int64_t t) const { return {B, t, C, H, cfg.mlp_shape()}; }
+  BlockDims dims(int64_t t) const { return {B, t, C, H, cfg.mlp_shape(), AttentionMask{}}; }
   // The routed block on x, gate from the config, into y; a holds its activations.
   void forward(Activations& a, std::vector<float>& y) const {
     y.resize(x.size());

@@ -7,9 +7,9 @@
 
 namespace fw {
 
-TokenLoader::TokenLoader(const std::string& path, int64_t vocab_size)
+TokenLoader::TokenLoader(const std::string& path, int64_t vocab_size, const std::string& limit)
     : tokens_(read_token_file(path)), name_(path) {
-  check(vocab_size);
+  check(vocab_size, limit);
 }
 
 TokenLoader::TokenLoader(std::vector<int32_t> tokens, int64_t vocab_size, std::string name)
@@ -17,12 +17,12 @@ TokenLoader::TokenLoader(std::vector<int32_t> tokens, int64_t vocab_size, std::s
   check(vocab_size);
 }
 
-void TokenLoader::check(int64_t vocab_size) const {
+void TokenLoader::check(int64_t vocab_size, const std::string& limit) const {
   FW_CHECK(tokens_.size() >= 2, name_, ": only ", tokens_.size(),
            " tokens; need at least 2 to form an (input, target) pair");
   for (size_t i = 0; i < tokens_.size(); i++)
     FW_CHECK(tokens_[i] >= 0 && tokens_[i] < vocab_size, name_, ": token ", i, " has id ",
-             tokens_[i], " >= model.vocab_size = ", vocab_size,
+             tokens_[i], " >= ", limit, " = ", vocab_size,
              " (was the file made with another tokenizer?)");
 }
 

@@ -10,8 +10,9 @@ namespace fw {
 
 class TokenLoader {
  public:
-  // Loads `path` and checks every id is < vocab_size (naming the first bad one).
-  TokenLoader(const std::string& path, int64_t vocab_size);
+  // Loads `path` and checks every id is < vocab_size (naming the first bad one and
+  // the limit as `limit`).
+  TokenLoader(const std::string& path, int64_t vocab_size, const std::string& limit = "model.vocab_size");
   TokenLoader(std::vector<int32_t> tokens, int64_t vocab_size, std::string name);
 
   // inputs, targets: (B, T). targets[b,t] = the token after inputs[b,t].
@@ -25,7 +26,7 @@ class TokenLoader {
   const std::string& name() const { return name_; }
 
  private:
-  void check(int64_t vocab_size) const;
+  void check(int64_t vocab_size, const std::string& limit = "model.vocab_size") const;
   std::vector<int32_t> tokens_;
   std::string name_;
   int64_t pos_ = 0;

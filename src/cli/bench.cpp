@@ -73,7 +73,7 @@ void bench_train(const BenchFlags& f) {
       best = std::min(best, dt);
     }
   }
-  const FlopCount fc = count_flops(cfg.model, T);
+  const FlopCount fc = count_flops(cfg.model, T, cfg.train.mask_rate);
   const double step_s = total / double(f.steps);
   const double tps = double(tc.batch_size * T) / step_s;
   const double mfu = tps * fc.train_per_token() / peak;

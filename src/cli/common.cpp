@@ -48,7 +48,7 @@ void RoutingFlag::apply(Model& model, const std::string& ckpt) const {
 
 std::string validation_file_for(const LoadedModel& lm, const std::string& data_dir) {
   const DataFiles files = find_data_files(data_dir);
-  const std::string data_tok = data_folder_tokenizer(data_dir, lm.config.model.vocab_size);
+  const std::string data_tok = data_folder_tokenizer(data_dir, lm.config.model.vocab_size, lm.config.model.vocab_size - lm.config.model.text_vocab());
   FW_CHECK(data_tok == "unknown" || lm.tokenizer == "unknown" || data_tok == lm.tokenizer, data_dir,
            ": tokenized with '", data_tok, "' but the checkpoint was trained with '", lm.tokenizer, "'");
   return files.val;

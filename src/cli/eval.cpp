@@ -69,8 +69,8 @@ EvalReport compute_eval(const EvalFlags& f) {
   EvalReport r;
   r.val_file = val_file;
   r.step = lm.step;
-  r.flops_per_token = count_flops(mc, tc.seq_len).forward_per_token();
-  r.topk = evaluate(*lm.model, acts, val, tokens);
+  r.flops_per_token = count_flops(mc, tc.seq_len, tc.mask_rate).forward_per_token();
+  r.topk = evaluate(*lm.model, acts, val, tokens, 0, 1, tc.mask_rate);
   r.mlp = mc.mlp_shape();
   for (const auto& visits : r.topk.tree_visits) r.leaves_used.push_back(leaves_used(r.mlp, visits.data()));
   if (!f.fff_usage.empty()) {
@@ -104,6 +104,8 @@ void print_eval(const EvalReport& r) {
   std::printf("val loss %.4f over %lld tokens (%s%s, step %lld); forward %.2f MFLOP/token\n", r.topk.loss,
               (long long)r.topk.tokens, r.val_file.c_str(), r.topk.whole_file ? ", the whole file: fewer tokens than asked" : "",
               (long long)r.step, r.flops_per_token / 1e6);
+  if (std::isfinite(r.topk.accuracy))  // encoders: the loss above is masked-LM's, on a fixed masking
+    std::printf("masked-LM accuracy %.4f (the original token most likely at the chosen positions)\n", r.topk.accuracy);
   for (size_t l = 0; l < r.leaves_used.size(); l++)  // FFF: dead subtrees show as leaves no token reaches
     std::printf("  block %zu: FFF reaches %.1f%% of its %lld leaves\n", l, 100 * r.leaves_used[l],
                 (long long)(r.mlp.K << r.mlp.D));
@@ -132,6 +134,7 @@ void print_eval(const EvalReport& r) {
 nlohmann::json eval_json(const EvalReport& r) {
   nlohmann::json j = {{"val_loss", r.topk.loss}, {"tokens", r.topk.tokens}, {"whole_file", r.topk.whole_file},
                       {"step", r.step}, {"flops_per_token", r.flops_per_token}};
+  if (std::isfinite(r.topk.accuracy)) j["mlm_accuracy"] = r.topk.accuracy;
   if (!r.leaves_used.empty()) {
     double mean = 0;
     for (double u : r.leaves_used) mean += u / double(r.leaves_used.size());

@@ -23,7 +23,7 @@ void run_flops(const FlopsFlags& f) {
   const int64_t s = f.seq_len > 0 ? f.seq_len : cfg.train.seq_len;
   FW_CHECK(s >= 1 && s <= m.max_seq_len, "flops: --seq-len ", s, " must be in [1, model.max_seq_len = ",
            m.max_seq_len, "]");
-  const FlopCount fc = count_flops(m, s);
+  const FlopCount fc = count_flops(m, s, cfg.train.mask_rate);
   const double n = double(Model::count_params(m)), emb = double(Model::count_embedding_params(m));
   const double six_n = six_n_per_token(m), per_seq = fc.forward_per_seq();
   struct Term {

@@ -1,6 +1,7 @@
 // flopwise train: train a model on a data folder into a run folder.
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <cstdlib>
 
 #include "cli/common.h"
@@ -55,12 +56,15 @@ void run_train(const TrainFlags& f) {
                       {"finished", s.finished},   {"run", opt.run_dir},
                       {"ranks", s.ranks},         {"comm_share", s.comm_share},
                       {"precision", s.bf16 ? "bf16" : "fp32"}};
+  if (std::isfinite(s.val_accuracy)) j["val_accuracy"] = s.val_accuracy;  // encoders' masked-LM accuracy
   if (f.common.json) {
     print_json(j);
     return;
   }
-  char val[32] = "not run yet";
+  char val[64] = "not run yet";
   if (std::isfinite(s.val_loss)) std::snprintf(val, sizeof(val), "%.4f", s.val_loss);
+  if (std::isfinite(s.val_accuracy))
+    std::snprintf(val + std::strlen(val), sizeof(val) - std::strlen(val), " (MLM accuracy %.3f)", s.val_accuracy);
   std::printf("%s at step %lld: train loss %.4f, val loss %s, %.0f tokens/s, MFU %.1f%%%s\n",
               s.finished ? "finished" : "stopped", (long long)s.step, s.train_loss, val,
               s.tokens_per_s, 100 * s.mfu,

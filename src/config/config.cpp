@@ -12,7 +12,7 @@ namespace fw {
 
 namespace {
 
-using FieldPtr = std::variant<int64_t*, double*, bool*, MlpKind*, Gate*, Causal*, MatmulPrecision*>;
+using FieldPtr = std::variant<int64_t*, double*, bool*, ModelKind*, MlpKind*, Gate*, Causal*, MatmulPrecision*>;
 struct Field {
   std::string section, key;
   FieldPtr ptr;
@@ -25,6 +25,7 @@ std::vector<Field> fields(Config& c) {
   ModConfig& d = c.model.mod;
   FffConfig& f = c.model.fff;
   return {
+      {"model", "kind", &m.kind},
       {"model", "vocab_size", &m.vocab_size},   {"model", "d_model", &m.d_model},
       {"model", "n_layers", &m.n_layers},       {"model", "n_heads", &m.n_heads},
       {"model", "max_seq_len", &m.max_seq_len}, {"model", "mlp_hidden", &m.mlp_hidden},
@@ -37,7 +38,7 @@ std::vector<Field> fields(Config& c) {
       {"train", "grad_accum", &t.grad_accum},   {"train", "seed", &t.seed},
       {"train", "eval_every", &t.eval_every},   {"train", "eval_tokens", &t.eval_tokens},
       {"train", "ckpt_every", &t.ckpt_every},   {"train", "log_every", &t.log_every},
-      {"train", "matmul_bf16", &t.matmul_bf16},
+      {"train", "matmul_bf16", &t.matmul_bf16}, {"train", "mask_rate", &t.mask_rate},
       {"mod", "enabled", &d.enabled},           {"mod", "capacity", &d.capacity},
       {"mod", "every", &d.every},               {"mod", "gate", &d.gate},
       {"mod", "causal", &d.causal},             {"mod", "bce_weight", &d.bce_weight},
@@ -115,6 +116,7 @@ void TrainConfig::validate() const {
   FW_CHECK(eval_every >= 0, "config: train.eval_every = ", eval_every, " must be >= 0");
   FW_CHECK(ckpt_every >= 0, "config: train.ckpt_every = ", ckpt_every, " must be >= 0");
   FW_CHECK(seed >= 0, "config: train.seed = ", seed, " must be >= 0");
+  FW_CHECK(mask_rate > 0 && mask_rate < 1, "config: train.mask_rate = ", mask_rate, " must be in (0, 1)");
 }
 
 void Config::validate() const {
@@ -122,6 +124,8 @@ void Config::validate() const {
   train.validate();
   FW_CHECK(train.seq_len <= model.max_seq_len, "config: train.seq_len = ", train.seq_len,
            " exceeds model.max_seq_len = ", model.max_seq_len);
+  FW_CHECK(!model.encoder() || train.seq_len >= 2, "config: train.seq_len = ", train.seq_len,
+           " leaves an encoder no text: a sequence is [CLS] and at least one token");
 }
 
 bool TrainConfig::bf16() const {

@@ -30,6 +30,9 @@ struct TrainConfig {
   int64_t log_every = 10;    // steps between progress lines and metrics rows
   // matrix products in bf16 (fp32 accumulation, fp32 master weights): false, true, "auto"
   MatmulPrecision matmul_bf16 = MatmulPrecision::fp32;
+  // Encoders (masked-LM): the share of each sequence's tokens chosen for the loss
+  // (of them 80% become [MASK], 10% a random token, 10% stay), as in BERT.
+  double mask_rate = 0.15;
   // True in bf16 mode; "auto" must have been resolved (training does, and records it).
   bool bf16() const;
 

@@ -25,6 +25,7 @@ nlohmann::json metrics_json(const MetricsRow& r) {
   j["flops"] = r.flops;
   put("seconds", r.seconds);
   put("val_loss", r.val_loss);
+  put("val_accuracy", r.val_accuracy);
   put("comm_share", r.comm_share);
   return j;
 }
@@ -46,7 +47,7 @@ static bool parse_row(const std::string& line, MetricsRow& r, std::string& why) 
   const std::pair<const char*, double*> optional[] = {
       {"lr", &r.lr},           {"grad_norm", &r.grad_norm}, {"tokens_per_s", &r.tokens_per_s},
       {"mfu", &r.mfu},         {"seconds", &r.seconds},     {"val_loss", &r.val_loss},
-      {"comm_share", &r.comm_share}};
+      {"comm_share", &r.comm_share}, {"val_accuracy", &r.val_accuracy}};
   for (const auto& [key, v] : optional) {
     if (!j.contains(key)) continue;
     if (!j[key].is_number()) return why = str("'", key, "' is not a number"), false;

@@ -37,6 +37,7 @@ struct MetricsRow {
   double tokens_per_s = NAN, mfu = NAN;  // over the logging window (all ranks)
   double seconds = NAN;  // wall time of the training steps so far (evaluation excluded)
   double val_loss = NAN;   // on evaluation steps
+  double val_accuracy = NAN;  // encoders' masked-LM accuracy, on evaluation steps
   double comm_share = NAN;  // under MPI: time in collectives over step time
   bool has_val() const { return std::isfinite(val_loss); }
 };

@@ -143,7 +143,7 @@ DataFiles find_data_files(const std::string& dir) {
   return f;
 }
 
-std::string data_folder_tokenizer(const std::string& dir, int64_t vocab_size) {
+std::string data_folder_tokenizer(const std::string& dir, int64_t vocab_size, int64_t special) {
   const fs::path meta = fs::path(dir) / "meta.json";
   if (!fs::exists(meta)) return "unknown";
   nlohmann::json j;
@@ -156,8 +156,11 @@ std::string data_folder_tokenizer(const std::string& dir, int64_t vocab_size) {
            ": lacks a \"tokenizer\" string");
   const std::string name = j["tokenizer"].get<std::string>();
   const int64_t v = j.value("vocab_size", int64_t(0));
-  FW_CHECK(v <= vocab_size, meta.string(), ": tokenizer '", name, "' has vocab ", v,
-           " but model.vocab_size = ", vocab_size);
+  FW_CHECK(v <= vocab_size - special, meta.string(), ": tokenizer '", name, "' has vocab ", v,
+           " but model.vocab_size = ", vocab_size,
+           special > 0 ? str(", of which the last ", special, " are the encoder's special tokens: use at least ",
+                             v + special)
+                       : std::string());
   return name;
 }
 

@@ -49,7 +49,8 @@ struct DataFiles {
 DataFiles find_data_files(const std::string& dir);
 
 // The tokenizer `flopwise prepare` recorded in DIR/meta.json, checked to fit a model
-// of vocab_size tokens; "unknown" for folders without one (e.g. llm.c's).
-std::string data_folder_tokenizer(const std::string& dir, int64_t vocab_size);
+// of vocab_size tokens of which the last `special` are not text (an encoder's four
+// special tokens); "unknown" for folders without one (e.g. llm.c's).
+std::string data_folder_tokenizer(const std::string& dir, int64_t vocab_size, int64_t special = 0);
 
 }  // namespace fw

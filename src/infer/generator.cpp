@@ -49,6 +49,8 @@ size_t Generator::bytes(const ModelConfig& cfg, int64_t capacity, int64_t chunk,
 
 Generator::Generator(const Model& model, int64_t capacity, int64_t chunk, int64_t rows)
     : m_(model), cap_(capacity), chunk_(std::min(chunk, capacity)), rows_(rows) {
+  FW_CHECK(!model.cfg.encoder(), "sample: this model is an encoder (model.kind = 'encoder'): it fills in masked "
+           "tokens and does not generate text");
   FW_CHECK(capacity >= 2, "sample: context capacity ", capacity, " too small");
   FW_CHECK(rows >= 1, "sample: batch of ", rows, " sequences");
   tokens_ = std::max(chunk_, rows_);

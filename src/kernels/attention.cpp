@@ -14,13 +14,14 @@ namespace fw {
 // Each (batch, head) pair is independent: the OpenMP loop runs over pairs and the
 // sgemms inside run single-threaded (oneDNN does not nest inside a parallel region).
 // Queries go in blocks of kRows; a block multiplies only against the keys its
-// last row can see, so the causal mask's upper triangle is mostly never computed.
+// last row can see, so the causal mask's upper triangle is mostly never computed
+// (and a padded row's padding keys never).
 // The backward's four products per block accumulate into dK and dV, so it takes
 // larger blocks (measured on the bench shapes: 64 rows lost to call overhead).
 static constexpr int64_t kRows = 64, kRowsBackward = 128;
 
 void attention_forward(float* y, float* P, const float* q, const KvSlot& kv, int64_t B, int64_t H,
-                       int64_t Tq, int64_t hd, int64_t ldp) {
+                       int64_t Tq, int64_t hd, int64_t ldp, const AttentionMask& mask) {
   const int64_t C = H * hd;
   const float scale = 1.0f / std::sqrt(float(hd));
 #pragma omp parallel for schedule(static)
@@ -33,12 +34,12 @@ void attention_forward(float* y, float* P, const float* q, const KvSlot& kv, int
     float* Pb = P + bh * Tq * ldp;
     for (int64_t i0 = 0; i0 < Tq; i0 += kRows) {
       const int64_t rows = std::min(kRows, Tq - i0);
-      const int64_t nk = std::min(Tk, q_off + i0 + rows);  // keys the block's last row sees
+      const int64_t nk = mask.visible(b, i0 + rows - 1, q_off, Tk);  // keys the block's last row sees
       float* Pblk = Pb + i0 * ldp;
       sgemm('N', 'T', rows, nk, hd, scale, qb + i0 * hd, hd, kb, hd, 0.0f, Pblk, ldp);  // scores
       for (int64_t i = i0; i < i0 + rows; i++) {
         float* row = Pb + i * ldp;
-        const int64_t n = std::min(Tk, q_off + i + 1);  // visible keys
+        const int64_t n = mask.visible(b, i, q_off, Tk);  // visible keys
         softmax_inplace(row, n);
         for (int64_t j = n; j < Tk; j++) row[j] = 0.0f;
       }
@@ -49,7 +50,7 @@ void attention_forward(float* y, float* P, const float* q, const KvSlot& kv, int
 
 void attention_backward(float* dq, float* dk, float* dv, float* scratch, const float* dy,
                         const float* P, const float* q, const float* k, const float* v, int64_t B,
-                        int64_t H, int64_t T, int64_t hd) {
+                        int64_t H, int64_t T, int64_t hd, const AttentionMask& mask) {
   const int64_t C = H * hd;
   const float scale = 1.0f / std::sqrt(float(hd));
 #pragma omp parallel for schedule(static)
@@ -61,7 +62,7 @@ void attention_backward(float* dq, float* dk, float* dv, float* scratch, const f
     std::fill(dk + off, dk + off + T * hd, 0.0f);
     std::fill(dv + off, dv + off + T * hd, 0.0f);
     for (int64_t i0 = 0; i0 < T; i0 += kRowsBackward) {
-      const int64_t rows = std::min(kRowsBackward, T - i0), nk = i0 + rows;
+      const int64_t rows = std::min(kRowsBackward, T - i0), nk = mask.visible(b, i0 + rows - 1, 0, T);
       const float* Pblk = Pb + i0 * T;
       const float* dO = dy + (b * T + i0) * C + h * hd;  // (rows, hd) with row stride C
       sgemm('N', 'T', rows, nk, hd, 1.0f, dO, C, v + off, hd, 0.0f, dS, T);          // dP = dO·Vᵀ
@@ -71,8 +72,9 @@ void attention_backward(float* dq, float* dk, float* dv, float* scratch, const f
         const float* p = Pblk + r * T;
         float* d = dS + r * T;
         float dot = 0;
+        const int64_t n = mask.visible(b, i, 0, T);
 #pragma omp simd reduction(+ : dot)
-        for (int64_t j = 0; j <= i; j++) dot += p[j] * d[j];
+        for (int64_t j = 0; j < n; j++) dot += p[j] * d[j];
 #pragma omp simd
         for (int64_t j = 0; j < nk; j++) d[j] = p[j] * (d[j] - dot) * scale;
       }

@@ -144,10 +144,16 @@ void rope_split_backward(T* dqkv, const T* dq, const T* dk, const T* dv, const i
       }
 }
 
-// Causal attention: see kernels/attention.h.
+// Attention: see kernels/attention.h. Query i of row b sees keys j < visible(b, i):
+// j ≤ q_off + i when causal, else j < lengths[b] (every key when lengths is null).
+inline int64_t visible_keys(bool causal, const int32_t* lengths, int64_t b, int64_t i, int64_t q_off, int64_t Tk) {
+  return causal ? std::min(Tk, q_off + i + 1) : lengths ? std::min<int64_t>(Tk, lengths[b]) : Tk;
+}
+
 template <typename T>
 void attention_forward(T* y, T* P, const T* q, const T* k, const T* v, int64_t B, int64_t H,
-                       int64_t Tq, int64_t Tk, int64_t Tcap, int64_t hd, int64_t q_off) {
+                       int64_t Tq, int64_t Tk, int64_t Tcap, int64_t hd, int64_t q_off, bool causal = true,
+                       const int32_t* lengths = nullptr) {
   const int64_t C = H * hd;
   const T scale = T(1) / std::sqrt(T(hd));
   for (int64_t b = 0; b < B; b++)
@@ -155,7 +161,7 @@ void attention_forward(T* y, T* P, const T* q, const T* k, const T* v, int64_t B
       for (int64_t i = 0; i < Tq; i++) {
         const T* qi = q + ((b * H + h) * Tq + i) * hd;
         T* p = P + ((b * H + h) * Tq + i) * Tk;
-        const int64_t n = std::min(Tk, q_off + i + 1);
+        const int64_t n = visible_keys(causal, lengths, b, i, q_off, Tk);
         T mx = -INFINITY;
         for (int64_t j = 0; j < n; j++) {
           T s = 0;
@@ -177,7 +183,8 @@ void attention_forward(T* y, T* P, const T* q, const T* k, const T* v, int64_t B
 
 template <typename T>
 void attention_backward(T* dq, T* dk, T* dv, const T* dy, const T* P, const T* q, const T* k,
-                        const T* v, int64_t B, int64_t H, int64_t Tn, int64_t hd) {
+                        const T* v, int64_t B, int64_t H, int64_t Tn, int64_t hd, bool causal = true,
+                        const int32_t* lengths = nullptr) {
   const int64_t C = H * hd;
   const T scale = T(1) / std::sqrt(T(hd));
   std::vector<T> dp(Tn);
@@ -191,7 +198,8 @@ void attention_backward(T* dq, T* dk, T* dv, const T* dy, const T* P, const T* q
         const T* p = P + ((b * H + h) * Tn + i) * Tn;
         const T* dyi = dy + (b * Tn + i) * C + h * hd;
         T dot = 0;
-        for (int64_t j = 0; j <= i; j++) {
+        const int64_t n = visible_keys(causal, lengths, b, i, 0, Tn);
+        for (int64_t j = 0; j < n; j++) {
           dp[j] = 0;
           for (int64_t c = 0; c < hd; c++) {
             dp[j] += dyi[c] * v[o + j * hd + c];
@@ -199,7 +207,7 @@ void attention_backward(T* dq, T* dk, T* dv, const T* dy, const T* P, const T* q
           }
           dot += p[j] * dp[j];
         }
-        for (int64_t j = 0; j <= i; j++) {
+        for (int64_t j = 0; j < n; j++) {
           T ds = p[j] * (dp[j] - dot) * scale;
           for (int64_t c = 0; c < hd; c++) {
             dq[o + i * hd + c] += ds * k[o + j * hd + c];

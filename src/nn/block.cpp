@@ -65,7 +65,7 @@ double block_forward(const BlockDims& d, const ForwardMode& mode, const BlockWei
   rmsnorm_forward(a.ln1, a.rstd1, x, w.attn_norm, BT, C);
   linear_forward(s.qkv, a.ln1, w.qkv, w.qkv16, BT, C, 3 * C);
   rope_split_forward(a.q, kv, s.qkv, pos, rope.cos.data(), rope.sin.data(), d.B, d.T, d.H, d.hd());
-  attention_forward(a.atty, a.P, a.q, kv, d.B, d.H, d.T, d.hd(), ldp);
+  attention_forward(a.atty, a.P, a.q, kv, d.B, d.H, d.T, d.hd(), ldp, d.mask);
   linear_forward(a.h, a.atty, w.out, w.out16, BT, C, C);
 #pragma omp parallel for simd schedule(static)
   for (int64_t i = 0; i < BT * C; i++) a.h[i] += x[i];
@@ -93,7 +93,7 @@ void block_backward(const BlockDims& d, const BlockWeights& w, const BlockWeight
   // attention: h = x + out(attn(norm(x)));  dres becomes ∂L/∂x.
   linear_backward(s.datty, dw.out, dres, a.atty, w.out, w.out16, BT, C, C);
   attention_backward(s.dq, s.dk, s.dv, s.dattn, s.datty, a.P, a.q, a.k, a.v, d.B, d.H, d.T,
-                     d.hd());
+                     d.hd(), d.mask);
   rope_split_backward(s.qkv, s.dq, s.dk, s.dv, pos, rope.cos.data(), rope.sin.data(), d.B, d.T,
                       d.H, d.hd());
   linear_backward(s.dnorm, dw.qkv, s.qkv, a.ln1, w.qkv, w.qkv16, BT, C, 3 * C);

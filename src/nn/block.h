@@ -1,13 +1,14 @@
 // A pre-norm transformer block as a hand-written forward/backward pair:
 //   h = x + Attn(RMSNorm(x)),   y = h + MLP(RMSNorm(h))
-// Attn: fused QKV projection, rotary on q and k, causal softmax attention, output
-// projection. MLP: the form model.mlp chooses (nn/mlp.h); with mlp = none the block
-// is y = h, its MLP norm included.
+// Attn: fused QKV projection, rotary on q and k, softmax attention (causal, or
+// bidirectional in an encoder), output projection. MLP: the form model.mlp chooses
+// (nn/mlp.h); with mlp = none the block is y = h, its MLP norm included.
 #pragma once
 #include <cstdint>
 #include <functional>
 
 #include "core/buffer.h"
+#include "kernels/attention.h"
 #include "kernels/kv_slot.h"
 #include "nn/mlp.h"
 
@@ -16,9 +17,10 @@ namespace fw {
 struct BlockDims {
   int64_t B, T, C, H;  // batch, tokens per row, width, heads
   MlpShape mlp;
+  AttentionMask mask;  // causal (decoder), or bidirectional over each row's real tokens (encoder)
   int64_t hd() const { return C / H; }
   static BlockDims of(const ModelConfig& c, int64_t B, int64_t T) {
-    return {B, T, c.d_model, c.n_heads, c.mlp_shape()};
+    return {B, T, c.d_model, c.n_heads, c.mlp_shape(), AttentionMask{!c.encoder(), nullptr}};
   }
 };
 

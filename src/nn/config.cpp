@@ -17,6 +17,12 @@ void ModelConfig::validate() const {
   in_range("n_heads", n_heads, 1, 4096);
   in_range("max_seq_len", max_seq_len, 1, 1 << 20);
   in_range("mlp_hidden", mlp_hidden, 0, 1 << 20);
+  if (encoder()) {
+    FW_CHECK(vocab_size > SpecialTokens::count, "config: model.vocab_size = ", vocab_size,
+             " leaves no room for text: an encoder's last ", SpecialTokens::count,
+             " ids are [PAD], [CLS], [SEP], [MASK]");
+    FW_CHECK(!mod.enabled, "config: mod.enabled = true is not supported with model.kind = 'encoder' yet");
+  }
   FW_CHECK(d_model % n_heads == 0, "config: model.n_heads = ", n_heads,
            " does not divide model.d_model = ", d_model);
   if (mod.enabled) {
@@ -46,6 +52,11 @@ void ModelConfig::validate() const {
            " must be even (rotary embeddings rotate pairs)");
 }
 
+NameTable<ModelKind> names(ModelKind) {
+  static constexpr std::pair<ModelKind, const char*> t[] = {{ModelKind::decoder, "decoder"},
+                                                            {ModelKind::encoder, "encoder"}};
+  return t;
+}
 NameTable<MlpKind> names(MlpKind) {
   static constexpr std::pair<MlpKind, const char*> t[] = {
       {MlpKind::dense, "dense"}, {MlpKind::fff, "fff"}, {MlpKind::fff_leaf, "fff_leaf"}, {MlpKind::none, "none"}};
@@ -77,6 +88,10 @@ MlpShape ModelConfig::mlp_shape() const {
     s.D = std::clamp<int64_t>(std::llround(std::log2(std::max(1.0, leaves))), 0, 20);
   }
   return s;
+}
+
+int64_t mlm_chosen_per_row(int64_t T, double rate) {
+  return std::clamp<int64_t>(std::llround(rate * double(T - 1)), 1, std::max<int64_t>(1, T - 1));
 }
 
 int64_t ModConfig::k(int64_t T) const {

@@ -12,6 +12,10 @@ namespace fw {
 // The config's named choices. Each is an enum in the program and a name in config
 // files, checkpoints and --set; names() is the one table for both directions, and a
 // name not in it is refused when the config is read.
+enum class ModelKind {  // model.kind
+  decoder,  // causal attention, next-token prediction (the default)
+  encoder,  // bidirectional attention over each row's real tokens, masked-LM pretraining
+};
 enum class MlpKind {  // the feedforward sub-layer of every block (model.mlp)
   dense,     // fc (F×C), GELU, proj (C×F)
   fff,       // K trees of 2^(D+1)−1 neurons; a token visits D+1 per tree
@@ -31,6 +35,7 @@ enum class MatmulPrecision { fp32, bf16, automatic };
 
 template <class E>
 using NameTable = std::span<const std::pair<E, const char*>>;
+NameTable<ModelKind> names(ModelKind);
 NameTable<MlpKind> names(MlpKind);
 NameTable<Gate> names(Gate);
 NameTable<Causal> names(Causal);
@@ -99,7 +104,19 @@ struct MlpShape {
   int64_t leaves() const { return int64_t(1) << D; }            // fff_leaf: per tree
 };
 
+// An encoder's special tokens: the last four ids of its vocabulary, above the
+// tokenizer's own (model.vocab_size = the tokenizer's vocabulary + 4).
+struct SpecialTokens {
+  int32_t pad, cls, sep, mask;
+  static constexpr int64_t count = 4;
+};
+
+// Masked-LM: tokens chosen per sequence of T ([CLS] and T−1 text tokens) at a mask
+// rate: round(rate·(T−1)), at least 1.
+int64_t mlm_chosen_per_row(int64_t T, double rate);
+
 struct ModelConfig {
+  ModelKind kind = ModelKind::decoder;
   int64_t vocab_size = 256;
   int64_t d_model = 512;
   int64_t n_layers = 6;
@@ -116,6 +133,14 @@ struct ModelConfig {
   // K·2^D leaves of leaf_width neurons come closest to it.
   MlpShape mlp_shape() const;
   int64_t hidden() const { return mlp_hidden > 0 ? mlp_hidden : 4 * d_model; }
+  bool encoder() const { return kind == ModelKind::encoder; }
+  // The ids text may hold: the whole vocabulary for a decoder, all but the special
+  // tokens for an encoder.
+  int64_t text_vocab() const { return encoder() ? vocab_size - SpecialTokens::count : vocab_size; }
+  SpecialTokens special_tokens() const {  // encoders only
+    const int32_t v = int32_t(text_vocab());
+    return {v, v + 1, v + 2, v + 3};
+  }
   int64_t head_dim() const { return d_model / n_heads; }
   int64_t predictor_hidden() const { return mod.predictor_hidden > 0 ? mod.predictor_hidden : std::max<int64_t>(1, d_model / 8); }
   void validate() const;  // throws fw::Error("config: model.<field> ...")

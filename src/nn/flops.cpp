@@ -29,7 +29,7 @@ double mlp_flops_per_token(const MlpShape& s, int64_t width, bool training) {
   return weight_flops([&](const ParamVisitor& f) { for_each_mlp_param(s, width, unused, f); }, training);
 }
 
-FlopCount count_flops(const ModelConfig& c, int64_t seq_len) {
+FlopCount count_flops(const ModelConfig& c, int64_t seq_len, double mask_rate) {
   const double s = double(seq_len), V = double(c.vocab_size), d = double(c.d_model),
                h = double(c.n_heads), hk = double(c.d_model);
   // the weight terms per token of one block and one router, from their parameter descriptions
@@ -59,7 +59,8 @@ FlopCount count_flops(const ModelConfig& c, int64_t seq_len) {
       fc.predictor += s * predict;
     }
   }
-  fc.final_logits = 2 * s * d * V;
+  const double scored = c.encoder() ? double(mlm_chosen_per_row(seq_len, mask_rate)) : s;
+  fc.final_logits = 2 * scored * d * V;
   return fc;
 }
 

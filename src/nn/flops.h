@@ -19,7 +19,7 @@ struct FlopCount {
   double attn_out;       // 2 s (h·k) d
   double mlp;            // 4 s d f, f the MLP neurons a token uses (fff: K(D+1)); see mlp_flops_per_token
   double mlp_train;      // the MLP as trained: = mlp except fff_leaf's soft mixture of all leaves
-  double final_logits;   // 2 s d V
+  double final_logits;   // 2 s d V; encoders: only at the m chosen tokens, 2 m d V
   // Mixture-of-Depths routed blocks run on c·s tokens, c = k/s: their projections and
   // MLP count c×, their attention (logits, softmax, values) c²× (both already in the
   // terms above); the router and the causal predictor are counted here.
@@ -32,7 +32,9 @@ struct FlopCount {
   double train_per_token() const;  // 3 × the training forward
 };
 
-FlopCount count_flops(const ModelConfig& cfg, int64_t seq_len);
+// mask_rate: an encoder's masked-LM rate (train.mask_rate), which sets how many
+// tokens of each sequence the output head runs on (sparse prediction).
+FlopCount count_flops(const ModelConfig& cfg, int64_t seq_len, double mask_rate = 0.15);
 
 // Forward FLOPs of one block's MLP per token: dense 4dF, fff 4d·K(D+1), fff_leaf
 // 2d·K·D (the routers on the path) + 4d·K·l (one leaf) or, training, 2d·K·R + 4d·K·L·l.

@@ -132,6 +132,10 @@ void Activations::layout(const ModelConfig& cfg, const std::function<void(float*
   f(logits, BT * size_t(cfg.vocab_size));
   f(losses, BT);
   if (with_backward) f(dres, BT * C);
+  if (cfg.encoder()) {
+    f(chosen_lnf, BT * C);
+    if (with_backward) f(dchosen, BT * C);
+  }
 }
 
 size_t Activations::bytes(const ModelConfig& cfg, int64_t B, int64_t T, bool backward) {
@@ -154,9 +158,47 @@ Activations::Activations(const Model& m, int64_t B, int64_t T, bool backward)
   for (int64_t b = 0; b < B; b++)
     for (int64_t t = 0; t < T; t++) pos[size_t(b * T + t)] = int32_t(t);
   rope.build(T, dims.hd());
+  lengths.assign(size_t(B), int32_t(T));
+  if (m.cfg.encoder()) dims.mask.lengths = lengths.data();
 }
 
 // ---- forward / backward --------------------------------------------------------
+
+namespace {
+
+// Sparse prediction (masked-LM): the head and the loss only at the tokens with a
+// target, their final-norm rows gathered in order. At a 15% mask rate this skips
+// 85% of the head's FLOPs, which the decoder's next-token loss needs at every token.
+ForwardLoss encoder_loss(Model& m, Activations& a, const int32_t* targets, const ForwardMode& mode,
+                         ForwardLoss out) {
+  const int64_t BT = a.dims.B * a.dims.T, C = a.dims.C, V = m.cfg.vocab_size;
+  a.chosen.clear();
+  a.chosen_targets.clear();
+  for (int64_t i = 0; i < BT; i++)
+    if (targets[i] >= 0) {
+      a.chosen.push_back(int32_t(i));
+      a.chosen_targets.push_back(targets[i]);
+    }
+  const int64_t n = int64_t(a.chosen.size());
+  FW_CHECK(n > 0, "internal: a masked-LM batch without chosen tokens");
+#pragma omp parallel for schedule(static)
+  for (int64_t r = 0; r < n; r++)
+    std::copy_n(a.lnf + int64_t(a.chosen[size_t(r)]) * C, C, a.chosen_lnf + r * C);
+  linear_forward(a.logits, a.chosen_lnf, m.w.lm_head, m.w.lm_head16, n, C, V);
+  softmax_xent_forward(a.logits, a.losses, a.chosen_targets.data(), n, V);
+  double sum = 0;
+  for (int64_t r = 0; r < n; r++) sum += a.losses[r];
+  out.loss = float(sum / double(n));
+  out.scored = n;
+  if (!mode.train)
+    for (int64_t r = 0; r < n; r++) {
+      const float* p = a.logits + r * V;
+      out.correct += std::max_element(p, p + V) - p == a.chosen_targets[size_t(r)];
+    }
+  return out;
+}
+
+}  // namespace
 
 ForwardLoss model_forward(Model& m, Activations& a, const int32_t* tokens, const int32_t* targets,
                           const ForwardMode& mode) {
@@ -179,12 +221,14 @@ ForwardLoss model_forward(Model& m, Activations& a, const int32_t* tokens, const
     }
   }
   rmsnorm_forward(a.lnf, a.rstdf, a.res.back(), m.w.final_norm, BT, C);
+  if (m.cfg.encoder() && targets) return encoder_loss(m, a, targets, mode, out);
   linear_forward(a.logits, a.lnf, m.w.lm_head, m.w.lm_head16, BT, C, V);
   if (!targets) return out;
   softmax_xent_forward(a.logits, a.losses, targets, BT, V);
   double sum = 0;
   for (int64_t i = 0; i < BT; i++) sum += a.losses[i];
   out.loss = float(sum / double(BT));
+  out.scored = BT;
   return out;
 }
 
@@ -194,10 +238,20 @@ void model_backward(Model& m, Activations& a, const int32_t* tokens, const int32
            "internal: backward without gradient buffers");
   const BlockDims& d = a.dims;
   const int64_t BT = d.B * d.T, C = d.C, V = m.cfg.vocab_size;
-  // loss = scale · mean(losses): dlogits = scale/BT · (p − onehot)
-  softmax_xent_backward(a.logits, targets, BT, V, scale / float(BT));
+  // loss = scale · mean(losses): dlogits = scale/n · (p − onehot) over the n scored tokens
   float* dlnf = a.scratch.dnorm;
-  linear_backward(dlnf, m.dw.lm_head, a.logits, a.lnf, m.w.lm_head, m.w.lm_head16, BT, C, V);
+  if (m.cfg.encoder()) {  // sparse prediction: the chosen rows' gradients, scattered back
+    const int64_t n = int64_t(a.chosen.size());
+    softmax_xent_backward(a.logits, a.chosen_targets.data(), n, V, scale / float(n));
+    linear_backward(a.dchosen, m.dw.lm_head, a.logits, a.chosen_lnf, m.w.lm_head, m.w.lm_head16, n, C, V);
+    std::fill(dlnf, dlnf + BT * C, 0.0f);
+#pragma omp parallel for schedule(static)
+    for (int64_t r = 0; r < n; r++)
+      std::copy_n(a.dchosen + r * C, C, dlnf + int64_t(a.chosen[size_t(r)]) * C);
+  } else {
+    softmax_xent_backward(a.logits, targets, BT, V, scale / float(BT));
+    linear_backward(dlnf, m.dw.lm_head, a.logits, a.lnf, m.w.lm_head, m.w.lm_head16, BT, C, V);
+  }
   std::fill(a.dres, a.dres + BT * C, 0.0f);  // rmsnorm_backward accumulates
   rmsnorm_backward(a.dres, m.dw.final_norm, dlnf, a.res.back(), m.w.final_norm, a.rstdf, BT, C);
   for (int64_t l = m.cfg.n_layers - 1; l >= 0; l--) {

@@ -90,11 +90,18 @@ class Activations {
   BlockScratch scratch;
   float* lnf;     // (B,T,C)   final RMSNorm output
   float* rstdf;   // (B,T)
-  float* logits;  // (B,T,V)   logits → probabilities → dlogits
+  float* logits;  // (B,T,V)   logits → probabilities → dlogits (encoder: the chosen rows first)
   float* losses;  // (B,T)
   float* dres;    // (B,T,C)   residual gradient (backward)
   std::vector<int32_t> pos;  // (B,T) positions 0..T-1
   RopeTable rope;
+  // Encoders: real tokens per row (B; T unless the caller pads), which attention
+  // reads through dims.mask; and sparse prediction: the head runs only at the n
+  // tokens with a target (chosen, in order), on their gathered final-norm rows.
+  std::vector<int32_t> lengths;
+  std::vector<int32_t> chosen, chosen_targets;  // (n) token index in (B·T), its target
+  float* chosen_lnf = nullptr;  // (n,C) ≤ (B,T,C)
+  float* dchosen = nullptr;     // (n,C) backward
 
  private:
   Activations() = default;  // for bytes(): lays out without allocating
@@ -103,13 +110,17 @@ class Activations {
 };
 
 struct ForwardLoss {
-  float loss = 0;       // mean cross-entropy over the B·T targets (0 without targets)
+  float loss = 0;       // mean cross-entropy over the targets (0 without targets)
+  int64_t scored = 0;   // targets the loss is over: B·T, or an encoder's chosen tokens
+  int64_t correct = 0;  // encoders, inference: chosen tokens whose most likely id is the target
   double aux_loss = 0;  // the weighted auxiliary losses (MoD's BCEs, fff_leaf's hardening)
   double objective() const { return loss + aux_loss; }  // what training minimises
 };
 
 // tokens (B,T) → a.logits; with targets (B,T) also the losses (targets may be null:
 // logits only). A training mode needs Activations made with backward = true.
+// Encoders score only the tokens whose target is ≥ 0 (masked-LM: the chosen ones,
+// batching/masking.h), and without targets give logits at every token.
 ForwardLoss model_forward(Model& m, Activations& a, const int32_t* tokens, const int32_t* targets,
                           const ForwardMode& mode);
 

@@ -5,10 +5,16 @@
 #include <memory>
 #include <vector>
 
+#include "batching/masking.h"
+#include "core/rng.h"
 
 namespace fw {
 
-EvalResult evaluate(Model& model, Activations& acts, TokenLoader& data, int64_t tokens, int rank, int ranks) {
+// The seed of validation's masked-LM choices (with each window's index).
+constexpr uint64_t kValidationMasking = 0x76616C6D61736B00ull;  // "valmask"
+
+EvalResult evaluate(Model& model, Activations& acts, TokenLoader& data, int64_t tokens, int rank, int ranks,
+                    double mask_rate) {
   const int64_t B = acts.dims.B, T = acts.dims.T, P = ranks;
   const int64_t windows = validation_windows(data, tokens, T, ranks);
   const int64_t per_rank = windows / P;
@@ -21,15 +27,27 @@ EvalResult evaluate(Model& model, Activations& acts, TokenLoader& data, int64_t 
   const MlpShape& mlp = acts.dims.mlp;
   r.tree_visits.assign(visit_counters(mlp) > 0 ? L : 0, std::vector<int64_t>(size_t(visit_counters(mlp)), 0));
   std::unique_ptr<Activations> tail;  // the last, shorter batch
-  double sum = 0;
+  std::vector<int32_t> masked(model.cfg.encoder() ? in.size() : 0);
+  double sum = 0, accuracy = 0;
   for (int64_t done = 0; done < per_rank;) {
     const int64_t rows = std::min(B, per_rank - done);  // this batch's rows on every rank
     if (rows < B && !tail) tail = std::make_unique<Activations>(model, rows, T, false);
     Activations& a = rows == B ? acts : *tail;
     data.set_position((done * P + rank * rows) * T);  // this rank's rows of the whole job's batch
     data.next_batch(in.data(), tgt.data(), rows, T);
+    const int32_t* inputs = in.data();
+    if (model.cfg.encoder()) {  // each window masked by its index: the same whatever the batching
+      for (int64_t i = 0; i < rows; i++) {
+        const uint64_t window = uint64_t(done * P + rank * rows + i);
+        mask_for_mlm(masked.data() + i * T, tgt.data() + i * T, in.data() + i * T, 1, T, mask_rate, model.cfg,
+                     hash64(kValidationMasking ^ hash64(window)));
+      }
+      inputs = masked.data();
+    }
     const double w = double(rows) / double(per_rank);  // the batch's share of this rank's windows
-    sum += w * model_forward(model, a, in.data(), tgt.data(), ForwardMode{}).loss;  // inference
+    const ForwardLoss f = model_forward(model, a, inputs, tgt.data(), ForwardMode{});  // inference
+    sum += w * f.loss;
+    accuracy += w * double(f.correct) / double(f.scored);
     for (size_t l = 0; l < r.tree_visits.size(); l++) {  // routed blocks ran their MLP on rows·k tokens
       const bool routed = mod.routed(int64_t(l));
       const BlockActs& b = routed ? a.routed[l].inner : a.blocks[l];
@@ -46,6 +64,7 @@ EvalResult evaluate(Model& model, Activations& acts, TokenLoader& data, int64_t 
     done += rows;
   }
   r.loss = sum;
+  if (model.cfg.encoder()) r.accuracy = accuracy;
   return r;
 }
 

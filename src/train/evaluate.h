@@ -4,6 +4,7 @@
 // for is read once, whole (EvalResult::whole_file says so). The top-k and the causal
 // evaluation (infer/causal_eval.h) read the same windows.
 #pragma once
+#include <cmath>
 #include <cstdint>
 #include <vector>
 
@@ -23,6 +24,7 @@ struct EvalResult {
   // FFF (model.mlp = fff), per layer: tokens that reached each neuron (K·N, heap
   // order per tree); empty for other MLPs
   std::vector<std::vector<int64_t>> tree_visits;
+  double accuracy = NAN;  // encoders: share of the chosen tokens whose most likely id is the original
 };
 
 // Across `ranks` processes each evaluates its share of the same windows, as one
@@ -31,7 +33,10 @@ struct EvalResult {
 // down to a multiple of ranks). Each returns the mean over its rows; averaging the
 // ranks' losses gives the whole loss (tokens and accuracies are this rank's). The
 // last batch may be shorter than acts' B (its own smaller activations).
+// Encoders are scored by masked-LM on a fixed masking of each window (mask_rate of its
+// tokens chosen, drawn from the window's index alone, so every evaluation of every run
+// masks a window the same way).
 EvalResult evaluate(Model& model, Activations& acts, TokenLoader& data, int64_t tokens, int rank = 0,
-                    int ranks = 1);
+                    int ranks = 1, double mask_rate = 0.15);
 
 }  // namespace fw

@@ -13,6 +13,7 @@
 #include "core/threads.h"
 #include "core/timer.h"
 #include "batching/loader.h"
+#include "batching/masking.h"
 #include "formats/atomic_file.h"
 #include "formats/token_file.h"
 #include "kernels/adamw.h"
@@ -55,6 +56,10 @@ static std::string eta_str(double s) {
 
 namespace {
 
+// Mixed into a micro-batch's seed for its masked-LM choices (encoders), so they are
+// independent of the draws the forward makes from the same seed.
+constexpr uint64_t kMaskingStream = 0x6D61736B696E6700ull;  // "masking"
+
 // One invocation of training: the state that lives across steps and the pieces of
 // a step, so run_training reads as the loop it is.
 class Trainer {
@@ -77,8 +82,11 @@ class Trainer {
   void check_ranks_agree_on_start() const;
   double step();    // one optimizer step: this rank's micro-batches; returns the global loss
   double update(double lr);  // averages gradients across ranks, applies AdamW; returns the grad norm
-  double validation_loss();
-  void log_step(double loss, double lr, double gnorm, double val);
+  struct Validation {
+    double loss = NAN, accuracy = NAN;  // accuracy: encoders' masked-LM
+  };
+  Validation validate();
+  void log_step(double loss, double lr, double gnorm, const Validation& val);
   void save();
   void calibrate();            // rank 0, after the last step: sampling's routing thresholds
   // Runs one collective of a training step, counting its time as communication.
@@ -103,6 +111,7 @@ class Trainer {
   std::unique_ptr<TokenLoader> train_data_, val_data_;
   std::unique_ptr<Activations> acts_;
   std::vector<int32_t> inputs_, targets_;  // (B, T) one micro-batch
+  std::vector<int32_t> masked_;            // (B, T) encoders: the masked-LM inputs
   std::ofstream metrics_;
   FlopCount flops_{};
   double peak_ = 0;
@@ -128,8 +137,9 @@ Trainer::Trainer(const Config& cfg_in, const TrainOptions& opt)
   resolve_precision();
   inputs_.resize(size_t(tc.micro_batch(P_) * tc.seq_len));
   targets_.resize(inputs_.size());
+  if (cfg_.model.encoder()) masked_.resize(inputs_.size());
   if (rank_ == 0) prepare_run_folder();
-  flops_ = count_flops(cfg_.model, tc.seq_len);
+  flops_ = count_flops(cfg_.model, tc.seq_len, tc.mask_rate);
   peak_ = matmul_peak_flops(tc.bf16());
   log_start(train_file);
 }
@@ -194,12 +204,14 @@ std::string Trainer::open_data() {
   FW_CHECK(!data_dir.empty(), "train: --data DIR is required");
   st_.data_dir = fs::absolute(data_dir).string();
   const DataFiles files = find_data_files(data_dir);
-  const std::string data_tok = data_folder_tokenizer(data_dir, cfg_.model.vocab_size);
+  const std::string data_tok = data_folder_tokenizer(data_dir, cfg_.model.vocab_size, cfg_.model.vocab_size - cfg_.model.text_vocab());
   FW_CHECK(!opt_.resume || data_tok == tokenizer_, data_dir, ": tokenizer '", data_tok,
            "' but the run was trained with '", tokenizer_, "'");
   tokenizer_ = data_tok;
-  train_data_ = std::make_unique<TokenLoader>(files.train, cfg_.model.vocab_size);
-  val_data_ = std::make_unique<TokenLoader>(files.val, cfg_.model.vocab_size);
+  // an encoder's text ids lie below its special tokens
+  const std::string limit = cfg_.model.encoder() ? "the encoder's text ids (model.vocab_size - 4)" : "model.vocab_size";
+  train_data_ = std::make_unique<TokenLoader>(files.train, cfg_.model.text_vocab(), limit);
+  val_data_ = std::make_unique<TokenLoader>(files.val, cfg_.model.text_vocab(), limit);
   train_data_->set_position(st_.data_pos);
   // validation reads whole windows from the file's start and never wraps (train/evaluate.h)
   const TrainConfig& tc = cfg_.train;
@@ -284,6 +296,11 @@ double Trainer::step() {
   for (int64_t micro = 0; micro < A; micro++) {
     train_data_->next_batch(inputs_.data(), targets_.data(), B, T);
     const ForwardMode mode{true, seeds[size_t(rank_ * A + micro)]};
+    if (cfg_.model.encoder()) {  // masked-LM: [CLS] + the masked text, targets at the chosen tokens
+      mask_for_mlm(masked_.data(), targets_.data(), inputs_.data(), B, T, tc.mask_rate, cfg_.model,
+                   hash64(mode.seed ^ kMaskingStream));
+      std::swap(inputs_, masked_);
+    }
     loss += model_forward(*model_, *acts_, inputs_.data(), targets_.data(), mode).loss / double(A * P_);
     model_backward(*model_, *acts_, inputs_.data(), targets_.data(), 1.0f / float(A * P_));
   }
@@ -312,13 +329,14 @@ double Trainer::update(double lr) {
   return norm;
 }
 
-double Trainer::validation_loss() {
-  double loss = evaluate(*model_, *acts_, *val_data_, cfg_.train.eval_tokens, rank_, P_).loss / double(P_);
-  comm_.allreduce_sum(&loss, 1, "all-reduce of the validation loss");  // outside the step's time
-  return loss;
+Trainer::Validation Trainer::validate() {
+  const EvalResult e = evaluate(*model_, *acts_, *val_data_, cfg_.train.eval_tokens, rank_, P_, cfg_.train.mask_rate);
+  double v[2] = {e.loss / double(P_), e.accuracy / double(P_)};  // each rank's mean over as many windows
+  comm_.allreduce_sum(v, 2, "all-reduce of the validation loss");  // outside the step's time
+  return {v[0], v[1]};
 }
 
-void Trainer::log_step(double loss, double lr, double gnorm, double val) {
+void Trainer::log_step(double loss, double lr, double gnorm, const Validation& val) {
   const TrainConfig& tc = cfg_.train;
   const int64_t tokens_per_step = tc.batch_size * tc.seq_len;
   const double tps = double(window_steps_ * tokens_per_step) / window_seconds_;
@@ -334,7 +352,8 @@ void Trainer::log_step(double loss, double lr, double gnorm, double val) {
   row.tokens = double(st_.step * tokens_per_step);
   row.flops = row.tokens * flops_.train_per_token();
   row.seconds = st_.train_seconds;
-  row.val_loss = val;  // NaN off evaluation steps: left out
+  row.val_loss = val.loss;  // NaN off evaluation steps: left out
+  row.val_accuracy = val.accuracy;
   if (P_ > 1) row.comm_share = comm_share;
   if (rank_ == 0) {
     nlohmann::json j = metrics_json(row);
@@ -343,12 +362,13 @@ void Trainer::log_step(double loss, double lr, double gnorm, double val) {
     FW_CHECK(metrics_.good(), run_path(opt_.run_dir, run_file::metrics), ": write failed (disk full?)");
   }
   const double eta = double(tc.steps - st_.step) * train_seconds_ / double(steps_run_);
-  const std::string val_part = std::isfinite(val) ? str(" | val ", val) : "";
+  const std::string val_part = std::isfinite(val.loss) ? str(" | val ", val.loss) : "";
+  const std::string acc_part = std::isfinite(val.accuracy) ? str(" (MLM accuracy ", val.accuracy, ")") : "";
   const std::string comm_part = P_ > 1 ? str(" | comm ", int(std::lround(100 * comm_share)), "%") : "";
   char line[256];
   std::snprintf(line, sizeof(line), "step %6lld/%lld | loss %.4f | lr %.2e | %6.0f tok/s | MFU %4.1f%%%s | ETA %s%s",
                 (long long)st_.step, (long long)tc.steps, window_loss_ / double(window_steps_), lr, tps,
-                100 * mfu, comm_part.c_str(), eta_str(eta).c_str(), val_part.c_str());
+                100 * mfu, comm_part.c_str(), eta_str(eta).c_str(), (val_part + acc_part).c_str());
   log(line);
   if (mfu > 1 && !warned_mfu_) {  // once: the denominator, not the step, is what is off
     warned_mfu_ = true;
@@ -417,8 +437,11 @@ TrainSummary Trainer::run() {
 
     const bool last = st_.step == tc.steps;
     const bool do_eval = last || (tc.eval_every > 0 && st_.step % tc.eval_every == 0);
-    const double val = do_eval ? validation_loss() : NAN;
-    if (do_eval) sum.val_loss = val;
+    const Validation val = do_eval ? validate() : Validation{};
+    if (do_eval) {
+      sum.val_loss = val.loss;
+      sum.val_accuracy = val.accuracy;
+    }
     if (st_.step % tc.log_every == 0 || last || do_eval) log_step(loss, lr, gnorm, val);
     const bool stop_now = opt_.stop_after > 0 && st_.step == opt_.stop_after && !last;
     if (last && cfg_.model.mod.enabled && rank_ == 0) calibrate();

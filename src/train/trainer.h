@@ -29,6 +29,7 @@ struct TrainSummary {
   int64_t step = 0;
   double train_loss = 0;  // last logged training loss
   double val_loss = NAN;  // last validation loss of this invocation (NaN: none ran; JSON null)
+  double val_accuracy = NAN;  // encoders: its masked-LM accuracy
   double tokens_per_s = 0, mfu = 0;     // over this invocation's steps
   double flops_per_token = 0;           // exact training FLOPs per token (3 × forward)
   int ranks = 1;                        // data-parallel processes (tokens_per_s is all of theirs)

@@ -109,6 +109,25 @@ TEST(GradCheck, Attention) {
   expect_grad("dv", v, dv, loss);
 }
 
+// Bidirectional (encoder) attention, the second row padded after 3 of its 5 tokens.
+TEST(GradCheck, AttentionBidirectionalPadded) {
+  const int64_t B = 2, H = 2, T = 5, hd = 4, C = H * hd;
+  const int32_t lengths[B] = {5, 3};
+  const size_t n = B * H * T * hd;
+  auto q = randn(n, 17), k = randn(n, 18), v = randn(n, 19), r = randn(B * T * C, 20);
+  std::vector<double> y(B * T * C), P(B * H * T * T), dq(n), dk(n), dv(n);
+  auto loss = [&] {
+    ref::attention_forward(y.data(), P.data(), q.data(), k.data(), v.data(), B, H, T, T, T, hd, 0, false, lengths);
+    return dot(y, r);
+  };
+  loss();
+  ref::attention_backward(dq.data(), dk.data(), dv.data(), r.data(), P.data(), q.data(), k.data(), v.data(), B, H, T,
+                          hd, false, lengths);
+  expect_grad("dq", q, dq, loss);
+  expect_grad("dk", k, dk, loss);
+  expect_grad("dv", v, dv, loss);
+}
+
 TEST(GradCheck, SoftmaxCrossEntropy) {
   const int64_t M = 4, V = 7;
   auto logits = randn(M * V, 17);
@@ -206,7 +225,10 @@ struct TinyModel {
   ModelConfig cfg = test::small_model(16, 2, 2, 8);
   int64_t B = 2, T = 8;
   std::vector<int32_t> in, tgt;
-  explicit TinyModel(bool tied, const ModConfig& mod = ModConfig{}, MlpKind mlp = MlpKind::dense) {
+  std::vector<int32_t> lengths = {8, 8};  // real tokens per row (an encoder's second row is padded)
+  explicit TinyModel(bool tied, const ModConfig& mod = ModConfig{}, MlpKind mlp = MlpKind::dense,
+                     ModelKind kind = ModelKind::decoder) {
+    cfg.kind = kind;
     cfg.vocab_size = 11;
     cfg.mlp_hidden = 24;
     cfg.tie_embeddings = tied;
@@ -221,6 +243,11 @@ struct TinyModel {
     for (int64_t i = 0; i < B * T; i++) {
       in.push_back(int32_t(r.next_u64() % 11));
       tgt.push_back(int32_t(r.next_u64() % 11));
+    }
+    if (cfg.encoder()) {  // masked-LM: targets (text ids < 7) at a few real positions, −1 elsewhere
+      lengths = {8, 5};
+      for (int64_t i = 0; i < B * T; i++)
+        tgt[size_t(i)] = i % 3 == 1 && i % T < lengths[size_t(i / T)] ? int32_t(r.next_u64() % 7) : -1;
     }
   }
 };
@@ -257,8 +284,9 @@ std::vector<float> fff_paths(const Model& m, const Activations& a) {
   return all;
 }
 
-void check_model_gradient(bool tied, const ModConfig& mod = ModConfig{}, MlpKind mlp = MlpKind::dense) {
-  TinyModel t(tied, mod, mlp);
+void check_model_gradient(bool tied, const ModConfig& mod = ModConfig{}, MlpKind mlp = MlpKind::dense,
+                          ModelKind kind = ModelKind::decoder) {
+  TinyModel t(tied, mod, mlp, kind);
   Model m(t.cfg);
   m.init_weights(5);
   // larger weights than the 0.02 init so every term carries signal, yet the loss
@@ -266,6 +294,7 @@ void check_model_gradient(bool tied, const ModConfig& mod = ModConfig{}, MlpKind
   for (size_t i = 0; i < m.params.size(); i++) m.params.data()[i] *= 3.0f;
   m.enable_grads();
   Activations a(m, t.B, t.T, true);
+  a.lengths = t.lengths;
   model_forward(m, a, t.in.data(), t.tgt.data(), kTrain);
   m.grads.zero();
   model_backward(m, a, t.in.data(), t.tgt.data(), 1.0f);
@@ -353,6 +382,16 @@ TEST(GradCheck, WholeModelFffLeaf) {
   mod.enabled = true;
   mod.capacity = 0.5;
   check_model_gradient(true, mod, MlpKind::fff_leaf);
+}
+
+// Encoders: bidirectional attention with a padded row (its padding never attended
+// to), the masked-LM loss at a few positions only (sparse prediction's gather and
+// scatter), with every MLP kind.
+TEST(GradCheck, WholeModelEncoder) {
+  for (MlpKind mlp : {MlpKind::dense, MlpKind::fff, MlpKind::fff_leaf, MlpKind::none}) {
+    SCOPED_TRACE(name_of(mlp));
+    check_model_gradient(mlp == MlpKind::dense, ModConfig{}, mlp, ModelKind::encoder);
+  }
 }
 
 // bf16 mode rounds the matrix products' operands to 8 mantissa bits and accumulates

@@ -130,6 +130,65 @@ TEST_P(AttentionSizes, ForwardBackward) {
   EXPECT_LT(max_rel(dv, dvr), 1e-5);
 }
 
+// Encoders: every query sees every real key of its row, none of its padding. Row 1
+// of 150 has 70 real tokens (its row blocks stop at the padding). Against the
+// reference, and with the padding's keys and values replaced by others: the real
+// tokens' outputs and every gradient reaching real keys stay bit for bit.
+TEST(Kernels, BidirectionalAttentionNeverSeesPadding) {
+  const int64_t B = 2, H = 3, T = 150, hd = 8, C = H * hd;
+  const int32_t lengths[B] = {150, 70};
+  const AttentionMask mask{false, lengths};
+  auto q = randn(B * H * T * hd, 23), k = randn(B * H * T * hd, 24), v = randn(B * H * T * hd, 25);
+  auto dy = randn(B * T * C, 26);
+  for (int64_t t = lengths[1]; t < T; t++)  // padded queries' outputs are never used: no gradient
+    for (int64_t c = 0; c < C; c++) dy[(T + t) * C + c] = 0.0f;
+  auto run = [&](const std::vector<float>& kk, const std::vector<float>& vv, std::vector<float>& y,
+                 std::vector<float>& P, std::vector<float>& dq, std::vector<float>& dk, std::vector<float>& dv) {
+    y.assign(B * T * C, 0.0f);
+    P.assign(B * H * T * T, 0.0f);
+    dq.assign(q.size(), 0.0f);
+    dk.assign(q.size(), 0.0f);
+    dv.assign(q.size(), 0.0f);
+    std::vector<float> scratch(64 * T * T);
+    attention_forward(y.data(), P.data(), q.data(), KvSlot{const_cast<float*>(kk.data()), const_cast<float*>(vv.data()), T},
+                      B, H, T, hd, T, mask);
+    attention_backward(dq.data(), dk.data(), dv.data(), scratch.data(), dy.data(), P.data(), q.data(), kk.data(),
+                       vv.data(), B, H, T, hd, mask);
+  };
+  std::vector<float> y, P, dq, dk, dv;
+  run(k, v, y, P, dq, dk, dv);
+  std::vector<float> yr(B * T * C), Pr(B * H * T * T), dqr(q.size()), dkr(q.size()), dvr(q.size());
+  ref::attention_forward(yr.data(), Pr.data(), q.data(), k.data(), v.data(), B, H, T, T, T, hd, 0, false, lengths);
+  ref::attention_backward(dqr.data(), dkr.data(), dvr.data(), dy.data(), Pr.data(), q.data(), k.data(), v.data(), B,
+                          H, T, hd, false, lengths);
+  EXPECT_LT(max_rel(y, yr), 1e-5);
+  EXPECT_LT(max_rel(P, Pr), 1e-5);
+  EXPECT_LT(max_rel(dq, dqr), 1e-5);
+  EXPECT_LT(max_rel(dk, dkr), 1e-5);
+  EXPECT_LT(max_rel(dv, dvr), 1e-5);
+  // a query of the full row sees keys after it (not causal)
+  EXPECT_GT(P[(0 * T + 0) * T + T - 1], 0.0f);
+  // other padding: the same real outputs and gradients, exactly
+  auto k2 = k, v2 = v;
+  for (int64_t h = 0; h < H; h++)
+    for (int64_t t = lengths[1]; t < T; t++)
+      for (int64_t c = 0; c < hd; c++) {
+        const int64_t i = ((1 * H + h) * T + t) * hd + c;
+        k2[i] = 100.0f + float(c);
+        v2[i] = -50.0f;
+      }
+  std::vector<float> y2, P2, dq2, dk2, dv2;
+  run(k2, v2, y2, P2, dq2, dk2, dv2);
+  for (int64_t b = 0; b < B; b++)
+    for (int64_t t = 0; t < lengths[b]; t++)
+      for (int64_t c = 0; c < C; c++) ASSERT_EQ(y[(b * T + t) * C + c], y2[(b * T + t) * C + c]) << b << " " << t;
+  EXPECT_EQ(dq, dq2);
+  EXPECT_EQ(dv, dv2);
+  for (int64_t h = 0; h < H; h++)  // padded keys get no gradient
+    for (int64_t t = lengths[1]; t < T; t++)
+      for (int64_t c = 0; c < hd; c++) ASSERT_EQ(dk[((1 * H + h) * T + t) * hd + c], 0.0f);
+}
+
 // Decoding reads keys from a larger cache: batch row b's queries sit at cache rows
 // past(b)..past(b)+Tq of its own cache row (rows permuted, different lengths, as a
 // batched Mixture-of-Depths generator has them).

@@ -159,7 +159,6 @@ Activations::Activations(const Model& m, int64_t B, int64_t T, bool backward)
     for (int64_t t = 0; t < T; t++) pos[size_t(b * T + t)] = int32_t(t);
   rope.build(T, dims.hd());
   lengths.assign(size_t(B), int32_t(T));
-  if (m.cfg.encoder()) dims.mask.lengths = lengths.data();
 }
 
 // ---- forward / backward --------------------------------------------------------
@@ -203,6 +202,12 @@ ForwardLoss encoder_loss(Model& m, Activations& a, const int32_t* targets, const
 ForwardLoss model_forward(Model& m, Activations& a, const int32_t* tokens, const int32_t* targets,
                           const ForwardMode& mode) {
   FW_CHECK(!mode.train || a.with_backward, "internal: a training forward on inference activations");
+  if (m.cfg.encoder()) {  // the rows' real lengths, as the caller left them, for every block's attention
+    FW_CHECK(int64_t(a.lengths.size()) == a.dims.B, "internal: ", a.lengths.size(), " row lengths for a batch of ",
+             a.dims.B);
+    for (int32_t n : a.lengths) FW_CHECK(n >= 1 && n <= a.dims.T, "internal: a row of ", n, " real tokens of ", a.dims.T);
+    a.dims.mask.lengths = a.lengths.data();
+  }
   const BlockDims& d = a.dims;
   const int64_t BT = d.B * d.T, C = d.C, V = m.cfg.vocab_size;
   embedding_forward(a.res[0], tokens, m.w.embedding, BT, C);

@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "corpus/brown.h"
 #include "report/analysis.h"
 #include "test_util.h"
 

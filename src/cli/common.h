@@ -51,6 +51,11 @@ void register_prepare(CLI::App& app);
 void prepare_brown(const std::string& brown_dir, const std::string& tokenizer, const std::string& out);
 void register_train(CLI::App& app);
 void register_eval(CLI::App& app);
+void register_finetune(CLI::App& app);  // finetune (finetune.cpp)
+void register_classify(CLI::App& app);  // classify (classify.cpp)
+// eval of a fine-tuned encoder (finetune.cpp): its task's validation split, scored;
+// task_spec empty: the task in RUN/task.json.
+void eval_classifier(const std::string& ckpt, LoadedModel lm, const std::string& task_spec, bool json);
 void register_calibrate(CLI::App& app);
 void register_flops(CLI::App& app);
 void register_fit(CLI::App& app);

@@ -20,7 +20,7 @@ namespace fw::cli {
 
 namespace {
 struct EvalFlags {
-  std::string ckpt, data, trace, fff_usage;
+  std::string ckpt, data, trace, fff_usage, task;
   int64_t tokens = 0;
   CommonFlags common;
 };
@@ -56,12 +56,12 @@ void write_fff_usage(const std::string& path, const EvalReport& r) {
   FW_CHECK(out, path, ": write failed");
 }
 
-EvalReport compute_eval(const EvalFlags& f) {
-  LoadedModel lm = load_model(f.ckpt);
+EvalReport compute_eval(const EvalFlags& f, LoadedModel lm) {
   const ModelConfig& mc = lm.config.model;
   const TrainConfig& tc = lm.config.train;
+  FW_CHECK(!f.data.empty(), "eval: --data DIR is required (the validation text of a language model)");
   const std::string val_file = validation_file_for(lm, f.data);
-  TokenLoader val(val_file, mc.vocab_size);
+  TokenLoader val(val_file, mc.text_vocab());
   const int64_t tokens = f.tokens > 0 ? f.tokens : val.size() - 1;
   check_memory(Activations::bytes(mc, tc.micro_batch(), tc.seq_len, false), "eval");
   lm.model->set_matmul_bf16(tc.bf16());
@@ -169,7 +169,10 @@ nlohmann::json eval_json(const EvalReport& r) {
 
 void run_eval(const EvalFlags& f) {
   f.common.apply();
-  const EvalReport r = compute_eval(f);
+  LoadedModel lm = load_model(f.ckpt);
+  if (lm.config.model.classifier()) return eval_classifier(f.ckpt, std::move(lm), f.task, f.common.json);
+  FW_CHECK(f.task.empty(), "eval: --task is for fine-tuned encoders; ", model_file(f.ckpt), " has no classifier");
+  const EvalReport r = compute_eval(f, std::move(lm));
   print_eval(r);
   if (f.common.json) print_json(eval_json(r));
 }
@@ -179,7 +182,8 @@ void register_eval(CLI::App& app) {
   auto f = std::make_shared<EvalFlags>();
   auto* sub = app.add_subcommand("eval", "validation loss of a checkpoint (MoD: top-k and causal routing)");
   sub->add_option("--ckpt", f->ckpt, "run folder or model.safetensors")->required();
-  sub->add_option("--data", f->data, "data folder holding val.bin")->required();
+  sub->add_option("--data", f->data, "data folder holding val.bin (language models)");
+  sub->add_option("--task", f->task, "a fine-tuned encoder's task (default: the one in RUN/task.json)");
   sub->add_option("--tokens", f->tokens, "validation tokens (default: the whole file, in whole batches)");
   sub->add_option("--trace", f->trace, "write per-token Mixture-of-Depths routing decisions (JSON lines)");
   sub->add_option("--fff-usage", f->fff_usage, "write the tokens reaching each FFF neuron, per layer (JSON)");

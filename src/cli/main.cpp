@@ -38,6 +38,8 @@ int main(int argc, char** argv) {
   fw::cli::register_train(app);
   fw::cli::register_eval(app);
   fw::cli::register_calibrate(app);
+  fw::cli::register_finetune(app);
+  fw::cli::register_classify(app);
   fw::cli::register_sample(app);
   fw::cli::register_bench(app);
   fw::cli::register_flops(app);

@@ -124,7 +124,7 @@ nlohmann::json tokenize_brown(const std::string& dir, const Tokenizer& tok, cons
   for (size_t i = 0; i < files.size(); i++) {
     const std::string tagged = read_file(files[i], "Brown sample");
     const TaggedText t = detag_brown(tagged, tags, files[i]);
-    const bool to_val = std::floor(double(i + 1) * f.val_fraction) > std::floor(double(i) * f.val_fraction);
+    const bool to_val = brown_val_document(i, f.val_fraction);
     std::vector<int32_t> ids = tok.encode(t.text);
     std::vector<uint16_t> pos = tags_of_tokens(t, tok.token_starts(ids));
     if (tok.end_of_text() >= 0) {

@@ -12,7 +12,8 @@ namespace fw {
 
 namespace {
 
-using FieldPtr = std::variant<int64_t*, double*, bool*, ModelKind*, MlpKind*, Gate*, Causal*, MatmulPrecision*>;
+using FieldPtr =
+    std::variant<int64_t*, double*, bool*, ModelKind*, HeadKind*, MlpKind*, Gate*, Causal*, MatmulPrecision*>;
 struct Field {
   std::string section, key;
   FieldPtr ptr;
@@ -25,7 +26,8 @@ std::vector<Field> fields(Config& c) {
   ModConfig& d = c.model.mod;
   FffConfig& f = c.model.fff;
   return {
-      {"model", "kind", &m.kind},
+      {"model", "kind", &m.kind},               {"model", "head", &m.head},
+      {"model", "labels", &m.labels},
       {"model", "vocab_size", &m.vocab_size},   {"model", "d_model", &m.d_model},
       {"model", "n_layers", &m.n_layers},       {"model", "n_heads", &m.n_heads},
       {"model", "max_seq_len", &m.max_seq_len}, {"model", "mlp_hidden", &m.mlp_hidden},

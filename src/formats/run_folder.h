@@ -21,6 +21,7 @@ inline constexpr const char* state = "state.safetensors";
 inline constexpr const char* config = "config.json";
 inline constexpr const char* metrics = "metrics.jsonl";
 inline constexpr const char* summary = "summary.json";
+inline constexpr const char* task = "task.json";  // a fine-tuned encoder's task, labels and scores
 }  // namespace run_file
 
 // RUN/NAME, NAME one of run_file's.

@@ -31,6 +31,15 @@ void matmul_backward(float* dx, float* dw, const float* dy, const float* x, cons
   sgemm('T', 'N', N, K, M, 1.0f, dy, N, x, K, 1.0f, dw, K);
 }
 
+void add_colsum(float* db, const float* d, int64_t M, int64_t N) {
+#pragma omp parallel for schedule(static)
+  for (int64_t j = 0; j < N; j++) {
+    float s = 0;
+    for (int64_t i = 0; i < M; i++) s += d[i * N + j];
+    db[j] += s;
+  }
+}
+
 double sgemm_peak_flops() {
   static double peak = 0;
   if (peak > 0) return peak;

@@ -23,6 +23,10 @@ void ModelConfig::validate() const {
              " ids are [PAD], [CLS], [SEP], [MASK]");
     FW_CHECK(!mod.enabled, "config: mod.enabled = true is not supported with model.kind = 'encoder' yet");
   }
+  if (classifier()) {
+    FW_CHECK(encoder(), "config: model.head = '", name_of(head), "' needs model.kind = 'encoder'");
+    in_range("labels", labels, 2, 1 << 20);
+  }
   FW_CHECK(d_model % n_heads == 0, "config: model.n_heads = ", n_heads,
            " does not divide model.d_model = ", d_model);
   if (mod.enabled) {
@@ -55,6 +59,11 @@ void ModelConfig::validate() const {
 NameTable<ModelKind> names(ModelKind) {
   static constexpr std::pair<ModelKind, const char*> t[] = {{ModelKind::decoder, "decoder"},
                                                             {ModelKind::encoder, "encoder"}};
+  return t;
+}
+NameTable<HeadKind> names(HeadKind) {
+  static constexpr std::pair<HeadKind, const char*> t[] = {
+      {HeadKind::lm, "lm"}, {HeadKind::sequence, "sequence"}, {HeadKind::tagging, "tagging"}};
   return t;
 }
 NameTable<MlpKind> names(MlpKind) {

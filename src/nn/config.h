@@ -16,6 +16,11 @@ enum class ModelKind {  // model.kind
   decoder,  // causal attention, next-token prediction (the default)
   encoder,  // bidirectional attention over each row's real tokens, masked-LM pretraining
 };
+enum class HeadKind {  // model.head: what the final states are read out as
+  lm,        // token ids: next-token (decoder) or masked-LM (encoder) prediction
+  sequence,  // encoders: one of model.labels classes per sequence, from its [CLS] state
+  tagging,   // encoders: one of model.labels classes per token
+};
 enum class MlpKind {  // the feedforward sub-layer of every block (model.mlp)
   dense,     // fc (F×C), GELU, proj (C×F)
   fff,       // K trees of 2^(D+1)−1 neurons; a token visits D+1 per tree
@@ -36,6 +41,7 @@ enum class MatmulPrecision { fp32, bf16, automatic };
 template <class E>
 using NameTable = std::span<const std::pair<E, const char*>>;
 NameTable<ModelKind> names(ModelKind);
+NameTable<HeadKind> names(HeadKind);
 NameTable<MlpKind> names(MlpKind);
 NameTable<Gate> names(Gate);
 NameTable<Causal> names(Causal);
@@ -117,6 +123,8 @@ int64_t mlm_chosen_per_row(int64_t T, double rate);
 
 struct ModelConfig {
   ModelKind kind = ModelKind::decoder;
+  HeadKind head = HeadKind::lm;
+  int64_t labels = 0;  // classes of a sequence or tagging head (fine-tuning)
   int64_t vocab_size = 256;
   int64_t d_model = 512;
   int64_t n_layers = 6;
@@ -134,6 +142,7 @@ struct ModelConfig {
   MlpShape mlp_shape() const;
   int64_t hidden() const { return mlp_hidden > 0 ? mlp_hidden : 4 * d_model; }
   bool encoder() const { return kind == ModelKind::encoder; }
+  bool classifier() const { return head != HeadKind::lm; }  // a fine-tuned encoder's head
   // The ids text may hold: the whole vocabulary for a decoder, all but the special
   // tokens for an encoder.
   int64_t text_vocab() const { return encoder() ? vocab_size - SpecialTokens::count : vocab_size; }

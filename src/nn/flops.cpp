@@ -59,8 +59,16 @@ FlopCount count_flops(const ModelConfig& c, int64_t seq_len, double mask_rate) {
       fc.predictor += s * predict;
     }
   }
-  const double scored = c.encoder() ? double(mlm_chosen_per_row(seq_len, mask_rate)) : s;
-  fc.final_logits = 2 * scored * d * V;
+  // the tokens the head reads out and its width: every token over the vocabulary
+  // (decoder), the masked-LM's chosen ones (encoder), [CLS] over the labels
+  // (sequence classifier), or every token over the labels (tagging: an upper bound,
+  // as only a word's first token is scored)
+  double scored = c.encoder() ? double(mlm_chosen_per_row(seq_len, mask_rate)) : s, width = V;
+  if (c.classifier()) {
+    scored = c.head == HeadKind::sequence ? 1.0 : s;
+    width = double(c.labels);
+  }
+  fc.final_logits = 2 * scored * d * width;
   return fc;
 }
 

@@ -19,7 +19,7 @@ struct FlopCount {
   double attn_out;       // 2 s (h·k) d
   double mlp;            // 4 s d f, f the MLP neurons a token uses (fff: K(D+1)); see mlp_flops_per_token
   double mlp_train;      // the MLP as trained: = mlp except fff_leaf's soft mixture of all leaves
-  double final_logits;   // 2 s d V; encoders: only at the m chosen tokens, 2 m d V
+  double final_logits;   // 2 s d V; encoders: only at the m chosen tokens, 2 m d V; classifiers: see count_flops
   // Mixture-of-Depths routed blocks run on c·s tokens, c = k/s: their projections and
   // MLP count c×, their attention (logits, softmax, values) c²× (both already in the
   // terms above); the router and the causal predictor are counted here.

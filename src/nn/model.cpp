@@ -6,6 +6,7 @@
 #include "core/error.h"
 #include "kernels/cross_entropy.h"
 #include "kernels/embedding.h"
+#include "kernels/matmul.h"
 #include "kernels/matmul_bf16.h"
 #include "nn/linear.h"
 #include "kernels/rmsnorm.h"
@@ -28,6 +29,11 @@ void Model::for_each_param(const ModelConfig& c, ModelWeights& v, const ParamVis
   f({"final_norm.weight", {C}, false, Init::ones}, v.final_norm, nullptr);
   if (c.tie_embeddings) v.lm_head = v.embedding;
   else f({"lm_head.weight", {V, C}, true, Init::normal}, v.lm_head, &v.lm_head16);
+  // last, so that training the head alone updates one contiguous range
+  if (c.classifier()) {
+    f({"classifier.weight", {c.labels, C}, true, Init::normal}, v.classifier, &v.classifier16);
+    f({"classifier.bias", {c.labels}, false, Init::zeros}, v.classifier_bias, nullptr);
+  }
 }
 
 Model::Model(const ModelConfig& c) : cfg(c) {
@@ -129,7 +135,7 @@ void Activations::layout(const ModelConfig& cfg, const std::function<void(float*
   for_each_block_scratch(scratch, dims, with_backward, f);
   f(lnf, BT * C);
   f(rstdf, BT);
-  f(logits, BT * size_t(cfg.vocab_size));
+  f(logits, BT * size_t(std::max(cfg.vocab_size, cfg.labels)));
   f(losses, BT);
   if (with_backward) f(dres, BT * C);
   if (cfg.encoder()) {
@@ -165,12 +171,28 @@ Activations::Activations(const Model& m, int64_t B, int64_t T, bool backward)
 
 namespace {
 
+// What an encoder's scored tokens are read out by: the LM head over the vocabulary,
+// or a fine-tuned encoder's classifier over its labels (with a bias). Parameters or
+// gradients, as `w` holds.
+struct ReadOut {
+  float* w;  // (N, C)
+  const uint16_t* w16;
+  float* bias;  // (N) or null
+  int64_t N;
+};
+ReadOut read_out(const ModelConfig& c, const ModelWeights& w) {
+  if (c.classifier()) return {w.classifier, w.classifier16, w.classifier_bias, c.labels};
+  return {w.lm_head, w.lm_head16, nullptr, c.vocab_size};
+}
+
 // Sparse prediction (masked-LM): the head and the loss only at the tokens with a
 // target, their final-norm rows gathered in order. At a 15% mask rate this skips
 // 85% of the head's FLOPs, which the decoder's next-token loss needs at every token.
+// A classifier reads out the same way: at [CLS] (sequence) or at the tagged tokens.
 ForwardLoss encoder_loss(Model& m, Activations& a, const int32_t* targets, const ForwardMode& mode,
                          ForwardLoss out) {
-  const int64_t BT = a.dims.B * a.dims.T, C = a.dims.C, V = m.cfg.vocab_size;
+  const ReadOut head = read_out(m.cfg, m.w);
+  const int64_t BT = a.dims.B * a.dims.T, C = a.dims.C, V = head.N;
   a.chosen.clear();
   a.chosen_targets.clear();
   for (int64_t i = 0; i < BT; i++)
@@ -179,11 +201,14 @@ ForwardLoss encoder_loss(Model& m, Activations& a, const int32_t* targets, const
       a.chosen_targets.push_back(targets[i]);
     }
   const int64_t n = int64_t(a.chosen.size());
-  FW_CHECK(n > 0, "internal: a masked-LM batch without chosen tokens");
+  FW_CHECK(n > 0, "internal: an encoder batch without scored tokens");
 #pragma omp parallel for schedule(static)
   for (int64_t r = 0; r < n; r++)
     std::copy_n(a.lnf + int64_t(a.chosen[size_t(r)]) * C, C, a.chosen_lnf + r * C);
-  linear_forward(a.logits, a.chosen_lnf, m.w.lm_head, m.w.lm_head16, n, C, V);
+  linear_forward(a.logits, a.chosen_lnf, head.w, head.w16, n, C, V);
+  if (head.bias)
+    for (int64_t r = 0; r < n; r++)
+      for (int64_t j = 0; j < V; j++) a.logits[r * V + j] += head.bias[j];
   softmax_xent_forward(a.logits, a.losses, a.chosen_targets.data(), n, V);
   double sum = 0;
   for (int64_t r = 0; r < n; r++) sum += a.losses[r];
@@ -247,8 +272,10 @@ void model_backward(Model& m, Activations& a, const int32_t* tokens, const int32
   float* dlnf = a.scratch.dnorm;
   if (m.cfg.encoder()) {  // sparse prediction: the chosen rows' gradients, scattered back
     const int64_t n = int64_t(a.chosen.size());
-    softmax_xent_backward(a.logits, a.chosen_targets.data(), n, V, scale / float(n));
-    linear_backward(a.dchosen, m.dw.lm_head, a.logits, a.chosen_lnf, m.w.lm_head, m.w.lm_head16, n, C, V);
+    const ReadOut head = read_out(m.cfg, m.w), dhead = read_out(m.cfg, m.dw);
+    softmax_xent_backward(a.logits, a.chosen_targets.data(), n, head.N, scale / float(n));
+    if (head.bias) add_colsum(dhead.bias, a.logits, n, head.N);
+    linear_backward(a.dchosen, dhead.w, a.logits, a.chosen_lnf, head.w, head.w16, n, C, head.N);
     std::fill(dlnf, dlnf + BT * C, 0.0f);
 #pragma omp parallel for schedule(static)
     for (int64_t r = 0; r < n; r++)

@@ -4,6 +4,7 @@
 #include <map>
 
 #include "core/error.h"
+#include "corpus/brown.h"
 #include "infer/causal_eval.h"
 #include "infer/generator.h"
 
@@ -30,23 +31,6 @@ RoutingMap routing_map(const Model& model, const Tokenizer& tok, const std::vect
     }
   }
   return m;
-}
-
-std::string pos_class(const std::string& t) {
-  const auto starts = [&](const char* p) { return t.rfind(p, 0) == 0; };
-  if (t == "none") return "none";
-  if (t == "." || t == "," || t == ":" || t == "(" || t == ")" || t == "``" || t == "''" || t == "'" || t == "--")
-    return "punctuation";
-  if (starts("nn") || starts("np") || starts("nr")) return "noun";
-  if (starts("vb") || starts("be") || starts("hv") || starts("do") || t == "md" || starts("md")) return "verb";
-  if (starts("jj")) return "adjective";
-  if (starts("rb") || t == "ql" || t == "qlp" || starts("wrb") || t == "rp") return "adverb";
-  if (starts("pp") || starts("wp") || t == "ex") return "pronoun";
-  if (t == "at" || starts("dt") || t == "ap" || t == "abn" || t == "abx" || starts("wdt") || t == "abl") return "determiner";
-  if (t == "in" || t == "to") return "preposition";
-  if (t == "cc" || t == "cs") return "conjunction";
-  if (t == "cd" || t == "od") return "number";
-  return "other";
 }
 
 PosRouting routing_by_pos(const Model& model, TokenLoader& val, const std::vector<int32_t>& pos_ids,

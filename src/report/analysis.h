@@ -21,10 +21,6 @@ struct RoutingMap {
 };
 RoutingMap routing_map(const Model& model, const Tokenizer& tok, const std::vector<int32_t>& tokens);
 
-// Coarse word classes of Brown's tags: noun, verb, adjective, adverb, pronoun,
-// determiner, preposition, conjunction, number, punctuation, other, none.
-std::string pos_class(const std::string& brown_tag);
-
 // Over `tokens` validation tokens in sequences of T (causal routing): per word class,
 // how many tokens and the mean share of routed layers that processed them.
 struct PosRouting {

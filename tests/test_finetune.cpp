@@ -123,6 +123,18 @@ TEST(Finetune, JsonlTasksBecomeExamples) {
     ASSERT_GE(e.targets[0], 0);
     for (size_t i = 1; i < e.targets.size(); i++) ASSERT_EQ(e.targets[i], -1);
   }
+  TaskOptions some = o;  // a subset: the same examples every time, in file order
+  some.train_examples = 50;
+  some.val_examples = 7;
+  const Task a = load_task(dir + "/seq", *tok, m, some), b = load_task(dir + "/seq", *tok, m, some);
+  ASSERT_EQ(a.train.size(), 50u);
+  EXPECT_EQ(a.val.size(), 7u);
+  size_t at = 0;
+  for (size_t i = 0; i < a.train.size(); i++) {
+    EXPECT_EQ(a.train[i].tokens, b.train[i].tokens);
+    while (at < seq.train.size() && seq.train[at].tokens != a.train[i].tokens) at++;
+    ASSERT_LT(at++, seq.train.size()) << "example " << i << " is not from the file, in order";
+  }
   Task tag = load_task(dir + "/tag", *tok, m, o);
   EXPECT_EQ(tag.head, HeadKind::tagging);
   EXPECT_EQ(tag.labels, (std::vector<std::string>{"ANIMAL", "COLOUR"}));

@@ -7,6 +7,7 @@
 
 #include "cli/common.h"
 #include "core/error.h"
+#include "core/timer.h"
 #include "finetune/finetune.h"
 #include "formats/run_folder.h"
 #include "tokenizers/tokenizer.h"
@@ -61,7 +62,9 @@ void run_classify(const ClassifyFlags& f) {
   FW_CHECK(!lines.empty(), f.input, ": empty");
   lm.model->set_matmul_bf16(lm.config.train.bf16());
   std::vector<int32_t> predicted;
+  const double t0 = now_seconds();
   score_task(*lm.model, examples, f.batch, &predicted);
+  const double seconds = now_seconds() - t0;
   size_t at = 0;  // predictions come in example order, one per scored token
   for (size_t i = 0; i < lines.size(); i++) {
     if (mc.head == HeadKind::sequence) {
@@ -83,6 +86,8 @@ void run_classify(const ClassifyFlags& f) {
     }
   }
   if (truncated) note(str("classify: ", truncated, " of ", lines.size(), " lines cut to ", max_len, " tokens"));
+  note(str("classify: ", lines.size(), " lines in ", seconds, " s, ", 1e3 * seconds / double(lines.size()),
+           " ms per line (batches of ", std::min<int64_t>(f.batch, int64_t(lines.size())), ")"));
 }
 }  // namespace
 

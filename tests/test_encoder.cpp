@@ -147,6 +147,30 @@ TEST(Encoder, PaddedRowEqualsTheRowAlone) {
   for (int64_t i = 0; i < real * C; i++) ASSERT_EQ(padded.lnf[i], before[size_t(i)]) << i;
 }
 
+// Mixture-of-Depths in an encoder: a routed block at capacity 1 with a unit gate
+// processes every token exactly as the dense block, bidirectionally (fails if the
+// selected tokens' attention were causal).
+TEST(Encoder, RoutedBlockAtFullCapacityEqualsTheDenseBlock) {
+  const ModelConfig c = encoder_config();
+  ModelConfig rc = c;
+  rc.mod.enabled = true;
+  rc.mod.capacity = 1.0;
+  rc.mod.gate = Gate::one;
+  Model dense(c), routed(rc);
+  dense.init_weights(6);
+  routed.init_weights(7);
+  for (const ParamTensor& t : dense.tensors)
+    for (const ParamTensor& u : routed.tensors)
+      if (u.name == t.name) std::copy_n(dense.params.data() + t.offset, t.numel(), routed.params.data() + u.offset);
+  const int64_t T = 24, C = c.d_model;
+  std::vector<int32_t> tokens(T);
+  for (int64_t t = 0; t < T; t++) tokens[t] = int32_t(t * 37 % 100);
+  Activations ad(dense, 1, T, false), ar(routed, 1, T, false);
+  model_forward(dense, ad, tokens.data(), nullptr, ForwardMode{});
+  model_forward(routed, ar, tokens.data(), nullptr, ForwardMode{});
+  for (int64_t i = 0; i < T * C; i++) ASSERT_NEAR(ar.lnf[i], ad.lnf[i], 1e-5) << i;
+}
+
 // From the command line: an encoder trains with masked-LM (val loss and accuracy in
 // the summary and the metrics), stops and resumes onto the same weights as the run
 // straight through, and evaluates; sampling refuses it.
@@ -177,6 +201,17 @@ TEST(Encoder, TrainsStopsAndResumesExactlyFromTheCli) {
   ASSERT_EQ(e.code, 0) << e.out;
   EXPECT_TRUE(test::last_json_line(e.out).contains("mlm_accuracy"));
   test::expect_error(test::flopwise("sample --ckpt " + a + " --prompt 'the'"), "does not generate text");
+  // Mixture-of-Depths in an encoder: top-k routing as trained (no sampling, so no
+  // calibration and no causal evaluation); fine-tuning, which pads, is refused
+  const std::string mod = test::temp_dir("enc_cli_mod");
+  auto m = test::flopwise("train --data " + data + " --out " + mod + args + " --set mod.enabled=true --json");
+  ASSERT_EQ(m.code, 0) << m.out;
+  EXPECT_EQ(m.out.find("calibrated"), std::string::npos) << m.out;
+  auto me = test::flopwise("eval --ckpt " + mod + " --data " + data + " --json");
+  ASSERT_EQ(me.code, 0) << me.out;
+  EXPECT_FALSE(test::last_json_line(me.out).contains("val_loss_causal"));
+  test::expect_error(test::flopwise("finetune --ckpt " + mod + " --task " + data + " --out " + mod + "_ft"),
+                     "a Mixture-of-Depths encoder; fine-tuning pads its batches");
 }
 
 TEST(Encoder, BadConfigsNameTheField) {
@@ -187,8 +222,6 @@ TEST(Encoder, BadConfigsNameTheField) {
   test::expect_error(test::flopwise(base), "model.vocab_size = 256, of which the last 4 are the encoder's special "
                                            "tokens: use at least 260");
   test::expect_error(test::flopwise(base + " --set model.vocab_size=4"), "model.vocab_size = 4 leaves no room for text");
-  test::expect_error(test::flopwise(base + " --set model.vocab_size=260 --set mod.enabled=true"),
-                     "mod.enabled = true is not supported with model.kind = 'encoder'");
   test::expect_error(test::flopwise(base + " --set model.vocab_size=260 --set train.mask_rate=0"),
                      "train.mask_rate = 0 must be in (0, 1)");
   test::expect_error(test::flopwise(base + " --set model.vocab_size=260 --set train.seq_len=1"),

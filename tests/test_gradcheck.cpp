@@ -245,7 +245,7 @@ struct TinyModel {
       tgt.push_back(int32_t(r.next_u64() % 11));
     }
     if (cfg.encoder()) {  // masked-LM: targets (text ids < 7) at a few real positions, −1 elsewhere
-      lengths = {8, 5};
+      if (!mod.enabled) lengths = {8, 5};  // routed blocks take unpadded rows
       for (int64_t i = 0; i < B * T; i++)
         tgt[size_t(i)] = i % 3 == 1 && i % T < lengths[size_t(i / T)] ? int32_t(r.next_u64() % 7) : -1;
     }
@@ -392,6 +392,12 @@ TEST(GradCheck, WholeModelEncoder) {
     SCOPED_TRACE(name_of(mlp));
     check_model_gradient(mlp == MlpKind::dense, ModConfig{}, mlp, ModelKind::encoder);
   }
+  ModConfig mod;  // Mixture-of-Depths: bidirectional attention among each row's selected tokens
+  mod.enabled = true;
+  mod.capacity = 0.5;
+  mod.bce_weight = 10;
+  mod.predictor_weight = 100;
+  check_model_gradient(false, mod, MlpKind::dense, ModelKind::encoder);
 }
 
 // bf16 mode rounds the matrix products' operands to 8 mantissa bits and accumulates

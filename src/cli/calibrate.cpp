@@ -24,6 +24,7 @@ void run_calibrate(const CalibrateFlags& f) {
   const ModelConfig& mc = lm.config.model;
   const TrainConfig& tc = lm.config.train;
   FW_CHECK(mc.mod.enabled, model_file(f.ckpt), ": not a Mixture-of-Depths model (mod.enabled = false); nothing to calibrate");
+  FW_CHECK(!mc.encoder(), model_file(f.ckpt), ": an encoder routes by top-k and does not sample; nothing to calibrate");
   FW_CHECK(f.tokens >= 0, "--tokens must be >= 0");
   TokenLoader val(validation_file_for(lm, f.data), mc.vocab_size);
   lm.model->set_matmul_bf16(tc.bf16());  // the numerics sampling will use

@@ -77,7 +77,9 @@ EvalReport compute_eval(const EvalFlags& f, LoadedModel lm) {
     FW_CHECK(!r.leaves_used.empty(), "--fff-usage: the model has no FFF (model.mlp = ", name_of(mc.mlp), ")");
     write_fff_usage(f.fff_usage, r);
   }
-  if (mc.mod.enabled || !f.trace.empty()) {
+  // the causal (sampling) routing: decoders only; an encoder routes by top-k, as trained
+  FW_CHECK(f.trace.empty() || !mc.encoder(), "--trace: an encoder has no causal routing to trace");
+  if ((mc.mod.enabled && !mc.encoder()) || !f.trace.empty()) {
     std::unique_ptr<Tokenizer> tok;
     if (lm.tokenizer != "unknown") tok = make_tokenizer(lm.tokenizer);
     std::unique_ptr<RoutingTrace> trace;

@@ -21,7 +21,6 @@ void ModelConfig::validate() const {
     FW_CHECK(vocab_size > SpecialTokens::count, "config: model.vocab_size = ", vocab_size,
              " leaves no room for text: an encoder's last ", SpecialTokens::count,
              " ids are [PAD], [CLS], [SEP], [MASK]");
-    FW_CHECK(!mod.enabled, "config: mod.enabled = true is not supported with model.kind = 'encoder' yet");
   }
   if (classifier()) {
     FW_CHECK(encoder(), "config: model.head = '", name_of(head), "' needs model.kind = 'encoder'");

@@ -230,7 +230,13 @@ ForwardLoss model_forward(Model& m, Activations& a, const int32_t* tokens, const
   if (m.cfg.encoder()) {  // the rows' real lengths, as the caller left them, for every block's attention
     FW_CHECK(int64_t(a.lengths.size()) == a.dims.B, "internal: ", a.lengths.size(), " row lengths for a batch of ",
              a.dims.B);
-    for (int32_t n : a.lengths) FW_CHECK(n >= 1 && n <= a.dims.T, "internal: a row of ", n, " real tokens of ", a.dims.T);
+    for (int32_t n : a.lengths) {
+      FW_CHECK(n >= 1 && n <= a.dims.T, "internal: a row of ", n, " real tokens of ", a.dims.T);
+      // top-k would choose padding, and the selected tokens' attention does not mask it
+      FW_CHECK(!m.cfg.mod.enabled || n == a.dims.T,
+               "a Mixture-of-Depths encoder takes unpadded rows only (pretraining); padded batches (fine-tuning, "
+               "classify) are not supported yet");
+    }
     a.dims.mask.lengths = a.lengths.data();
   }
   const BlockDims& d = a.dims;

@@ -32,6 +32,7 @@ float silu_grad(float h) {
 BlockDims selected_dims(const BlockDims& d, const ModConfig& mod) {
   BlockDims k = d;
   k.T = mod.k(d.T);
+  k.mask.lengths = nullptr;  // an encoder's selected tokens all see each other (rows are never padded here)
   return k;
 }
 

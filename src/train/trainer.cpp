@@ -444,7 +444,7 @@ TrainSummary Trainer::run() {
     }
     if (st_.step % tc.log_every == 0 || last || do_eval) log_step(loss, lr, gnorm, val);
     const bool stop_now = opt_.stop_after > 0 && st_.step == opt_.stop_after && !last;
-    if (last && cfg_.model.mod.enabled && rank_ == 0) calibrate();
+    if (last && cfg_.model.mod.enabled && !cfg_.model.encoder() && rank_ == 0) calibrate();  // sampling's routing
     if (last || stop_now || (tc.ckpt_every > 0 && st_.step % tc.ckpt_every == 0)) save();
     if (stop_now) {
       log(str("stopped after step ", st_.step, " (--stop-after); continue with --resume ", opt_.run_dir));

@@ -204,6 +204,11 @@ TEST(Finetune, BrownGenreAndPos) {
   EXPECT_EQ(genre.val[0].targets[0], 1);  // cb05: category b
   o.max_len = 24;                         // one sentence per passage
   EXPECT_EQ(load_task("brown-genre", *tok, m, o).train.size(), 18u);
+  o.max_len = 12;  // every sentence longer than the context: alone, cut, counted
+  const Task cut = load_task("brown-genre", *tok, m, o);
+  EXPECT_EQ(cut.train.size(), 18u);
+  EXPECT_EQ(cut.truncated, 20);
+  for (const Example& e : cut.train) EXPECT_EQ(e.tokens.size(), 12u);
   o.max_len = 64;
   Task pos = load_task("brown-pos", *tok, m, o);
   EXPECT_EQ(pos.head, HeadKind::tagging);

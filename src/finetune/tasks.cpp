@@ -289,39 +289,37 @@ void load_brown(Task& t, bool genre, const Tokenizer& tok, const ModelConfig& m,
     size_t w = 0, line_begin = 0;
     ExampleBuilder passage(tok, m, o.max_len);
     bool passage_empty = true;
+    auto close_passage = [&] {
+      if (!passage_empty) {
+        passage.label(genre_id);
+        out.push_back(passage.take());
+      }
+      passage = ExampleBuilder(tok, m, o.max_len);
+      passage_empty = true;
+    };
     while (line_begin < text.text.size()) {
       size_t line_end = text.text.find('\n', line_begin);
       if (line_end == std::string::npos) line_end = text.text.size();
       const std::string line = text.text.substr(line_begin, line_end - line_begin);
-      if (genre) {  // consecutive sentences up to the context, then the next passage
-        ExampleBuilder trial = passage;
-        if (!trial.add(passage_empty ? line : "\n" + line) && !passage_empty) {
-          passage.label(genre_id);
-          out.push_back(passage.take());
-          passage = ExampleBuilder(tok, m, o.max_len);
-          passage_empty = true;
-          trial = passage;
-          trial.add(line);
+      if (genre) {  // consecutive sentences while they fit the context, then the next passage
+        ExampleBuilder longer = passage;
+        if (!longer.add(passage_empty ? line : "\n" + line) && !passage_empty) {
+          close_passage();
+          longer = passage;
+          longer.add(line);
         }
-        passage = trial;
+        passage = longer;
         passage_empty = false;
-        if (passage.truncated()) {  // one sentence longer than the context: alone, cut
-          passage.label(genre_id);
-          out.push_back(passage.take());
-          passage = ExampleBuilder(tok, m, o.max_len);
-          passage_empty = true;
-        }
+        if (passage.truncated()) close_passage();  // a sentence longer than the context: alone, cut
       } else {  // one sentence, each word's class at its first token
         ExampleBuilder sentence(tok, m, o.max_len);
         size_t prev = line_begin;
         bool any = false;
         for (; w < text.words.size() && text.words[w].begin < line_end; w++) {
           const WordSpan& ws = text.words[w];
-          if (ws.begin < line_begin) continue;
-          const std::string piece = text.text.substr(prev, ws.end - prev);
-          const int32_t cls = classes.id(pos_class(tags.names()[ws.tag]), files[i]);
+          const std::string piece = text.text.substr(prev, ws.end - prev);  // the space before, and the word
           any = true;
-          if (!sentence.add(piece, ws.begin - prev, cls)) break;
+          if (!sentence.add(piece, ws.begin - prev, classes.id(pos_class(tags.names()[ws.tag]), files[i]))) break;
           prev = ws.end;
         }
         while (w < text.words.size() && text.words[w].begin < line_end) w++;  // words after a cut
@@ -329,10 +327,7 @@ void load_brown(Task& t, bool genre, const Tokenizer& tok, const ModelConfig& m,
       }
       line_begin = line_end + 1;
     }
-    if (genre && !passage_empty) {
-      passage.label(genre_id);
-      out.push_back(passage.take());
-    }
+    close_passage();
   }
 }
 

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "batching/masking.h"
+#include "formats/safetensors.h"
 #include "kernels/reference.h"
 #include "nn/model.h"
 #include "test_util.h"
@@ -192,6 +193,8 @@ TEST(Encoder, TrainsStopsAndResumesExactlyFromTheCli) {
   ASSERT_EQ(rest.code, 0) << rest.out;
   EXPECT_EQ(test::slurp(a + "/model.safetensors"), test::slurp(b + "/model.safetensors"));
   EXPECT_EQ(test::last_json_line(rest.out)["val_accuracy"], j["val_accuracy"]);
+  const auto special = nlohmann::json::parse(SafetensorsFile(a + "/model.safetensors").meta("flopwise.special_tokens"));
+  EXPECT_EQ(special, nlohmann::json({{"[PAD]", 256}, {"[CLS]", 257}, {"[SEP]", 258}, {"[MASK]", 259}}));
   std::ifstream metrics(a + "/metrics.jsonl");
   std::string line;
   int with_accuracy = 0;

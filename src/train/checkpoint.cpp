@@ -30,15 +30,24 @@ static int64_t parse_int(const SafetensorsFile& f, const std::string& key) {
   fail(f.path(), ": metadata '", key, "' = '", s, "' is not an integer");
 }
 
+// An encoder's special tokens by name: what a reader of the file needs to feed it
+// ([CLS], [MASK], ...) without knowing the rule that places them (nn/config.h).
+static std::string special_tokens_json(const ModelConfig& m) {
+  const SpecialTokens sp = m.special_tokens();
+  return nlohmann::json({{"[PAD]", sp.pad}, {"[CLS]", sp.cls}, {"[SEP]", sp.sep}, {"[MASK]", sp.mask}}).dump();
+}
+
 static std::map<std::string, std::string> common_meta(const Config& cfg, const std::string& tokenizer,
                                                       int64_t step) {
-  return {
+  std::map<std::string, std::string> meta = {
       {"format", "pt"},  // lets PyTorch's safetensors loader accept it
       {"flopwise.format", kFormat},
       {"flopwise.config", to_json(cfg).dump()},
       {"flopwise.tokenizer", tokenizer},
       {"flopwise.step", std::to_string(step)},
   };
+  if (cfg.model.encoder()) meta["flopwise.special_tokens"] = special_tokens_json(cfg.model);
+  return meta;
 }
 
 // Writes PATH's temporary (write_safetensors_temp); the caller commits it.
@@ -157,6 +166,10 @@ LoadedModel load_model(const std::string& run_or_file) {
   } catch (const Error& e) {
     fail(path, ": ", e.what());
   }
+  if (f.metadata().count("flopwise.special_tokens"))
+    FW_CHECK(out.config.model.encoder() && f.meta("flopwise.special_tokens") == special_tokens_json(out.config.model),
+             path, ": metadata 'flopwise.special_tokens' disagrees with its config's model (",
+             f.meta("flopwise.special_tokens"), ")");
   out.tokenizer = f.meta("flopwise.tokenizer");
   out.step = parse_int(f, "flopwise.step");
   const size_t expect = Model::count_params(out.config.model) * sizeof(float);

@@ -91,11 +91,12 @@ def load(p):
     with open(p) as f: return json.load(f)
 rows = {}
 for n in names:
-    cfg = load(f"{work}/{n}/config.json")["model"]
+    full = load(f"{work}/{n}/config.json")
+    cfg, fff = full["model"], full["fff"]
     ev = load(f"{work}/{n}.eval.json")
     tr = load(f"{work}/{n}.train.json")
     mlp, hidden = cfg["mlp"], cfg["mlp_hidden"] or 4 * cfg["d_model"]
-    K, D, l = cfg["fff"]["trees"], cfg["fff"]["depth"], cfg["fff"]["leaf_width"]
+    K, D, l = fff["trees"], fff["depth"], fff["leaf_width"]
     used, total = {"dense": (hidden, hidden), "fff": (K * (D + 1), K * (2 ** (D + 1) - 1)),
                    "fff_leaf": (K * (D + l), K * ((2 ** D - 1) + (2 ** D) * l)), "none": (0, 0)}[mlp]
     r = {"mlp": mlp, "neurons": total, "neurons_per_token": used, "mlm_loss": ev["val_loss"],

@@ -63,7 +63,8 @@ void run_classify(const ClassifyFlags& f) {
   lm.model->set_matmul_bf16(lm.config.train.bf16());
   std::vector<int32_t> predicted;
   const double t0 = now_seconds();
-  score_task(*lm.model, examples, f.batch, &predicted);
+  double forward = 0;
+  score_task(*lm.model, examples, f.batch, &predicted, &forward);
   const double seconds = now_seconds() - t0;
   size_t at = 0;  // predictions come in example order, one per scored token
   for (size_t i = 0; i < lines.size(); i++) {
@@ -86,7 +87,7 @@ void run_classify(const ClassifyFlags& f) {
     }
   }
   if (truncated) note(str("classify: ", truncated, " of ", lines.size(), " lines cut to ", max_len, " tokens"));
-  note(str("classify: ", lines.size(), " lines in ", seconds, " s, ", 1e3 * seconds / double(lines.size()),
+  note(str("classify: ", lines.size(), " lines in ", seconds, " s; forward passes ", 1e3 * forward / double(lines.size()),
            " ms per line (batches of ", std::min<int64_t>(f.batch, int64_t(lines.size())), ")"));
 }
 }  // namespace

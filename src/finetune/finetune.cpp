@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <memory>
 #include <numeric>
 
 #include <nlohmann/json.hpp>
@@ -70,31 +71,46 @@ std::string task_metric(const std::string& spec) { return spec.rfind("glue:cola:
 double metric_value(const TaskScores& s, const std::string& metric) { return metric == "mcc" ? s.mcc : s.accuracy; }
 
 TaskScores score_task(Model& model, const std::vector<Example>& examples, int64_t batch,
-                      std::vector<int32_t>* predictions) {
+                      std::vector<int32_t>* predictions, double* forward_seconds) {
   const ModelConfig& c = model.cfg;
   FW_CHECK(c.classifier(), "internal: scoring a task needs a classifier head");
-  const int64_t B = std::max<int64_t>(1, std::min<int64_t>(batch, int64_t(examples.size()))), T = longest(examples);
-  Activations a(model, B, T, false);
-  std::vector<int32_t> tokens(size_t(B * T)), targets(tokens.size());
-  const std::vector<size_t> order = in_order(examples.size());
+  const int64_t B = std::max<int64_t>(1, std::min<int64_t>(batch, int64_t(examples.size())));
+  // Shortest examples first, each batch padded only to its own longest: one set of
+  // activations for the longest example serves every batch (Activations::use_length).
+  std::vector<size_t> order = in_order(examples.size());
+  std::stable_sort(order.begin(), order.end(),
+                   [&](size_t x, size_t y) { return examples[x].tokens.size() < examples[y].tokens.size(); });
+  const auto a = std::make_unique<Activations>(model, B, longest(examples), false);
+  std::vector<int32_t> tokens, targets;
+  std::vector<std::vector<int32_t>> predicted(examples.size());  // per example, its scored tokens' labels
   Confusion confusion(c.labels);
   TaskScores s;
   double loss_sum = 0;
-  if (predictions) predictions->clear();
   for (size_t first = 0; first < order.size(); first += size_t(B)) {
-    fill_batch(examples, order, first, c, a, tokens, targets);
+    const size_t last = std::min(order.size(), first + size_t(B));
+    const int64_t T = int64_t(examples[order[last - 1]].tokens.size());
+    a->use_length(T);
+    tokens.resize(size_t(B * T));
+    targets.resize(tokens.size());
+    fill_batch(examples, order, first, c, *a, tokens, targets);
     if (std::none_of(targets.begin(), targets.end(), [](int32_t t) { return t >= 0; })) continue;
-    const ForwardLoss f = model_forward(model, a, tokens.data(), targets.data(), ForwardMode{});
+    const double t0 = now_seconds();
+    const ForwardLoss f = model_forward(model, *a, tokens.data(), targets.data(), ForwardMode{});
+    if (forward_seconds) *forward_seconds += now_seconds() - t0;
     loss_sum += double(f.loss) * double(f.scored);
     s.scored += f.scored;
-    for (size_t r = 0; r < a.chosen.size(); r++) {  // a.logits: the scored rows' probabilities
-      const float* p = a.logits + int64_t(r) * c.labels;
-      const int32_t predicted = int32_t(std::max_element(p, p + c.labels) - p);
-      confusion.add(a.chosen_targets[r], predicted);
-      if (predictions) predictions->push_back(predicted);
+    for (size_t r = 0; r < a->chosen.size(); r++) {  // a->logits: the scored rows' probabilities, in order
+      const float* p = a->logits + int64_t(r) * c.labels;
+      const int32_t label = int32_t(std::max_element(p, p + c.labels) - p);
+      confusion.add(a->chosen_targets[r], label);
+      predicted[order[first + size_t(a->chosen[r] / T)]].push_back(label);
     }
   }
   FW_CHECK(s.scored > 0, "task: nothing to score (every example empty)");
+  if (predictions) {
+    predictions->clear();
+    for (const auto& p : predicted) predictions->insert(predictions->end(), p.begin(), p.end());
+  }
   s.loss = loss_sum / double(s.scored);
   s.accuracy = confusion.accuracy();
   s.macro_f1 = confusion.macro_f1();

@@ -24,9 +24,11 @@ struct TaskScores {
 };
 
 // Scores a classifier on examples, `batch` at a time; predictions (if asked): the
-// predicted label of every scored token, in order.
+// predicted label of every scored token, in order; forward_seconds (if asked): the
+// time in the model's forward passes alone (not making the activations: in a VM their
+// first touch can cost more than the forwards).
 TaskScores score_task(Model& model, const std::vector<Example>& examples, int64_t batch,
-                      std::vector<int32_t>* predictions = nullptr);
+                      std::vector<int32_t>* predictions = nullptr, double* forward_seconds = nullptr);
 
 struct FinetuneOptions {
   std::string pretrained;  // run folder or model file of a pretrained encoder

@@ -135,7 +135,7 @@ void Activations::layout(const ModelConfig& cfg, const std::function<void(float*
   for_each_block_scratch(scratch, dims, with_backward, f);
   f(lnf, BT * C);
   f(rstdf, BT);
-  f(logits, BT * size_t(std::max(cfg.vocab_size, cfg.labels)));
+  f(logits, BT * size_t(cfg.classifier() ? cfg.labels : cfg.vocab_size));  // the head's width
   f(losses, BT);
   if (with_backward) f(dres, BT * C);
   if (cfg.encoder()) {
@@ -165,6 +165,19 @@ Activations::Activations(const Model& m, int64_t B, int64_t T, bool backward)
     for (int64_t t = 0; t < T; t++) pos[size_t(b * T + t)] = int32_t(t);
   rope.build(T, dims.hd());
   lengths.assign(size_t(B), int32_t(T));
+  allocated_T = T;
+  mod_enabled_ = m.cfg.mod.enabled;
+}
+
+void Activations::use_length(int64_t T) {
+  FW_CHECK(T >= 1 && T <= allocated_T, "internal: rows of ", T, " tokens in activations made for ", allocated_T);
+  FW_CHECK(!mod_enabled_ || T == allocated_T, "internal: shorter rows with Mixture-of-Depths");
+  FW_CHECK(!with_backward, "internal: shorter rows are for inference");
+  if (T == dims.T) return;
+  dims.T = T;
+  for (int64_t b = 0; b < dims.B; b++)
+    for (int64_t t = 0; t < T; t++) pos[size_t(b * T + t)] = int32_t(t);  // rope's table covers every t < allocated_T
+  lengths.assign(size_t(dims.B), int32_t(T));
 }
 
 // ---- forward / backward --------------------------------------------------------
@@ -258,6 +271,13 @@ ForwardLoss model_forward(Model& m, Activations& a, const int32_t* tokens, const
   }
   rmsnorm_forward(a.lnf, a.rstdf, a.res.back(), m.w.final_norm, BT, C);
   if (m.cfg.encoder() && targets) return encoder_loss(m, a, targets, mode, out);
+  if (m.cfg.classifier()) {  // no targets: the classifier's logits at every token
+    const ReadOut head = read_out(m.cfg, m.w);
+    linear_forward(a.logits, a.lnf, head.w, head.w16, BT, C, head.N);
+    for (int64_t i = 0; i < BT; i++)
+      for (int64_t j = 0; j < head.N; j++) a.logits[i * head.N + j] += head.bias[j];
+    return out;
+  }
   linear_forward(a.logits, a.lnf, m.w.lm_head, m.w.lm_head16, BT, C, V);
   if (!targets) return out;
   softmax_xent_forward(a.logits, a.losses, targets, BT, V);

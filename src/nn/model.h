@@ -84,16 +84,24 @@ class Activations {
   Activations(const Model& m, int64_t B, int64_t T, bool backward);
   // Bytes an Activations of this shape would take (for the memory estimate).
   static size_t bytes(const ModelConfig& cfg, int64_t B, int64_t T, bool backward);
+  // Inference on shorter rows: the next forwards take (B, T) batches, T no longer than
+  // the length these activations were made for, in the first B·T rows of every buffer
+  // (so one allocation serves batches of any length; making activations zeroes them,
+  // which at 64 × 100 tokens of a d=256, 4-layer model costs more than the forward).
+  // Not with Mixture-of-Depths (routed blocks size their selections at construction).
+  void use_length(int64_t T);
 
   BlockDims dims;
   bool with_backward;
+  int64_t allocated_T;            // the length the buffers were made for (dims.T ≤ it)
   std::vector<float*> res;        // n_layers+1 residual streams (B,T,C)
   std::vector<BlockActs> blocks;  // per dense layer
   std::vector<RoutedActs> routed; // per routed (MoD) layer, by layer index
   BlockScratch scratch;
   float* lnf;     // (B,T,C)   final RMSNorm output
   float* rstdf;   // (B,T)
-  float* logits;  // (B,T,V)   logits → probabilities → dlogits (encoder: the chosen rows first)
+  float* logits;  // (B,T,V)   logits → probabilities → dlogits (encoder: the chosen rows first;
+                  //           a classifier's are (B,T,labels))
   float* losses;  // (B,T)
   float* dres;    // (B,T,C)   residual gradient (backward)
   std::vector<int32_t> pos;  // (B,T) positions 0..T-1
@@ -108,6 +116,7 @@ class Activations {
 
  private:
   Activations() = default;  // for bytes(): lays out without allocating
+  bool mod_enabled_ = false;
   void layout(const ModelConfig& cfg, const std::function<void(float*&, size_t)>& f);
   Arena arena_;
 };
@@ -123,7 +132,8 @@ struct ForwardLoss {
 // tokens (B,T) → a.logits; with targets (B,T) also the losses (targets may be null:
 // logits only). A training mode needs Activations made with backward = true.
 // Encoders score only the tokens whose target is ≥ 0 (masked-LM: the chosen ones,
-// batching/masking.h), and without targets give logits at every token.
+// batching/masking.h), and without targets give logits at every token (a fine-tuned
+// encoder's: its classifier's).
 ForwardLoss model_forward(Model& m, Activations& a, const int32_t* tokens, const int32_t* targets,
                           const ForwardMode& mode);
 

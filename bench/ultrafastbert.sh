@@ -17,6 +17,7 @@
 # (runs/ultrafastbert/flopwise), so rebuilding build/ meanwhile changes nothing.
 # Results: bench/results/ultrafastbert/ (results.json, table.md).
 #   bench/ultrafastbert.sh [--steps 600] [--seeds "1 2"] [--train-examples 1000] [--epochs 3] [--timing-only]
+# (--timing-only: time again with the current build/flopwise, e.g. after a faster inference path)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 steps=600 seeds="1 2" train_examples=1000 val_examples=1000 epochs=3 timing_only=0
@@ -74,17 +75,22 @@ fi
 # Inference: the genre classifiers (seed 1) label 256 validation sentences, one per
 # call (batch 1) and 64 per call, each model in turn, three rounds, the fastest kept.
 head -n 256 $data/val.txt > "$work/sentences.txt"
+timer=$fw
+[ $timing_only = 1 ] && { cp build/flopwise "$work/flopwise.timing"; timer=$work/flopwise.timing; }
 for round in 1 2 3; do
   for n in "${names[@]}"; do
     for b in 1 64; do
-      $fw classify --ckpt "$work/$n.brown-genre.1" --input "$work/sentences.txt" --batch $b 2>&1 >/dev/null |
+      $timer classify --ckpt "$work/$n.brown-genre.1" --input "$work/sentences.txt" --batch $b 2>&1 >/dev/null |
         grep -o '[0-9.e+-]* ms per line' | cut -d' ' -f1 > "$work/$n.time.$b.$round"
     done
   done
 done
-/usr/bin/python3 - "$work" "$out" "$steps" "$seeds" "$(cat "$work/commit")" <<'PY'
+# the program that timed: build/flopwise at the time of a --timing-only run, else the experiment's own
+timing_commit=$(cat "$work/commit")
+[ $timing_only = 1 ] && timing_commit=$(git rev-parse --short HEAD)
+/usr/bin/python3 - "$work" "$out" "$steps" "$seeds" "$(cat "$work/commit")" "$timing_commit" <<'PY'
 import json, re, statistics, subprocess, sys
-work, out, steps, seeds, commit = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4].split(), sys.argv[5]
+work, out, steps, seeds, commit, timing_commit = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4].split(), sys.argv[5], sys.argv[6]
 names = ["dense", "fff_1x9", "fff_1x7", "fff_4x7", "fff_16x5", "leaf", "none"]
 cpu = re.search(r"Model name:\s*(.*)", subprocess.run(["lscpu"], capture_output=True, text=True).stdout).group(1).strip()
 def load(p):
@@ -116,10 +122,10 @@ for r in rows.values():
         r[task]["retention"] = r[task]["mean"] / dense[task]["mean"]
     r["speedup_batch1"] = dense["ms_per_example_batch1"] / r["ms_per_example_batch1"]
     r["speedup_batch64"] = dense["ms_per_example_batch64"] / r["ms_per_example_batch64"]
-result = {"cpu": cpu, "commit": commit, "pretraining_steps": steps, "pretraining_tokens": steps * 16 * 128,
+result = {"cpu": cpu, "commit": commit, "timing_commit": timing_commit, "pretraining_steps": steps, "pretraining_tokens": steps * 16 * 128,
           "finetune_seeds": seeds, "models": rows}
 with open(f"{out}/results.json", "w") as f: json.dump(result, f, indent=2)
-lines = [f"machine: {cpu}; commit {commit}; pretraining {steps} steps x 2048 tokens each; fine-tuning seeds {' '.join(seeds)}",
+lines = [f"machine: {cpu}; commit {commit} (timing: {timing_commit}); pretraining {steps} steps x 2048 tokens each; fine-tuning seeds {' '.join(seeds)}",
          "| MLP | neurons (per token) | MLM loss | MLM acc | genre acc (min-max) | retention | POS acc (min-max) | retention | ms/example batch 1 | batch 64 | speedup b1 / b64 |",
          "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
 for n in names:

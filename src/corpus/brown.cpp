@@ -59,7 +59,7 @@ TaggedText detag_brown(const std::string& tagged, PosTags& tags, const std::stri
         (single_open ? left : right) = true;
         single_open = !single_open;
       }
-      if (word == "``" || word == "''") word = "\"";
+      if (word == "``" || word == "''") word.assign(1, '"');  // (assign: GCC 12 warns falsely of overlap on = "\"")
       // a sentence-final period after an abbreviation ("Jr." + ".") prints once
       if (word == "." && !out.text.empty() && out.text.back() == '.' && glue_next == false && !first) continue;
       if (!first && !left && !glue_next) out.text += ' ';

@@ -168,8 +168,10 @@ FinetuneResult finetune(const FinetuneOptions& opt) {
   model.set_matmul_bf16(tc.bf16());
   model.enable_grads();
   AdamW adam;
-  const int64_t head_first = int64_t(model.tensors[model.tensors.size() - 2].offset);  // classifier.weight: last but one
-  if (opt.head_only) adam.init_shard(head_first, int64_t(model.num_params()));
+  const auto classifier = std::find_if(model.tensors.begin(), model.tensors.end(),
+                                       [](const ParamTensor& t) { return t.name == "classifier.weight"; });
+  FW_CHECK(classifier != model.tensors.end(), "internal: no classifier tensor");
+  if (opt.head_only) adam.init_shard(int64_t(classifier->offset), int64_t(model.num_params()));  // the last tensors
   else adam.init(model.num_params());
   log(str("task ", task.spec, ": ", task.train.size(), " train and ", task.val.size(), " validation examples, ",
           task.labels.size(), " labels, ", name_of(task.head), " head", task.truncated ? str(", ", task.truncated, " cut to ", to.max_len, " tokens") : "",
@@ -197,6 +199,7 @@ FinetuneResult finetune(const FinetuneOptions& opt) {
       for (int64_t b = 0; b < B; b++) train_tokens += a.lengths[size_t(b)];
       if (std::none_of(targets.begin(), targets.end(), [](int32_t t) { return t >= 0; })) continue;
       const ForwardLoss f = model_forward(model, a, tokens.data(), targets.data(), ForwardMode{true, rng.next_u64()});
+      FW_CHECK(std::isfinite(f.loss), "finetune: non-finite loss at step ", step + 1, "; try a lower --lr");
       model.grads.zero();
       model_backward(model, a, tokens.data(), targets.data(), 1.0f);
       const double lr = learning_rate(tc, step);
@@ -207,7 +210,6 @@ FinetuneResult finetune(const FinetuneOptions& opt) {
         adam.update(model, tc, lr);
       }
       model.sync_bf16();
-      FW_CHECK(std::isfinite(f.loss), "finetune: non-finite loss at step ", step + 1, "; try a lower --lr");
       loss_sum += f.loss;
     }
     train_seconds += now_seconds() - t0;

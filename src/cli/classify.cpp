@@ -28,13 +28,9 @@ void run_classify(const ClassifyFlags& f) {
   const ModelConfig& mc = lm.config.model;
   FW_CHECK(mc.classifier(), model_file(f.ckpt), ": no classifier (model.head = '", name_of(mc.head),
            "'); fine-tune it first with `flopwise finetune`");
-  const std::string record_path = run_path(f.ckpt, run_file::task);
-  std::ifstream rin(record_path);
-  FW_CHECK(rin, record_path, ": missing (it names the labels)");
-  const nlohmann::json record = nlohmann::json::parse(rin, nullptr, false);
-  FW_CHECK(!record.is_discarded() && record.contains("labels") && record["labels"].is_array() &&
-               int64_t(record["labels"].size()) == mc.labels,
-           record_path, ": lacks the model's ", mc.labels, " labels");
+  const nlohmann::json record = read_task_record(f.ckpt, true);
+  FW_CHECK(record.contains("labels") && record["labels"].is_array() && int64_t(record["labels"].size()) == mc.labels,
+           run_path(f.ckpt, run_file::task), ": lacks the model's ", mc.labels, " labels");
   const std::vector<std::string> labels = record["labels"].get<std::vector<std::string>>();
   const int64_t max_len = record.value("max_len", mc.max_seq_len);
   const auto tok = make_tokenizer(lm.tokenizer);
@@ -46,17 +42,16 @@ void run_classify(const ClassifyFlags& f) {
   int64_t truncated = 0;
   for (std::string line; std::getline(in, line);) {
     if (!line.empty() && line.back() == '\r') line.pop_back();
-    bool cut = false;
     if (mc.head == HeadKind::sequence) {
-      examples.push_back(sequence_example(line, *tok, mc, max_len, &cut));
+      examples.push_back(sequence_example(line, *tok, mc, max_len));
     } else {
       std::istringstream ss(line);
       std::vector<std::string> w;
       for (std::string word; ss >> word;) w.push_back(word);
-      examples.push_back(words_example(w, *tok, mc, max_len, &cut));
+      examples.push_back(words_example(w, *tok, mc, max_len));
       words.push_back(std::move(w));
     }
-    truncated += cut;
+    truncated += examples.back().truncated;
     lines.push_back(line);
   }
   FW_CHECK(!lines.empty(), f.input, ": empty");

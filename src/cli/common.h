@@ -53,6 +53,9 @@ void register_train(CLI::App& app);
 void register_eval(CLI::App& app);
 void register_finetune(CLI::App& app);  // finetune (finetune.cpp)
 void register_classify(CLI::App& app);  // classify (classify.cpp)
+// A fine-tuned run's RUN/task.json (finetune.cpp); an empty object when it is absent
+// and not required.
+nlohmann::json read_task_record(const std::string& ckpt, bool required);
 // eval of a fine-tuned encoder (finetune.cpp): its task's validation split, scored;
 // task_spec empty: the task in RUN/task.json.
 void eval_classifier(const std::string& ckpt, LoadedModel lm, const std::string& task_spec, bool json);

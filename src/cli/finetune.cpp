@@ -48,13 +48,21 @@ void run_finetune(FinetuneFlags f) {
 }
 }  // namespace
 
+nlohmann::json read_task_record(const std::string& ckpt, bool required) {
+  const std::string path = run_path(ckpt, run_file::task);
+  std::ifstream in(path);
+  if (!in) {
+    FW_CHECK(!required, path, ": missing (it names the labels)");
+    return nlohmann::json::object();
+  }
+  const nlohmann::json record = nlohmann::json::parse(in, nullptr, false);
+  FW_CHECK(!record.is_discarded() && record.is_object(), path, ": invalid JSON");
+  return record;
+}
+
 void eval_classifier(const std::string& ckpt, LoadedModel lm, const std::string& task_spec, bool json) {
   const std::string record_path = run_path(ckpt, run_file::task);
-  nlohmann::json record;
-  if (std::ifstream in(record_path); in) {
-    record = nlohmann::json::parse(in, nullptr, false);
-    FW_CHECK(!record.is_discarded() && record.is_object(), record_path, ": invalid JSON");
-  }
+  const nlohmann::json record = read_task_record(ckpt, false);
   const std::string spec = !task_spec.empty() ? task_spec : record.value("task", std::string());
   FW_CHECK(!spec.empty(), model_file(ckpt), ": a fine-tuned encoder without ", record_path, "; name its task with --task");
   FW_CHECK(lm.tokenizer != "unknown", model_file(ckpt), ": its tokenizer is unknown, so task text cannot be tokenized");

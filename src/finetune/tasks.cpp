@@ -77,6 +77,16 @@ class ExampleBuilder {
   bool truncated_ = false;
 };
 
+// Words joined by single spaces, each word's tag (≥ 0) at its first token; stops at
+// the context's length.
+Example tagged_words(const std::vector<std::string>& words, const std::vector<int32_t>& tags, const Tokenizer& tok,
+                     const ModelConfig& model, int64_t max_len) {
+  ExampleBuilder b(tok, model, max_len);
+  for (size_t i = 0; i < words.size(); i++)
+    if (!b.add((i ? " " : "") + words[i], i ? 1 : 0, tags[i])) break;
+  return b.take();
+}
+
 // Label names ↔ ids: the sorted labels of train (or a fixed list); a label outside
 // them is an error naming where it was.
 class Labels {
@@ -156,18 +166,16 @@ void load_jsonl(Task& t, const std::string& dir, const Tokenizer& tok, const Mod
     for (const auto& j : *rows) {
       check_fields(*path, j);
       const std::string w = where(*path, j);
-      ExampleBuilder b(tok, m, o.max_len);
       if (tagging) {
-        const auto& words = j["tokens"];
-        for (size_t i = 0; i < words.size(); i++) {
-          const std::string word = words[i].get<std::string>();
-          if (!b.add((i ? " " : "") + word, i ? 1 : 0, labels.id(label_text(j["tags"][i], w), w))) break;
-        }
-      } else {
-        b.label(labels.id(label_text(j["label"], w), w));
-        if (b.add(j["text"].get<std::string>()) && j.contains("text_pair") && b.separator())
-          b.add(j["text_pair"].get<std::string>());
+        std::vector<int32_t> tags;
+        for (const auto& tag : j["tags"]) tags.push_back(labels.id(label_text(tag, w), w));
+        out->push_back(tagged_words(j["tokens"].get<std::vector<std::string>>(), tags, tok, m, o.max_len));
+        continue;
       }
+      ExampleBuilder b(tok, m, o.max_len);
+      b.label(labels.id(label_text(j["label"], w), w));
+      if (b.add(j["text"].get<std::string>()) && j.contains("text_pair") && b.separator())
+        b.add(j["text_pair"].get<std::string>());
       out->push_back(b.take());
     }
 }
@@ -333,22 +341,16 @@ void load_brown(Task& t, bool genre, const Tokenizer& tok, const ModelConfig& m,
 
 }  // namespace
 
-Example sequence_example(const std::string& text, const Tokenizer& tok, const ModelConfig& model, int64_t max_len,
-                         bool* truncated) {
+Example sequence_example(const std::string& text, const Tokenizer& tok, const ModelConfig& model, int64_t max_len) {
   ExampleBuilder b(tok, model, max_len);
   b.label(0);
   b.add(text);
-  if (truncated) *truncated = b.truncated();
   return b.take();
 }
 
 Example words_example(const std::vector<std::string>& words, const Tokenizer& tok, const ModelConfig& model,
-                      int64_t max_len, bool* truncated) {
-  ExampleBuilder b(tok, model, max_len);
-  for (size_t i = 0; i < words.size(); i++)
-    if (!b.add((i ? " " : "") + words[i], i ? 1 : 0, 0)) break;
-  if (truncated) *truncated = b.truncated();
-  return b.take();
+                      int64_t max_len) {
+  return tagged_words(words, std::vector<int32_t>(words.size(), 0), tok, model, max_len);
 }
 
 Task load_task(const std::string& spec, const Tokenizer& tok, const ModelConfig& model, const TaskOptions& opt) {

@@ -54,11 +54,10 @@ Task load_task(const std::string& spec, const Tokenizer& tok, const ModelConfig&
 
 // A text to classify (`flopwise classify`): [CLS] and its tokens, cut to max_len;
 // targets −1 except 0 at [CLS] (where the sequence head reads).
-Example sequence_example(const std::string& text, const Tokenizer& tok, const ModelConfig& model, int64_t max_len,
-                         bool* truncated = nullptr);
+Example sequence_example(const std::string& text, const Tokenizer& tok, const ModelConfig& model, int64_t max_len);
 // Words to tag: [CLS] and the words joined by spaces, cut to max_len; targets 0 at each
 // word's first token (where the tagging head reads), −1 elsewhere.
 Example words_example(const std::vector<std::string>& words, const Tokenizer& tok, const ModelConfig& model,
-                      int64_t max_len, bool* truncated = nullptr);
+                      int64_t max_len);
 
 }  // namespace fw

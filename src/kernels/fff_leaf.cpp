@@ -20,14 +20,6 @@ static inline double entropy(double p) {
   return h;
 }
 
-// (M, N) += bias (N) on every row
-static void add_bias(float* y, const float* b, int64_t M, int64_t N) {
-#pragma omp parallel for schedule(static)
-  for (int64_t i = 0; i < M; i++)
-#pragma omp simd
-    for (int64_t j = 0; j < N; j++) y[i * N + j] += b[j];
-}
-
 double leaf_soft_forward(float* y, LeafSoftActs& a, const float* x, const LeafWeights& w, const LeafShape& s,
                          int64_t M, double transpose_prob, uint64_t seed) {
   const int64_t C = s.C, K = s.K, R = s.R(), L = s.L(), H = 2 * L - 1, KR = K * R, KL = K * L,

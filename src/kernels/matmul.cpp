@@ -31,6 +31,13 @@ void matmul_backward(float* dx, float* dw, const float* dy, const float* x, cons
   sgemm('T', 'N', N, K, M, 1.0f, dy, N, x, K, 1.0f, dw, K);
 }
 
+void add_bias(float* y, const float* b, int64_t M, int64_t N) {
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < M; i++)
+#pragma omp simd
+    for (int64_t j = 0; j < N; j++) y[i * N + j] += b[j];
+}
+
 void add_colsum(float* db, const float* d, int64_t M, int64_t N) {
 #pragma omp parallel for schedule(static)
   for (int64_t j = 0; j < N; j++) {

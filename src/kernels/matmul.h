@@ -18,7 +18,9 @@ void matmul_forward(float* y, const float* x, const float* w, int64_t M, int64_t
 void matmul_backward(float* dx, float* dw, const float* dy, const float* x, const float* w,
                      int64_t M, int64_t K, int64_t N);
 
-// A bias's gradient: db (N) += the column sums of d (M,N).
+// A bias: y (M,N) += b (N) on every row; and its gradient: db (N) += the column sums
+// of d (M,N).
+void add_bias(float* y, const float* b, int64_t M, int64_t N);
 void add_colsum(float* db, const float* d, int64_t M, int64_t N);
 
 // Measured fp32 sgemm throughput of this machine (FLOP/s) with the current thread

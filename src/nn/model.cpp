@@ -219,9 +219,7 @@ ForwardLoss encoder_loss(Model& m, Activations& a, const int32_t* targets, const
   for (int64_t r = 0; r < n; r++)
     std::copy_n(a.lnf + int64_t(a.chosen[size_t(r)]) * C, C, a.chosen_lnf + r * C);
   linear_forward(a.logits, a.chosen_lnf, head.w, head.w16, n, C, V);
-  if (head.bias)
-    for (int64_t r = 0; r < n; r++)
-      for (int64_t j = 0; j < V; j++) a.logits[r * V + j] += head.bias[j];
+  if (head.bias) add_bias(a.logits, head.bias, n, V);
   softmax_xent_forward(a.logits, a.losses, a.chosen_targets.data(), n, V);
   double sum = 0;
   for (int64_t r = 0; r < n; r++) sum += a.losses[r];
@@ -274,8 +272,7 @@ ForwardLoss model_forward(Model& m, Activations& a, const int32_t* tokens, const
   if (m.cfg.classifier()) {  // no targets: the classifier's logits at every token
     const ReadOut head = read_out(m.cfg, m.w);
     linear_forward(a.logits, a.lnf, head.w, head.w16, BT, C, head.N);
-    for (int64_t i = 0; i < BT; i++)
-      for (int64_t j = 0; j < head.N; j++) a.logits[i * head.N + j] += head.bias[j];
+    add_bias(a.logits, head.bias, BT, head.N);
     return out;
   }
   linear_forward(a.logits, a.lnf, m.w.lm_head, m.w.lm_head16, BT, C, V);

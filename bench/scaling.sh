@@ -11,7 +11,7 @@
 # project can be rebuilt while it runs. Run folders go to runs/scaling*/ (not
 # committed); after every stage the CSVs and charts are copied to
 # bench/results/scaling/ (committed as they grow).
-#   bench/scaling.sh [--stage tune|grid|ablation|seeds|grid_top]   (all in that order by default)
+#   bench/scaling.sh [--stage tune|grid|ablation|seeds|grid_top|lr_check]   (all in that order by default)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 only=${2:-}
@@ -114,3 +114,23 @@ if stage seeds; then
 fi
 # the largest budget last: it costs about as much as all the stages before it
 if stage grid || stage grid_top; then grid 3e13; fi
+# The learning-rate law above the tuned sizes: sizes over ~2.5e5 parameters were not
+# tuned (their tuning runs cost more than --tune-max-flops) and train at the law's rate
+# extrapolated. If that rate were far off, the large sizes would lose for it and the
+# optimum would look smaller than it is. Check at 1e13 (dense): 3x128 and 4x128 at half
+# and twice the law's rate, beside their grid runs at the law's rate.
+if stage lr_check; then
+  C=1e13
+  for shape in 3x128 4x128; do
+    layers=${shape%x*} width=${shape#*x}
+    law_lr=$(awk -F, -v l=$layers -v w=$width '$1=="dense" && $2==l && $3==w {print $9; exit}' $out/runs.csv)
+    for factor in 0.5 2; do
+      dir=runs/scaling_lr_check_x$factor
+      restore $dir "lr_check_x${factor}_"
+      lr=$(awk -v a=$law_lr -v f=$factor 'BEGIN {printf "%.6g", a * f}')
+      $fw sweep "${common[@]}" --set train.lr=$lr --set train.min_lr=$(awk -v a=$lr 'BEGIN {printf "%.6g", a / 10}') \
+        --out $dir --variants dense --sizes $shape --budgets $C --bracket 0
+      save $dir "lr_check_x${factor}_"
+    done
+  done
+fi

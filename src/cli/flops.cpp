@@ -23,30 +23,10 @@ void run_flops(const FlopsFlags& f) {
   const int64_t s = f.seq_len > 0 ? f.seq_len : cfg.train.seq_len;
   FW_CHECK(s >= 1 && s <= m.max_seq_len, "flops: --seq-len ", s, " must be in [1, model.max_seq_len = ",
            m.max_seq_len, "]");
+  const nlohmann::json j = flop_report(m, s, cfg.train.mask_rate);
   const FlopCount fc = count_flops(m, s, cfg.train.mask_rate);
-  const double n = double(Model::count_params(m)), emb = double(Model::count_embedding_params(m));
-  const double six_n = six_n_per_token(m), per_seq = fc.forward_per_seq();
-  struct Term {
-    const char* name;
-    double value;
-  };
-  const Term terms[] = {{"embeddings", fc.embeddings},     {"attn_qkv", fc.attn_qkv},
-                        {"attn_logits", fc.attn_logits},   {"attn_softmax", fc.attn_softmax},
-                        {"attn_values", fc.attn_values},   {"attn_out", fc.attn_out},
-                        {"mlp", fc.mlp},                   {"final_logits", fc.final_logits},
-                        {"mod_router", fc.router},         {"mod_predictor", fc.predictor}};
-  nlohmann::json jt = nlohmann::json::object();
-  for (const auto& t : terms) jt[t.name] = t.value / double(s);
-  nlohmann::json j = {{"seq_len", s},
-                      {"params", n},
-                      {"params_without_embeddings", n - emb},
-                      {"forward_flops_per_token", fc.forward_per_token()},
-                      {"forward_flops_per_seq", per_seq},
-                      {"train_flops_per_token", fc.train_per_token()},
-                      {"train_flops_per_seq", fc.train_per_token() * double(s)},
-                      {"six_n_per_token", six_n},
-                      {"exact_over_six_n", fc.train_per_token() / six_n},
-                      {"forward_flops_per_token_by_term", jt}};
+  const double n = j["params"], emb = n - j["params_without_embeddings"].get<double>();
+  const double six_n = j["six_n_per_token"], per_seq = j["forward_flops_per_seq"];
   if (f.common.json) {
     print_json(j);
     return;
@@ -55,8 +35,8 @@ void run_flops(const FlopsFlags& f) {
               n - emb, (long long)m.d_model, (long long)m.n_layers, (long long)m.n_heads, name_of(m.mlp),
               m.mod.enabled ? ", MoD" : "");
   std::printf("| forward FLOPs per token (sequence of %lld) | MFLOP |\n|---|---:|\n", (long long)s);
-  for (const auto& t : terms)
-    if (t.value != 0) std::printf("| %s | %.4f |\n", t.name, t.value / double(s) / 1e6);
+  for (const auto& [name, value] : fc.terms())
+    if (value != 0) std::printf("| %s | %.4f |\n", name, value / double(s) / 1e6);
   std::printf("| forward total (exact) | %.4f |\n", fc.forward_per_token() / 1e6);
   std::printf("| training (3 x forward%s) | %.4f |\n", m.mlp == MlpKind::fff_leaf ? ", soft FFF leaves" : "",
               fc.train_per_token() / 1e6);

@@ -8,6 +8,13 @@ double FlopCount::train_per_token() const {
   return 3.0 * (forward_per_seq() - mlp + mlp_train) / double(seq_len);
 }
 
+std::vector<std::pair<const char*, double>> FlopCount::terms() const {
+  return {{"embeddings", embeddings}, {"attn_qkv", attn_qkv},       {"attn_logits", attn_logits},
+          {"attn_softmax", attn_softmax}, {"attn_values", attn_values}, {"attn_out", attn_out},
+          {"mlp", mlp},               {"final_logits", final_logits}, {"mod_router", router},
+          {"mod_predictor", predictor}};
+}
+
 double FlopCount::forward_per_seq() const {
   return embeddings + attn_qkv + attn_logits + attn_softmax + attn_values + attn_out + mlp +
          final_logits + router + predictor;
@@ -73,5 +80,23 @@ FlopCount count_flops(const ModelConfig& c, int64_t seq_len, double mask_rate) {
 }
 
 double six_n_per_token(const ModelConfig& c) { return 6.0 * double(Model::count_params(c)); }
+
+nlohmann::json flop_report(const ModelConfig& m, int64_t s, double mask_rate) {
+  const FlopCount fc = count_flops(m, s, mask_rate);
+  const double n = double(Model::count_params(m)), emb = double(Model::count_embedding_params(m));
+  const double six_n = six_n_per_token(m);
+  nlohmann::json by_term = nlohmann::json::object();
+  for (const auto& [name, value] : fc.terms()) by_term[name] = value / double(s);
+  return {{"seq_len", s},
+          {"params", n},
+          {"params_without_embeddings", n - emb},
+          {"forward_flops_per_token", fc.forward_per_token()},
+          {"forward_flops_per_seq", fc.forward_per_seq()},
+          {"train_flops_per_token", fc.train_per_token()},
+          {"train_flops_per_seq", fc.train_per_token() * double(s)},
+          {"six_n_per_token", six_n},
+          {"exact_over_six_n", fc.train_per_token() / six_n},
+          {"forward_flops_per_token_by_term", by_term}};
+}
 
 }  // namespace fw

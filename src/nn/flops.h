@@ -4,6 +4,10 @@
 // over-count for the predictor, whose input gradient is stopped.)
 #pragma once
 #include <cstdint>
+#include <utility>
+#include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "nn/config.h"
 
@@ -30,6 +34,8 @@ struct FlopCount {
   double forward_per_seq() const;
   double forward_per_token() const { return forward_per_seq() / double(seq_len); }
   double train_per_token() const;  // 3 × the training forward
+  // The forward terms per sequence, named as `flopwise flops` prints them, in order.
+  std::vector<std::pair<const char*, double>> terms() const;
 };
 
 // mask_rate: an encoder's masked-LM rate (train.mask_rate), which sets how many
@@ -44,5 +50,10 @@ double mlp_flops_per_token(const MlpShape& s, int64_t width, bool training);
 
 // The 6·N approximation per training token (N = all parameters).
 double six_n_per_token(const ModelConfig& cfg);
+
+// What `flopwise flops --json` prints: parameter counts, forward and training FLOPs per
+// token and per sequence of seq_len, next to 6N, and the forward terms per token (the
+// encoder's masked-LM rate sets its sparse prediction's share).
+nlohmann::json flop_report(const ModelConfig& cfg, int64_t seq_len, double mask_rate);
 
 }  // namespace fw

@@ -7,6 +7,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <array>
 #include <cmath>
 #include <memory>
 #include <string>
@@ -21,7 +22,10 @@
 #include "scaling/law_report.h"
 #include "scaling/plan.h"
 #include "tokenizers/tokenizer.h"
+#include "kernels/matmul.h"
+#include "scaling/runs.h"
 #include "train/checkpoint.h"
+#include "train/trainer.h"
 
 namespace py = pybind11;
 
@@ -180,6 +184,48 @@ class PyModel {
     return out;
   }
 
+  // Samples n_new tokens after each prompt, decoded side by side; on_token(row, token)
+  // is called as each comes (with the GIL; the decoding itself runs without it).
+  std::vector<std::vector<int32_t>> generate(const std::vector<std::vector<int32_t>>& prompts, int64_t n_new,
+                                             double temperature, int64_t top_k, double top_p, uint64_t seed,
+                                             py::object on_token) {
+    FW_CHECK(!cfg().encoder(), "generate: an encoder does not generate text");
+    FW_CHECK(!prompts.empty(), "generate: no prompts");
+    FW_CHECK(n_new >= 0, "generate: max_tokens must be >= 0, not ", n_new);
+    for (const auto& p : prompts) {
+      FW_CHECK(!p.empty(), "generate: an empty prompt (give at least one token)");
+      for (int32_t id : p)
+        FW_CHECK(id >= 0 && id < cfg().vocab_size, "generate: prompt id ", id, " is outside the vocabulary [0, ",
+                 cfg().vocab_size, ")");
+    }
+    fw::SamplingParams sp;
+    sp.temperature = temperature;
+    sp.top_k = top_k;
+    sp.top_p = top_p;
+    sp.vocab_limit = tokenizer().vocab_size();  // the model's extra ids (an encoder's specials) stand for no text
+    fw::Generator gen(model(), cfg().max_seq_len, 64, int64_t(prompts.size()));
+    std::unique_ptr<py::error_already_set> failure;
+    fw::TokenCallback cb = nullptr;
+    if (!on_token.is_none())
+      cb = [&](int64_t row, int32_t token) {
+        py::gil_scoped_acquire gil;
+        if (failure) return;
+        try {
+          on_token(row, token);
+        } catch (py::error_already_set& e) {
+          failure = std::make_unique<py::error_already_set>(std::move(e));
+        }
+      };
+    fw::BatchGenerateResult r;
+    {
+      py::gil_scoped_release nogil;
+      model().sync_bf16();
+      r = fw::generate_batch(gen, prompts, n_new, sp, seed, cb);
+    }
+    if (failure) throw *failure;
+    return r.tokens;
+  }
+
   // After an inference forward: per block, the neuron each token visits at each level
   // of each tree (B, T, K, D+1), index within its tree; −1 for tokens a routed block skipped.
   py::list fff_paths(py::handle tokens) {
@@ -260,6 +306,60 @@ class PyModel {
   bool trained_forward_ = false;
 };
 
+// Trains a run; on_step(dict) after every step may return False to stop there (with a
+// checkpoint). Ctrl-C, seen at the next step boundary, stops the same way and then
+// raises KeyboardInterrupt; so does an exception in on_step (re-raised).
+py::dict train(const std::string& config_json, const std::string& data, const std::string& out, py::object on_step,
+               bool resume, bool verbose) {
+  fw::Config c;
+  if (!resume) fw::apply_json(c, nlohmann::json::parse(config_json), "config");
+  fw::TrainOptions o;
+  o.data_dir = data;
+  o.run_dir = out;
+  o.resume = resume;
+  if (verbose)
+    o.log = [](const std::string& line) {
+      py::gil_scoped_acquire gil;
+      py::module_::import("sys").attr("stderr").attr("write")(line + "\n");
+    };
+  std::unique_ptr<py::error_already_set> failure;  // an exception to re-raise after the checkpoint
+  o.on_step = [&](const fw::StepReport& r) {
+    py::gil_scoped_acquire gil;
+    try {
+      if (PyErr_CheckSignals() != 0) throw py::error_already_set();  // Ctrl-C: KeyboardInterrupt pending
+      if (on_step.is_none()) return true;
+      py::dict d;
+      d["step"] = r.step;
+      d["steps"] = r.steps;
+      d["loss"] = r.loss;
+      d["lr"] = r.lr;
+      d["val_loss"] = std::isnan(r.val_loss) ? py::object(py::none()) : py::object(py::float_(r.val_loss));
+      d["train_seconds"] = r.train_seconds;
+      const py::object keep = on_step(d);
+      return keep.is_none() || keep.cast<bool>();
+    } catch (py::error_already_set& e) {
+      failure = std::make_unique<py::error_already_set>(std::move(e));
+      return false;
+    }
+  };
+  fw::TrainSummary s;
+  {
+    py::gil_scoped_release nogil;
+    s = fw::run_training(c, o);
+  }
+  if (failure) throw *failure;
+  py::dict d;
+  d["step"] = s.step;
+  d["finished"] = s.finished;
+  d["train_loss"] = s.train_loss;
+  d["val_loss"] = std::isnan(s.val_loss) ? py::object(py::none()) : py::object(py::float_(s.val_loss));
+  d["tokens_per_s"] = s.tokens_per_s;
+  d["mfu"] = s.mfu;
+  d["train_flops_per_token"] = s.flops_per_token;
+  d["precision"] = s.bf16 ? "bf16" : "fp32";
+  return d;
+}
+
 // A config from its JSON (the config file's form), on the defaults, validated.
 fw::Config config_of(const std::string& json) {
   fw::Config c;
@@ -311,7 +411,46 @@ PYBIND11_MODULE(_flopwise, m) {
            py::arg("seed") = 0)
       .def("backward", &PyModel::backward)
       .def("routing", &PyModel::routing)
-      .def("fff_paths", &PyModel::fff_paths);
+      .def("fff_paths", &PyModel::fff_paths)
+      .def("generate", &PyModel::generate, py::arg("prompts"), py::arg("max_tokens"), py::arg("temperature") = 1.0,
+           py::arg("top_k") = 0, py::arg("top_p") = 1.0, py::arg("seed") = 0, py::arg("on_token") = py::none());
+
+  m.def("train", &train, py::arg("config_json"), py::arg("data"), py::arg("out"), py::arg("on_step") = py::none(),
+        py::arg("resume") = false, py::arg("verbose") = false);
+  // Approach 3, the grid fit and (isoflop) Approach 2 of runs: a CSV (as `flopwise fit
+  // --runs`, variant "" = all rows) or records (params, tokens, flops, loss)
+  m.def("fit_csv", [](const std::string& path, const std::string& params, const std::string& variant, int bootstrap,
+                      bool isoflop, uint64_t seed) {
+    fw::RunsSelection sel;
+    sel.params_column = params;
+    sel.variant = variant;
+    fw::LawReportOptions lo;
+    lo.bootstrap = bootstrap, lo.isoflop = isoflop, lo.seed = seed, lo.params_column = params;
+    const std::vector<fw::RunRecord> runs = fw::read_runs_csv(path, sel);
+    py::gil_scoped_release nogil;
+    return fw::law_report(runs, lo).dump();
+  });
+  m.def("fit_records", [](const std::vector<std::array<double, 4>>& records, int bootstrap, bool isoflop,
+                          uint64_t seed) {
+    std::vector<fw::RunRecord> runs;
+    for (const auto& r : records) {
+      for (double v : r) FW_CHECK(std::isfinite(v) && v > 0, "fit: every run needs positive params, tokens, flops and loss");
+      runs.push_back({r[0], r[1], r[2], r[3]});
+    }
+    fw::LawReportOptions lo;
+    lo.bootstrap = bootstrap, lo.isoflop = isoflop, lo.seed = seed;
+    py::gil_scoped_release nogil;
+    return fw::law_report(runs, lo).dump();
+  });
+  m.def("plan", [](double flops, double hours, const std::string& law, const std::string& fit,
+                   const std::string& variant, const std::string& config_json, double mfu) {
+    FW_CHECK((flops > 0) != (hours > 0), "plan: give flops or hours (one of them, positive)");
+    FW_CHECK(mfu > 0 && mfu <= 1, "plan: mfu must be in (0, 1]");
+    fw::Config c;
+    fw::apply_json(c, nlohmann::json::parse(config_json), "config");
+    const double rate = fw::sgemm_peak_flops() * mfu;
+    return fw::plan_report(law, fit, variant, flops > 0 ? flops : hours * 3600 * rate, c.model, c.train, rate).dump();
+  });
 
   // for the PyTorch twin: the config with every default filled in, its tensors in
   // checkpoint order, the MLP's resolved tree depth, and writing a run's weights

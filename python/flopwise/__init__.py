@@ -14,13 +14,15 @@ The engine is C++ (the native module `_flopwise`); errors raise flopwise.Error w
 message the command line prints. The PyTorch twin of a model is flopwise.torch.
 """
 import json as _json
+import queue as _queue
+import threading as _threading
 
 import numpy as _np
 
 from . import _flopwise
 from ._flopwise import Error
 
-__all__ = ["Error", "Model", "Tokenizer", "load", "flops", "tokenizer"]
+__all__ = ["Error", "Model", "Tokenizer", "load", "flops", "tokenizer", "train", "fit", "plan"]
 
 
 class Tokenizer:
@@ -138,6 +140,41 @@ class Model:
         return self._m.fff_paths(self._ids(tokens))
 
 
+    def generate(self, prompts, max_tokens=100, temperature=0.8, top_k=0, top_p=0.95, seed=0):
+        """Samples max_tokens after each prompt (a str, an array of ids, or a list of
+        either; several are decoded side by side), yielding (prompt index, token id) as
+        each token comes. temperature 0 is greedy. The same seed gives the same tokens
+        as `flopwise sample --seed` (whose defaults these are)."""
+        single = (isinstance(prompts, (str, bytes)) or (isinstance(prompts, _np.ndarray) and prompts.ndim == 1)
+                  or (len(prompts) > 0 and isinstance(prompts[0], (int, _np.integer))))
+        rows = [prompts] if single else list(prompts)
+        ids = [self._ids(p).astype(_np.int64).tolist() for p in rows]
+        q = _queue.Queue()
+        done = object()
+
+        def work():  # decodes without the GIL; each token reaches the queue as it comes
+            try:
+                self._m.generate(ids, max_tokens, temperature, top_k, top_p, seed, lambda r, t: q.put((r, t)))
+                q.put(done)
+            except BaseException as e:  # noqa: B902 — handed to the consumer
+                q.put(e)
+
+        thread = _threading.Thread(target=work, daemon=True)
+        thread.start()
+        while True:
+            item = q.get()
+            if item is done:
+                break
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+        thread.join()
+
+    def complete(self, prompt, max_tokens=100, **sampling):
+        """The text sampled after one prompt (generate's options)."""
+        return self.tokenizer.decode([t for _, t in self.generate(prompt, max_tokens, **sampling)])
+
+
 def load(run):
     """A run folder, or a model.safetensors file, as a Model."""
     return Model(_flopwise.Model(str(run)))
@@ -150,3 +187,50 @@ def flops(config, seq_len=None):
         with open(config) as f:
             config = _json.load(f)
     return _flopwise.flops(config, seq_len or 0)
+
+
+def _config_dict(config):
+    if isinstance(config, dict):
+        return config
+    with open(config) as f:
+        return _json.load(f)
+
+
+def train(config, data, out, on_step=None, resume=False, verbose=False):
+    """Trains a run exactly as `flopwise train` does (the same config form and run
+    folder): config a dict or config file path (ignored with resume=True, which
+    continues the run in `out`), data a folder with train.bin and val.bin.
+    on_step(report) is called after every step with {"step", "steps", "loss", "lr",
+    "val_loss", "train_seconds"}; returning False stops the run there with a checkpoint
+    (continue with resume=True). Ctrl-C stops at the next step boundary, with a
+    checkpoint, and then raises KeyboardInterrupt. The engine runs without the GIL.
+    Returns the summary: {"step", "finished", "train_loss", "val_loss", "tokens_per_s",
+    "mfu", "train_flops_per_token", "precision"}."""
+    cfg = "{}" if resume else _json.dumps(_config_dict(config))
+    return _flopwise.train(cfg, "" if data is None else str(data), str(out), on_step, resume, verbose)
+
+
+def fit(runs, params="params", variant=None, bootstrap=0, isoflop=False, seed=0):
+    """Scaling-law fits of training runs, as `flopwise fit --runs --json` reports them:
+    Approach 3 (L = E + A/N^alpha + B/D^beta; a, b the exponents of N_opt and D_opt),
+    the isoFLOP-grid fit, with bootstrap 90% intervals, and with isoflop=True the
+    per-budget parabolas (Approach 2). runs: a sweep's runs.csv path (params picks the
+    column: "params" or "params_without_embeddings"; variant picks rows), or a list of
+    dicts with params, tokens, flops and loss."""
+    if isinstance(runs, (str, bytes)) or hasattr(runs, "__fspath__"):
+        j = _flopwise.fit_csv(str(runs), params, variant or "", bootstrap, isoflop, seed)
+    else:
+        recs = [[float(r["params"]), float(r["tokens"]), float(r["flops"]), float(r["loss"])] for r in runs]
+        j = _flopwise.fit_records(recs, bootstrap, isoflop, seed)
+    return _json.loads(j)
+
+
+def plan(flops=None, hours=None, law="epoch", variant=None, fit="approach3", config=None, mfu=0.85):
+    """A compute-optimal plan for a training budget, as `flopwise plan --json` reports
+    it: flops (or hours of this machine at its measured fp32 peak x mfu), a law
+    ("epoch", "hoffmann", "hoffmann-tex", a `fit --json` file or a sweep's fit.json),
+    the variant (dense or mod; None: both) and the base config (vocabulary, sequence,
+    batch) as a dict or file."""
+    cfg = _json.dumps(_config_dict(config) if config is not None else {})
+    return _json.loads(_flopwise.plan(flops or 0.0, hours or 0.0, law, fit, variant or "", cfg, mfu))
+

@@ -26,7 +26,7 @@ SMALL = ["model.d_model=32", "model.n_layers=2", "model.n_heads=2", "model.max_s
 
 
 def run(*args):
-    r = subprocess.run([FLOPWISE, *args], capture_output=True, text=True)
+    r = subprocess.run([FLOPWISE, *args], capture_output=True, text=True, errors="replace")
     assert r.returncode == 0, f"flopwise {' '.join(args)} failed: {r.stderr}"
     return r
 

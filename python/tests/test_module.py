@@ -109,3 +109,85 @@ def test_fff_paths_follow_the_sign_of_lambda(runs):
     routed = mod.fff_paths(tokens[:, :8])[1]
     sel = mod.routing(tokens[:, :8])[0]["selected"]
     assert ((routed[..., 0] == -1) == ~sel[..., None]).all()
+
+
+SMALL_CONFIG = {"model": {"d_model": 32, "n_layers": 2, "n_heads": 2, "max_seq_len": 32},
+                "train": {"seq_len": 32, "batch_size": 4, "steps": 6, "eval_every": 0, "eval_tokens": 256}}
+
+
+def test_train_equals_the_cli_and_stops_at_a_step_boundary(data_dir, tmp_path):
+    cfg = tmp_path / "config.json"
+    cfg.write_text(json.dumps(SMALL_CONFIG))
+    run("train", "--config", str(cfg), "--data", str(data_dir), "--out", str(tmp_path / "cli"))
+    # on_step returning False stops with a checkpoint; resume finishes the same trajectory
+    reports = []
+    s = flopwise.train(SMALL_CONFIG, data_dir, tmp_path / "py", on_step=lambda r: reports.append(r) or r["step"] < 2)
+    assert s["step"] == 2 and not s["finished"] and [r["step"] for r in reports] == [1, 2]
+    assert reports[0]["steps"] == 6 and reports[0]["loss"] > 0 and reports[0]["val_loss"] is None
+    assert flopwise.load(tmp_path / "py").step == 2
+    s = flopwise.train(None, None, tmp_path / "py", resume=True)
+    assert s["finished"] and s["step"] == 6 and s["val_loss"] is not None
+    cli, py = flopwise.load(tmp_path / "cli"), flopwise.load(tmp_path / "py")
+    for name, p in cli.params.items():
+        assert np.array_equal(py.params[name], p), name
+
+
+def test_train_interrupted_keeps_a_checkpoint(data_dir, tmp_path):
+    import os
+    import signal
+
+    def interrupt(r):  # Ctrl-C during step 3: seen at its boundary
+        if r["step"] == 3:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    with pytest.raises(KeyboardInterrupt):
+        flopwise.train(SMALL_CONFIG, data_dir, tmp_path / "a", on_step=interrupt)
+    assert flopwise.load(tmp_path / "a").step == 3
+
+    def fail(r):
+        raise ValueError("from the callback")
+
+    with pytest.raises(ValueError, match="from the callback"):
+        flopwise.train(SMALL_CONFIG, data_dir, tmp_path / "b", on_step=fail)
+    assert flopwise.load(tmp_path / "b").step == 1
+    with pytest.raises(flopwise.Error, match="train.steps"):
+        flopwise.train({"train": {"steps": 0}}, data_dir, tmp_path / "c")
+
+
+def test_generate_equals_cli_sample(runs, tmp_path):
+    m = flopwise.load(runs["mod"])
+    for seed in (0, 5):
+        trace = tmp_path / f"trace{seed}.jsonl"
+        run("sample", "--ckpt", str(runs["mod"]), "--prompt", "The jury", "--tokens", "12", "--seed", str(seed),
+            "--trace", str(trace))
+        lines = [json.loads(x) for x in trace.read_text().splitlines()]
+        # the trace holds the tokens fed: all sampled ones but the last
+        expected = [x["token"] for x in lines if x["pos"] >= len("The jury")]
+        got = list(m.generate("The jury", 12, seed=seed))
+        assert len(got) == 12 and len(expected) == 11
+        assert [t for _, t in got][:11] == expected and all(r == 0 for r, _ in got)
+    # several prompts side by side: each continues as it would alone
+    both = list(m.generate(["The jury", "He said"], 12, seed=5))
+    alone = [t for _, t in m.generate("He said", 12, seed=5 + 1)]  # row i draws from seed + i
+    assert [t for r, t in both if r == 1] == alone
+    with pytest.raises(flopwise.Error, match="empty prompt"):
+        list(m.generate([[]], 3))
+
+
+def test_fit_and_plan_equal_the_cli(tmp_path):
+    import pathlib
+    csv = pathlib.Path(__file__).parents[2] / "bench/results/scaling/runs.csv"
+    cli = json.loads(run("fit", "--runs", str(csv), "--variant", "dense", "--isoflop", "--json").stdout.splitlines()[-1])
+    py = flopwise.fit(csv, variant="dense", isoflop=True)
+    for key in ("a", "b", "E", "A", "B", "alpha", "beta"):
+        assert py["approach3"][key] == pytest.approx(cli["approach3"][key], rel=1e-12), key
+        assert py["grid"][key] == pytest.approx(cli["grid"][key], rel=1e-12), key
+    records = [{"params": n, "tokens": d, "flops": 6 * n * d, "loss": 1.7 + 400 / n ** 0.34 + 410 / d ** 0.28}
+               for n in (1e6, 3e6, 1e7, 3e7, 1e8) for d in (1e8, 3e8, 1e9, 3e9)]
+    law = flopwise.fit(records)["approach3"]
+    assert law["alpha"] == pytest.approx(0.34, rel=0.02) and law["beta"] == pytest.approx(0.28, rel=0.02)
+    cli = json.loads(run("plan", "--flops", "1e18", "--json").stdout.splitlines()[-1])
+    py = flopwise.plan(flops=1e18)
+    assert py["variants"] == cli["variants"] and py["n_opt"] == cli["n_opt"]
+    with pytest.raises(flopwise.Error, match="variant 'moe'"):
+        flopwise.plan(flops=1e18, variant="moe")

@@ -22,58 +22,19 @@ void run_plan(const PlanFlags& f) {
   f.common.apply();
   FW_CHECK((f.flops > 0) != (f.hours > 0), "plan: give --flops C or --hours H (one of them, positive)");
   FW_CHECK(f.mfu > 0 && f.mfu <= 1, "plan: --mfu must be in (0, 1]");
-  FW_CHECK(f.variant.empty() || f.variant == "dense" || f.variant == "mod", "plan: --variant '", f.variant,
-           "' must be dense or mod");
-  const std::map<std::string, ScalingLaw> laws = scaling_laws(f.law, f.fit);
-  FW_CHECK(f.variant.empty() || laws.count(f.variant), "plan: --law ", f.law, " holds no ", f.variant,
-           " law (it has ", laws.begin()->first, laws.size() > 1 ? " and more" : "", ")");
   const Config base = f.config.build();
   // this machine's training rate: its measured fp32 sgemm peak × the MFU flopwise
   // sustains in training (86-90% measured on the bench config; --mfu)
   const double rate = sgemm_peak_flops() * f.mfu;
   const double C = f.flops > 0 ? f.flops : f.hours * 3600 * rate;
-  const int64_t T = base.train.seq_len, tokens_per_step = base.train.batch_size * T;
-  // The variants planned: the one asked for, else dense and MoD. A variant without a law
-  // of its own (MoD under a published law) gets dense's law for choosing shapes and no
-  // predicted loss: what it reaches is for a MoD sweep to measure.
-  const std::vector<std::string> planned = f.variant.empty() ? std::vector<std::string>{"dense", "mod"}
-                                                             : std::vector<std::string>{f.variant};
-  nlohmann::json variants = nlohmann::json::object(), law_of = nlohmann::json::object();
-  for (const std::string& v : planned) {
-    const bool own = laws.count(v) > 0;
-    const ScalingLaw& law = own ? laws.at(v) : laws.count("dense") ? laws.at("dense") : laws.begin()->second;
-    ModelConfig m = base.model;
-    m.mod.enabled = v == "mod";
-    nlohmann::json rows = nlohmann::json::array();
-    for (const PlannedModel& p : plan_models(law, C, m, T))
-      rows.push_back({{"n_layers", p.model.n_layers}, {"d_model", p.model.d_model}, {"n_heads", p.model.n_heads},
-                      {"params", p.params}, {"train_flops_per_token", p.train_flops_per_token}, {"tokens", p.tokens},
-                      {"steps", std::llround(p.tokens / double(tokens_per_step))},
-                      {"predicted_loss", own ? nlohmann::json(p.predicted_loss) : nlohmann::json(nullptr)}});
-    variants[v] = rows;
-    if (own)
-      law_of[v] = {{"E", law.E}, {"A", law.A}, {"B", law.B}, {"alpha", law.alpha}, {"beta", law.beta},
-                   {"n_opt", law.n_opt(C)}, {"d_opt", law.d_opt(C)}, {"predicted_loss", law.loss(law.n_opt(C), law.d_opt(C))}};
-  }
-  // the first law planned (dense when there is one) also at the top level, as before
-  const std::string main = law_of.contains("dense") ? "dense" : law_of.begin().key();
-  const auto& L = law_of[main];
-  nlohmann::json j = {{"flops", C},
-                      {"law", {{"E", L["E"]}, {"A", L["A"]}, {"B", L["B"]}, {"alpha", L["alpha"]}, {"beta", L["beta"]}}},
-                      {"law_variant", main},
-                      {"laws", law_of},
-                      {"n_opt", L["n_opt"]},
-                      {"d_opt", L["d_opt"]},
-                      {"predicted_loss", L["predicted_loss"]},
-                      {"training_flops_per_s", rate},
-                      {"hours", C / rate / 3600},
-                      {"variants", variants}};
+  const nlohmann::json j = plan_report(f.law, f.fit, f.variant, C, base.model, base.train, rate);
   if (f.common.json) {
     print_json(j);
     return;
   }
   std::printf("budget %.3g FLOPs (%.2f hours here at %.0f GFLOP/s); law '%s'\n", C, C / rate / 3600, rate / 1e9,
               f.law.c_str());
+  const nlohmann::json &law_of = j["laws"], &variants = j["variants"];
   for (const auto& [v, l] : law_of.items())
     std::printf("  %s law: N_opt %.3g, D_opt %.3g (%.1f tokens per parameter, at C = 6ND), loss %.4f\n", v.c_str(),
                 l["n_opt"].get<double>(), l["d_opt"].get<double>(), l["d_opt"].get<double>() / l["n_opt"].get<double>(),
@@ -88,10 +49,11 @@ void run_plan(const PlanFlags& f) {
                   r["train_flops_per_token"].get<double>(), r["tokens"].get<double>(),
                   (long long)r["steps"].get<int64_t>(),
                   r["predicted_loss"].is_null() ? "-" : str(r["predicted_loss"].get<double>()).c_str());
-  for (const auto& v : planned)
+  for (const auto& [v, rows] : variants.items())
     if (!law_of.contains(v))
       std::printf("(no %s law in '%s': its shapes are chosen by the %s law and show the tokens the budget buys "
-                  "them; their loss is for a %s sweep to measure)\n", v.c_str(), f.law.c_str(), main.c_str(), v.c_str());
+                  "them; their loss is for a %s sweep to measure)\n", v.c_str(), f.law.c_str(),
+                  j["law_variant"].get<std::string>().c_str(), v.c_str());
 }
 }  // namespace
 

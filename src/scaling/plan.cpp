@@ -88,4 +88,51 @@ std::vector<PlannedModel> plan_models(const ScalingLaw& law, double C, const Mod
   return out;
 }
 
+nlohmann::json plan_report(const std::string& law_name, const std::string& fit, const std::string& variant, double C,
+                           const ModelConfig& base, const TrainConfig& train, double rate) {
+  FW_CHECK(variant.empty() || variant == "dense" || variant == "mod", "plan: variant '", variant,
+           "' must be dense or mod");
+  FW_CHECK(C > 0 && std::isfinite(C), "plan: the budget must be a positive number of FLOPs, not ", C);
+  const std::map<std::string, ScalingLaw> laws = scaling_laws(law_name, fit);
+  FW_CHECK(variant.empty() || laws.count(variant), "plan: --law ", law_name, " holds no ", variant,
+           " law (it has ", laws.begin()->first, laws.size() > 1 ? " and more" : "", ")");
+  const int64_t T = train.seq_len, tokens_per_step = train.batch_size * T;
+  // The variants planned: the one asked for, else dense and MoD. A variant without a law
+  // of its own (MoD under a published law) gets dense's law for choosing shapes and no
+  // predicted loss: what it reaches is for a MoD sweep to measure.
+  const std::vector<std::string> planned =
+      variant.empty() ? std::vector<std::string>{"dense", "mod"} : std::vector<std::string>{variant};
+  nlohmann::json variants = nlohmann::json::object(), law_of = nlohmann::json::object();
+  for (const std::string& v : planned) {
+    const bool own = laws.count(v) > 0;
+    const ScalingLaw& law = own ? laws.at(v) : laws.count("dense") ? laws.at("dense") : laws.begin()->second;
+    ModelConfig m = base;
+    m.mod.enabled = v == "mod";
+    nlohmann::json rows = nlohmann::json::array();
+    for (const PlannedModel& p : plan_models(law, C, m, T))
+      rows.push_back({{"n_layers", p.model.n_layers}, {"d_model", p.model.d_model}, {"n_heads", p.model.n_heads},
+                      {"params", p.params}, {"train_flops_per_token", p.train_flops_per_token}, {"tokens", p.tokens},
+                      {"steps", std::llround(p.tokens / double(tokens_per_step))},
+                      {"predicted_loss", own ? nlohmann::json(p.predicted_loss) : nlohmann::json(nullptr)}});
+    variants[v] = rows;
+    if (own)
+      law_of[v] = {{"E", law.E}, {"A", law.A}, {"B", law.B}, {"alpha", law.alpha}, {"beta", law.beta},
+                   {"n_opt", law.n_opt(C)}, {"d_opt", law.d_opt(C)},
+                   {"predicted_loss", law.loss(law.n_opt(C), law.d_opt(C))}};
+  }
+  // the first law planned (dense when there is one) also at the top level, as before
+  const std::string main = law_of.contains("dense") ? "dense" : law_of.begin().key();
+  const auto& L = law_of[main];
+  return {{"flops", C},
+          {"law", {{"E", L["E"]}, {"A", L["A"]}, {"B", L["B"]}, {"alpha", L["alpha"]}, {"beta", L["beta"]}}},
+          {"law_variant", main},
+          {"laws", law_of},
+          {"n_opt", L["n_opt"]},
+          {"d_opt", L["d_opt"]},
+          {"predicted_loss", L["predicted_loss"]},
+          {"training_flops_per_s", rate},
+          {"hours", C / rate / 3600},
+          {"variants", variants}};
+}
+
 }  // namespace fw

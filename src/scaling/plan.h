@@ -6,6 +6,9 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
+#include "config/config.h"
 #include "nn/config.h"
 #include "scaling/parametric_fit.h"
 
@@ -33,5 +36,13 @@ struct PlannedModel {
 // MoD settings kept).
 std::vector<PlannedModel> plan_models(const ScalingLaw& law, double C, const ModelConfig& base, int64_t seq_len,
                                       int count = 3);
+
+// What `flopwise plan --json` prints: for budget C under the laws `law` names (fit
+// picks approach3 or grid from fitted files), the planned shapes of `variant` (dense
+// or mod; "": both) built on base (steps from train's batch and sequence length),
+// with the laws' optima and the hours at `rate` training FLOP/s. A variant without a
+// law of its own gets dense's shapes and no predicted loss.
+nlohmann::json plan_report(const std::string& law, const std::string& fit, const std::string& variant, double C,
+                           const ModelConfig& base, const TrainConfig& train, double rate);
 
 }  // namespace fw

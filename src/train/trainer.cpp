@@ -129,6 +129,7 @@ Trainer::Trainer(const Config& cfg_in, const TrainOptions& opt)
   shard_moments();
   FW_CHECK(opt.stop_after == 0 || opt.stop_after > st_.step, "--stop-after ", opt.stop_after,
            " is not after the run's current step ", st_.step);
+  FW_CHECK(!opt.on_step || P_ == 1, "internal: a step callback in a data-parallel run (ranks would stop apart)");
   const std::string train_file = open_data();
   check_ranks_agree_on_start();
   const TrainConfig& tc = cfg_.train;
@@ -443,11 +444,14 @@ TrainSummary Trainer::run() {
       sum.val_accuracy = val.accuracy;
     }
     if (st_.step % tc.log_every == 0 || last || do_eval) log_step(loss, lr, gnorm, val);
-    const bool stop_now = opt_.stop_after > 0 && st_.step == opt_.stop_after && !last;
+    const bool asked = opt_.on_step && !opt_.on_step({st_.step, tc.steps, loss, lr, do_eval ? val.loss : NAN,
+                                                      st_.train_seconds});
+    const bool stop_now = ((opt_.stop_after > 0 && st_.step == opt_.stop_after) || asked) && !last;
     if (last && cfg_.model.mod.enabled && !cfg_.model.encoder() && rank_ == 0) calibrate();  // sampling's routing
     if (last || stop_now || (tc.ckpt_every > 0 && st_.step % tc.ckpt_every == 0)) save();
     if (stop_now) {
-      log(str("stopped after step ", st_.step, " (--stop-after); continue with --resume ", opt_.run_dir));
+      log(str("stopped after step ", st_.step, asked ? "" : " (--stop-after)", "; continue with --resume ",
+              opt_.run_dir));
       break;
     }
   }

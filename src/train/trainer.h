@@ -13,6 +13,15 @@
 
 namespace fw {
 
+// What on_step sees after every optimizer step.
+struct StepReport {
+  int64_t step = 0, steps = 0;  // done, of the run's train.steps
+  double loss = 0;              // this step's training loss
+  double lr = 0;                // its learning rate
+  double val_loss = NAN;        // when this step validated, else NaN
+  double train_seconds = 0;     // the run's training time so far
+};
+
 struct TrainOptions {
   std::string data_dir;    // holds train.bin and val.bin (resume: empty = the run's own)
   std::string run_dir;     // output run folder (created), or the run to resume
@@ -23,6 +32,9 @@ struct TrainOptions {
   // global batch; gradients are averaged across ranks; rank 0 writes the run folder.
   Comm* comm = nullptr;
   bool zero1 = false;  // shard the AdamW moments across ranks (ZeRO stage 1)
+  // After every step (one process only): returning false stops the run there with a
+  // checkpoint, as --stop-after does (the Python module's callbacks and Ctrl-C).
+  std::function<bool(const StepReport&)> on_step = nullptr;
 };
 
 struct TrainSummary {

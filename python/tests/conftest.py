@@ -1,6 +1,7 @@
 """Shared fixtures: a small byte-level corpus and small trained runs of every model
 kind, made with the flopwise program under this session's temporary folder (ctest
 gives pytest --basetemp build/tests/tmp/<test>/)."""
+import json
 import os
 import random
 import subprocess
@@ -19,7 +20,11 @@ KINDS = {
     "fff": ["model.mlp=fff", "fff.trees=2", "fff.depth=3"],
     "mod_fff": ["mod.enabled=true", "mod.capacity=0.5", "model.mlp=fff", "fff.trees=2", "fff.depth=2"],
     "fff_leaf": ["model.mlp=fff_leaf", "fff.trees=2", "fff.depth=2", "fff.leaf_width=4", "fff.transpose_prob=0"],
+    "encoder": ["model.kind=encoder", "model.vocab_size=260", "model.mlp=fff", "fff.trees=2", "fff.depth=2"],
+    "encoder_mod": ["model.kind=encoder", "model.vocab_size=260", "mod.enabled=true", "mod.capacity=0.25"],
 }
+# fine-tuned from the "encoder" run: kind → (head, task files' rows)
+FINETUNED = {"sequence": "sequence", "tagging": "tagging"}
 
 SMALL = ["model.d_model=32", "model.n_layers=2", "model.n_heads=2", "model.max_seq_len=32", "train.seq_len=32",
          "train.batch_size=4", "train.steps=8", "train.eval_every=0", "train.eval_tokens=256", "train.lr=3e-3"]
@@ -55,4 +60,22 @@ def runs(tmp_path_factory, data_dir):
             args += ["--set", s]
         run(*args)
         out[kind] = root / kind
+    # fine-tuned encoders: a sequence head and a tagging head on small JSONL tasks
+    rng = random.Random(2)
+    words = "red green blue cat dog sat ran".split()
+    for head in FINETUNED:
+        task = root / f"task_{head}"
+        task.mkdir()
+        for split, n in (("train", 24), ("val", 8)):
+            rows = []
+            for _ in range(n):
+                ws = [rng.choice(words) for _ in range(rng.randint(2, 6))]
+                if head == "sequence":
+                    rows.append({"text": " ".join(ws), "label": "animal" if "cat" in ws or "dog" in ws else "other"})
+                else:
+                    rows.append({"tokens": ws, "tags": ["A" if w in ("cat", "dog") else "B" for w in ws]})
+            (task / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+        run("finetune", "--ckpt", str(out["encoder"]), "--task", str(task), "--out", str(root / head),
+            "--epochs", "1", "--max-len", "16")
+        out[head] = root / head
     return out

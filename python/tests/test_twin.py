@@ -8,7 +8,7 @@ import torch
 
 import flopwise
 import flopwise.torch as ft
-from conftest import KINDS
+from conftest import FINETUNED, KINDS
 
 torch.set_default_dtype(torch.float32)
 
@@ -39,11 +39,21 @@ def twin_of(model):
 
 def check_against_twin(model, tokens):
     twin = twin_of(model)
-    inputs, targets = tokens[:, :-1], tokens[:, 1:]
+    m = model.config["model"]
+    if m["kind"] == "encoder":  # inputs and scored targets: a third of the positions, -1 elsewhere
+        rng = np.random.default_rng(tokens[0, 0])
+        inputs = tokens[:, :-1] % m["vocab_size"]
+        classes = m["labels"] if m["head"] != "lm" else m["vocab_size"]
+        targets = np.where(rng.random(inputs.shape) < 0.3, rng.integers(0, classes, inputs.shape), -1)
+        targets[:, 0] = rng.integers(0, classes, inputs.shape[0])  # a sequence head reads [CLS]
+        engine_args = (inputs, targets)
+    else:  # decoders: each position predicts the next
+        inputs, targets = tokens[:, :-1], tokens[:, 1:]
+        engine_args = (tokens,)
     # inference logits
     np.testing.assert_allclose(model.logits(inputs), twin(inputs)[0].detach().numpy(), rtol=RTOL, atol=ATOL)
     # the training objective and its gradient
-    parts, grads = model.loss_and_grads(tokens)
+    parts, grads = model.loss_and_grads(*engine_args)
     _, tparts = twin(inputs, targets, train=True)
     tparts["objective"].backward()
     assert parts["loss"] == pytest.approx(tparts["loss"].item(), rel=1e-5)
@@ -55,12 +65,15 @@ def check_against_twin(model, tokens):
         np.testing.assert_allclose(grads[name], expected, rtol=0, atol=2e-4 * scale, err_msg=name)
 
 
-@pytest.mark.parametrize("kind", list(KINDS))
+ALL = list(KINDS) + list(FINETUNED)
+
+
+@pytest.mark.parametrize("kind", ALL)
 def test_trained_checkpoint_matches_twin(runs, kind):
     check_against_twin(flopwise.load(runs[kind]), batch(1))
 
 
-@pytest.mark.parametrize("kind", list(KINDS))
+@pytest.mark.parametrize("kind", ALL)
 def test_random_weights_match_twin(runs, kind):
     m = flopwise.load(runs[kind])
     randomize(m, 7)
@@ -101,7 +114,7 @@ def test_routing_decisions_equal(runs, kind):
         np.testing.assert_array_equal(r["selected"], expected)
 
 
-@pytest.mark.parametrize("kind", ["dense", "mod_fff", "fff_leaf"])
+@pytest.mark.parametrize("kind", ["dense", "mod_fff", "fff_leaf", "encoder_mod", "tagging"])
 def test_round_trip_is_bit_exact(runs, tmp_path, kind):
     m = flopwise.load(runs[kind])
     twin = ft.from_run(runs[kind])

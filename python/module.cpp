@@ -22,6 +22,7 @@
 #include "scaling/law_report.h"
 #include "scaling/plan.h"
 #include "tokenizers/tokenizer.h"
+#include "core/timer.h"
 #include "kernels/matmul.h"
 #include "scaling/runs.h"
 #include "train/checkpoint.h"
@@ -182,6 +183,23 @@ class PyModel {
       out.append(d);
     }
     return out;
+  }
+
+  // For bench/python_overhead.py: seconds of each of `reps` inference forwards of
+  // tokens (B, T) through the C++ API alone (model_forward on the activations logits()
+  // uses), beside which a logits() call shows what the Python layer adds.
+  std::vector<double> time_forward(py::handle tokens, int reps) {
+    const TokenBatch t = token_batch(tokens, "time_forward", cfg().vocab_size);
+    fw::Activations& a = activations(t.B, t.T, false);
+    std::vector<double> s;
+    py::gil_scoped_release nogil;
+    for (int i = 0; i < reps; i++) {
+      const double t0 = fw::now_seconds();
+      model().sync_bf16();
+      fw::model_forward(model(), a, t.ids.data(), nullptr, fw::ForwardMode{});
+      s.push_back(fw::now_seconds() - t0);
+    }
+    return s;
   }
 
   // Samples n_new tokens after each prompt, decoded side by side; on_token(row, token)
@@ -412,6 +430,7 @@ PYBIND11_MODULE(_flopwise, m) {
       .def("backward", &PyModel::backward)
       .def("routing", &PyModel::routing)
       .def("fff_paths", &PyModel::fff_paths)
+      .def("_time_forward", &PyModel::time_forward)
       .def("generate", &PyModel::generate, py::arg("prompts"), py::arg("max_tokens"), py::arg("temperature") = 1.0,
            py::arg("top_k") = 0, py::arg("top_p") = 1.0, py::arg("seed") = 0, py::arg("on_token") = py::none());
 

@@ -191,3 +191,23 @@ def test_fit_and_plan_equal_the_cli(tmp_path):
     assert py["variants"] == cli["variants"] and py["n_opt"] == cli["n_opt"]
     with pytest.raises(flopwise.Error, match="variant 'moe'"):
         flopwise.plan(flops=1e18, variant="moe")
+
+
+def test_type_stubs_name_every_public_function():
+    import inspect
+    import pathlib
+    from flopwise import _flopwise
+    pkg = pathlib.Path(flopwise.__file__).parent
+    stub = (pkg / "__init__.pyi").read_text()
+    for name in flopwise.__all__:
+        assert f"def {name}(" in stub or f"class {name}" in stub or f"import Error as {name}" in stub, name
+    for name, member in inspect.getmembers(flopwise.Model):
+        if not name.startswith("_"):
+            assert f"def {name}(" in stub, f"Model.{name}"
+    native = (pkg / "_flopwise.pyi").read_text()
+    for name in dir(_flopwise):
+        if not name.startswith("__"):
+            assert f"def {name}(" in native or f"class {name}" in native, name
+    for name in dir(_flopwise.Model):
+        if not name.startswith("__"):
+            assert f"def {name}(" in native, f"_flopwise.Model.{name}"

@@ -9,7 +9,8 @@ cd "$(dirname "$0")/.."
 packages=(g++ cmake make libdnnl-dev nlohmann-json3-dev libcli11-dev libgtest-dev libbenchmark-dev
           pkg-config libsentencepiece-dev libopenmpi-dev openmpi-bin
           clang libclang-rt-14-dev  # clang and its libFuzzer runtime: scripts/fuzz.sh
-          python3-dev pybind11-dev python3-numpy python3-pytest python3-torch)  # the Python module and its tests
+          python3-dev pybind11-dev python3-numpy python3-pytest python3-torch  # the Python module and its tests
+          python3-matplotlib)  # examples/notebook.py
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

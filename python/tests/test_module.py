@@ -211,3 +211,16 @@ def test_type_stubs_name_every_public_function():
     for name in dir(_flopwise.Model):
         if not name.startswith("__"):
             assert f"def {name}(" in native, f"_flopwise.Model.{name}"
+
+
+def test_notebook_example_runs(runs, tmp_path):
+    import os
+    import pathlib
+    import sys
+    example = pathlib.Path(__file__).parents[2] / "examples/notebook.py"
+    chart = tmp_path / "chart.png"
+    r = subprocess.run([sys.executable, str(example), str(runs["mod"].parent), str(chart)], capture_output=True,
+                       text=True, errors="replace", env=dict(os.environ, MPLCONFIGDIR=str(tmp_path / "mpl")))
+    assert r.returncode == 0, r.stderr
+    assert "block 1: top-k processes 8 of" in r.stdout and "continuation:" in r.stdout
+    assert chart.stat().st_size > 1000

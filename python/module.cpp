@@ -422,6 +422,7 @@ PYBIND11_MODULE(_flopwise, m) {
       .def_property_readonly("step", &PyModel::step)
       .def_property_readonly("tokenizer", &PyModel::tokenizer, py::return_value_policy::reference_internal)
       .def_property_readonly("num_params", [](PyModel& p) { return p.model().num_params(); })
+      .def_property_readonly("causal_thresholds", [](PyModel& p) { return p.model().causal_thresholds(true); })
       .def("params", [](py::object self) { return self.cast<PyModel&>().tensors(self, false); })
       .def("grads", [](py::object self) { return self.cast<PyModel&>().tensors(self, true); })
       .def("logits", &PyModel::logits)

@@ -15,7 +15,8 @@ does (docs/methods.md):
   - Mixture-of-Depths routed blocks: r = x . w, top-k per row (ties to the earlier
     token), the block on the selected tokens with their own positions, y = x + g(r)(block
     - x); the router's BCE and the causal predictor's BCE (input detached) as auxiliary
-    losses;
+    losses; and sampling's causal rule (forward(causal=True): a token is processed when
+    its router's, or predictor's, logit is above the block's threshold);
   - fast feedforward trees (mlp = fff): per tree, root to leaf, lambda = x . w_in + b,
     out += GELU(lambda) w_out, right child when lambda > 0 (a constant for the gradient);
   - the leaf form (fff_leaf) in its hard (evaluation) form, and in training with
@@ -79,6 +80,7 @@ class Twin(nn.Module):
         self.fff_K = fff.get("trees", 1)
         self.fff_D = _flopwise.mlp_depth(json.dumps(config)) if self.mlp_kind in ("fff", "fff_leaf") else 0
         self.leaf_width = fff.get("leaf_width", 32)
+        self.thresholds = [0.0] * self.L  # causal routing's, per layer (from_run: the run's calibrated ones)
 
     def p(self, name):
         return getattr(self, name.replace(".", "__"))
@@ -176,12 +178,34 @@ class Twin(nn.Module):
             aux = aux + self.fff.get("hardening", 1.0) * ent
         return h + out, aux
 
-    def _routed(self, l, x, pos, train):
+    def _predictor(self, pre, x):
+        hid = x.detach() @ self.p(pre + "predictor.fc.weight").T + self.p(pre + "predictor.fc.bias")
+        return (F.silu(hid) @ self.p(pre + "predictor.out.weight").T + self.p(pre + "predictor.out.bias"))[..., 0]
+
+    def _routed(self, l, x, pos, train, causal=False):
+        """Top-k routing (training, and the engine's full-sequence forward), or with
+        causal=True the rule sampling uses: a token is processed when its decider's
+        logit (the predictor's with mod.causal = predictor, else the router's) is above
+        the block's threshold (self.thresholds: the run's calibrated ones, else 0)."""
         pre = f"blocks.{l}."
         B, T, C = x.shape
         mod = self.mod
-        k = max(1, int(math.floor(mod.get("capacity", 0.125) * T + 0.5)))
+        remedy = mod.get("causal", "both")
         r = x @ self.p(pre + "router.weight")  # (B, T)
+        if causal:
+            decider = self._predictor(pre, x) if remedy == "predictor" else r
+            chosen = (decider > self.thresholds[l]).detach()
+            y = x.clone()
+            for b in range(B):  # each row processes its own number of tokens
+                idx = chosen[b].nonzero()[:, 0]
+                if len(idx) == 0:
+                    continue
+                xs = x[b, idx][None]
+                ys, _ = self._block(l, xs, pos[b, idx][None], train)
+                g = r[b, idx] if mod.get("gate", "raw") == "raw" else torch.sigmoid(r[b, idx])
+                y[b, idx] = xs[0] + g[:, None] * (ys[0] - xs[0])
+            return y, x.new_zeros(())
+        k = max(1, int(math.floor(mod.get("capacity", 0.125) * T + 0.5)))
         # top-k, ties to the earlier token, back into position order
         order = torch.from_numpy(np.argsort(-r.detach().numpy(), axis=1, kind="stable")[:, :k].copy())
         idx = order.sort(dim=1).values  # (B, k)
@@ -193,22 +217,22 @@ class Twin(nn.Module):
         gate = mod.get("gate", "raw")
         g = rs if gate == "raw" else torch.sigmoid(rs)
         y = x.scatter_add(1, idx[:, :, None].expand(B, k, C), g[:, :, None] * (ys - xs))
-        causal = mod.get("causal", "both")
-        if causal in ("router_bce", "both"):
+        if remedy in ("router_bce", "both"):
             aux = aux + mod.get("bce_weight", 0.01) * F.binary_cross_entropy_with_logits(r, selected)
-        if causal in ("predictor", "both"):
-            hid = x.detach() @ self.p(pre + "predictor.fc.weight").T + self.p(pre + "predictor.fc.bias")
-            z = (F.silu(hid) @ self.p(pre + "predictor.out.weight").T + self.p(pre + "predictor.out.bias"))[..., 0]
+        if remedy in ("predictor", "both"):
+            z = self._predictor(pre, x)
             aux = aux + mod.get("predictor_weight", 1.0) * F.binary_cross_entropy_with_logits(z, selected)
         return y, aux
 
     def _routed_layer(self, l):
         return self.mod is not None and l % self.mod.get("every", 2) == self.mod.get("every", 2) - 1
 
-    def forward(self, tokens, targets=None, train=False):
+    def forward(self, tokens, targets=None, train=False, causal=False):
         """tokens (B, T) → (logits (B, T, V or labels), {"loss", "aux_loss",
         "objective"} when targets (B, T) are given: mean cross-entropy over the
-        targets ≥ 0, and the auxiliary losses the engine adds in training)."""
+        targets ≥ 0, and the auxiliary losses the engine adds in training).
+        causal=True routes Mixture-of-Depths blocks token by token, as sampling does
+        (so logits at each position equal what decoding computes there)."""
         tokens = torch.as_tensor(np.asarray(tokens), dtype=torch.long)
         if tokens.dim() == 1:
             tokens = tokens[None]
@@ -218,7 +242,7 @@ class Twin(nn.Module):
         aux = x.new_zeros(())
         for l in range(self.L):
             if self._routed_layer(l):
-                x, a = self._routed(l, x, pos, train)
+                x, a = self._routed(l, x, pos, train, causal)
             else:
                 x, a = self._block(l, x, pos, train)
             aux = aux + a
@@ -247,6 +271,7 @@ def from_run(run):
     native = _flopwise.Model(str(run))
     twin = Twin(json.loads(native.config_json))
     twin.load_state(native.params())
+    twin.thresholds = list(native.causal_thresholds)
     twin.tokenizer_spec = native.tokenizer_spec
     return twin
 

@@ -569,6 +569,19 @@ TEST(Scaling, SweepTunesLearningRatesAndBrackets) {
   EXPECT_EQ(again.tuning_trained, 0);
   EXPECT_EQ(again.trained, 0);
   EXPECT_NEAR(again.tuning[0].lr_law.exponent, t.lr_law.exponent, 1e-12);
+  // another variant tuned into the same folder by an earlier sweep (here: the dense
+  // rows copied as MoD's) is in fit.json beside this sweep's, read from tuning.csv
+  for (SweepRun row : tuning_rows) {
+    row.variant = "mod";
+    row.run = "mod_" + row.run;
+    append_sweep_csv(o.out_dir + "/tuning.csv", row);
+  }
+  const SweepResult both = run_sweep(o);
+  EXPECT_EQ(both.tuning_trained + both.trained, 0);
+  const auto fit2 = nlohmann::json::parse(test::slurp(o.out_dir + "/fit.json"));
+  ASSERT_TRUE(fit2["tuning"].contains("mod")) << fit2["tuning"].dump();
+  EXPECT_NEAR(fit2["tuning"]["mod"]["lr_law"]["exponent"].get<double>(), t.lr_law.exponent, 1e-12);
+  EXPECT_NEAR(fit2["tuning"]["dense"]["lr_law"]["exponent"].get<double>(), t.lr_law.exponent, 1e-12);
 }
 
 // Bracketing's limit holds across invocations: a size an earlier sweep added beyond the

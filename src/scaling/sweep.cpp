@@ -147,6 +147,26 @@ SweepResult run_sweep(const SweepOptions& o) {
       log(str("sweep: ", variant, ": lr_opt(N) = ", t.lr_law.coefficient, " * N^", t.lr_law.exponent, ", beta2 ",
               t.beta2, " (", t.sizes.size(), " sizes tuned)"));
     }
+  // the variants an earlier sweep into this folder tuned, read from tuning.csv, so that
+  // fit.json and the tuning chart hold every variant's tuning, not only this call's
+  if (!o.tuning.lrs.empty()) {
+    const std::string tuning_csv = o.out_dir + "/tuning.csv";
+    for (const SweepRun& r : fs::exists(tuning_csv) ? read_sweep_csv(tuning_csv) : std::vector<SweepRun>{}) {
+      auto known = std::find_if(res.tuning.begin(), res.tuning.end(),
+                                [&](const VariantTuning& t) { return t.variant == r.variant; });
+      if (known == res.tuning.end()) {
+        res.tuning.push_back({});
+        res.tuning.back().variant = r.variant;
+        known = res.tuning.end() - 1;
+      } else if (std::find(o.variants.begin(), o.variants.end(), r.variant) != o.variants.end()) {
+        continue;  // tuned by this call: its runs are in already
+      }
+      known->runs.push_back(r);
+    }
+    for (auto& t : res.tuning)
+      if (std::find(o.variants.begin(), o.variants.end(), t.variant) == o.variants.end())
+        analyse_tuning(t, o.tuning.beta2s);
+  }
   if (o.tune_only) {
     if (!res.tuning.empty()) write_svg(o.out_dir + "/tuning.svg", tuning_chart(res.tuning));
     return res;

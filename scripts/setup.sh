@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(g++ cmake make libdnnl-dev nlohmann-json3-dev libcli11-dev libgtest-dev libbenchmark-dev
-          pkg-config libsentencepiece-dev libopenmpi-dev openmpi-bin
+          pkg-config libsentencepiece-dev libopenmpi-dev openmpi-bin libcpp-httplib-dev
           clang libclang-rt-14-dev  # clang and its libFuzzer runtime: scripts/fuzz.sh
           python3-dev pybind11-dev python3-numpy python3-pytest python3-torch  # the Python module and its tests
           python3-matplotlib)  # examples/notebook.py
@@ -24,7 +24,7 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
-./scripts/fetch.sh gpt2 brown
+./scripts/fetch.sh gpt2 brown openai
 
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
 targets=()

@@ -68,6 +68,7 @@ void register_plan(CLI::App& app);
 void register_sweep(CLI::App& app);
 void add_bench_fff(CLI::App* bench);  // flopwise bench fff (bench_fff.cpp)
 void register_sample(CLI::App& app);
+void register_serve(CLI::App& app);  // serve (serve.cpp)
 void register_bench(CLI::App& app);
 void register_tokenize(CLI::App& app);  // tokenize, tokenizer train (tokenize.cpp)
 void register_report(CLI::App& app);

@@ -41,6 +41,7 @@ int main(int argc, char** argv) {
   fw::cli::register_finetune(app);
   fw::cli::register_classify(app);
   fw::cli::register_sample(app);
+  fw::cli::register_serve(app);
   fw::cli::register_bench(app);
   fw::cli::register_flops(app);
   fw::cli::register_fit(app);

@@ -1,0 +1,205 @@
+#include "serve/scheduler.h"
+
+#include <algorithm>
+
+#include "core/error.h"
+#include "core/timer.h"
+
+namespace fw {
+
+size_t complete_utf8_prefix(const std::string& s) {
+  // walk back over at most 3 continuation bytes to the last lead byte; keep it only
+  // when its sequence is complete
+  size_t i = s.size(), back = 0;
+  while (i > 0 && back < 3 && (uint8_t(s[i - 1]) & 0xC0) == 0x80) i--, back++;
+  if (i == 0) return s.size();
+  const uint8_t lead = uint8_t(s[i - 1]);
+  const size_t need = lead >= 0xF0 && lead < 0xF8 ? 4 : lead >= 0xE0 ? 3 : lead >= 0xC0 ? 2 : 1;
+  return need > 1 && back + 1 < need ? i - 1 : s.size();
+}
+
+Scheduler::Scheduler(const Model& model, const Tokenizer& tokenizer, int64_t slots, int64_t queue, int64_t ctx)
+    : model_(model), tok_(tokenizer), gen_(model, ctx, 64, slots), slots_(slots), queue_cap_(queue), ctx_(ctx),
+      rows_(size_t(slots)), rng_(size_t(slots)) {
+  stats_.slots = slots;
+  for (int64_t l = 0; l < model.cfg.n_layers; l++)
+    if (model.cfg.mod.routed(l)) stats_.routed_layers.push_back(l);
+  stats_.routed_processed.assign(stats_.routed_layers.size(), 0);
+  thread_ = std::thread([this] { loop(); });
+}
+
+Scheduler::~Scheduler() {
+  {
+    std::lock_guard<std::mutex> lk(mutex_);
+    stop_ = true;
+  }
+  wake_.notify_all();
+  thread_.join();
+  auto end = [](const std::shared_ptr<Job>& j) {
+    if (!j) return;
+    std::lock_guard<std::mutex> lk(j->mutex);
+    if (!j->done) j->done = true, j->finish_reason = "cancelled";
+    j->cv.notify_all();
+  };
+  for (auto& j : queue_) end(j);
+  for (auto& j : rows_) end(j);
+}
+
+bool Scheduler::submit(const std::shared_ptr<Job>& job) { return submit_all({job}); }
+
+bool Scheduler::submit_all(const std::vector<std::shared_ptr<Job>>& jobs) {
+  for (const auto& j : jobs)
+    FW_CHECK(!j->prompt.empty() && j->max_tokens >= 1 && int64_t(j->prompt.size()) + j->max_tokens <= ctx_,
+             "internal: a job of ", j->prompt.size(), " + ", j->max_tokens, " tokens for a context of ", ctx_);
+  {
+    std::lock_guard<std::mutex> lk(mutex_);
+    if (int64_t(queue_.size() + jobs.size()) > queue_cap_) return false;
+    const double now = now_seconds();
+    for (const auto& j : jobs) {
+      j->submitted = now;
+      queue_.push_back(j);
+      stats_.prompt_tokens += int64_t(j->prompt.size());
+    }
+    stats_.queued = int64_t(queue_.size());
+  }
+  wake_.notify_all();
+  return true;
+}
+
+bool Scheduler::idle() {
+  std::lock_guard<std::mutex> lk(mutex_);
+  return queue_.empty() && stats_.busy_slots == 0;
+}
+
+SchedulerStats Scheduler::stats() {
+  std::lock_guard<std::mutex> lk(mutex_);
+  return stats_;
+}
+
+// Under mutex_.
+void Scheduler::admit() {
+  for (int64_t r = 0; r < slots_ && !queue_.empty(); r++) {
+    if (rows_[size_t(r)]) continue;
+    std::shared_ptr<Job> j = queue_.front();
+    queue_.pop_front();
+    if (j->cancelled) {  // gone before it started
+      std::lock_guard<std::mutex> lk(j->mutex);
+      j->done = true, j->finish_reason = "cancelled";
+      j->cv.notify_all();
+      r--;
+      continue;
+    }
+    j->row = r;
+    j->fed = 0;
+    rows_[size_t(r)] = j;
+    rng_[size_t(r)] = Rng(j->seed);
+    gen_.reset_row(r);
+    stats_.busy_slots++;
+  }
+  stats_.queued = int64_t(queue_.size());
+}
+
+void Scheduler::release(int64_t row) {
+  std::lock_guard<std::mutex> lk(mutex_);
+  rows_[size_t(row)].reset();
+  stats_.busy_slots--;
+}
+
+void Scheduler::deliver(Job& j, int32_t token, double now) {
+  std::lock_guard<std::mutex> lk(j.mutex);
+  if (j.tokens.empty()) j.first_token_seconds = now - j.submitted;
+  const bool end_of_text = token == tok_.end_of_text();
+  if (!end_of_text) j.tokens.push_back(token);
+  const std::string all = tok_.decode(j.tokens);
+  size_t cut = std::string::npos;
+  for (const auto& s : j.stop) cut = std::min(cut, all.find(s));
+  if (cut != std::string::npos || end_of_text) {
+    j.text = all.substr(0, std::min(cut, all.size()));
+    j.done = true, j.finish_reason = "stop";
+  } else if (int64_t(j.tokens.size()) >= j.max_tokens) {
+    j.text = all;
+    j.done = true, j.finish_reason = "length";
+  } else {  // hold back what may begin a stop string, and an unfinished UTF-8 character
+    size_t hold = 0;
+    for (const auto& s : j.stop)
+      for (size_t k = std::min(s.size() - 1, all.size()); k > hold; k--)
+        if (all.compare(all.size() - k, k, s, 0, k) == 0) {
+          hold = k;
+          break;
+        }
+    const size_t show = complete_utf8_prefix(all.substr(0, all.size() - hold));
+    if (show > j.text.size()) j.text = all.substr(0, show);
+  }
+  if (j.done) j.seconds = now - j.submitted;
+  j.cv.notify_all();
+  std::lock_guard<std::mutex> slk(mutex_);
+  stats_.completion_tokens++;
+}
+
+void Scheduler::loop() {
+  const int64_t V = model_.cfg.vocab_size;
+  std::vector<int64_t> rows;
+  std::vector<int32_t> toks;
+  auto count_routing = [&](int64_t entries) {  // MoD: what each routed block processed
+    std::lock_guard<std::mutex> lk(mutex_);
+    for (size_t i = 0; i < stats_.routed_layers.size(); i++)
+      for (const auto& d : gen_.decisions(stats_.routed_layers[i])) stats_.routed_processed[i] += d.processed;
+    if (!stats_.routed_layers.empty()) stats_.routed_seen += entries;
+  };
+  auto sample = [&](int64_t row, float* logits) {
+    Job& j = *rows_[size_t(row)];
+    const int64_t limit = j.sampling.vocab_limit > 0 ? std::min(V, j.sampling.vocab_limit) : V;
+    const int32_t t = sample_token(logits, limit, j.sampling, rng_[size_t(row)]);
+    deliver(j, t, now_seconds());
+    std::lock_guard<std::mutex> lk(j.mutex);
+    return j.done;
+  };
+  for (;;) {
+    {
+      std::unique_lock<std::mutex> lk(mutex_);
+      wake_.wait(lk, [&] { return stop_ || !queue_.empty() || stats_.busy_slots > 0; });
+      if (stop_) return;
+      admit();
+    }
+    // cancelled jobs give their rows back at once
+    for (int64_t r = 0; r < slots_; r++) {
+      const auto& j = rows_[size_t(r)];
+      if (!j || !j->cancelled) continue;
+      {
+        std::lock_guard<std::mutex> lk(j->mutex);
+        j->done = true, j->finish_reason = "cancelled";
+        j->cv.notify_all();
+      }
+      release(r);
+    }
+    // the rows decoding now: all their prompt fed, their last token not yet fed
+    rows.clear();
+    toks.clear();
+    for (int64_t r = 0; r < slots_; r++) {
+      const auto& j = rows_[size_t(r)];
+      if (j && j->fed == j->prompt.size() && !j->tokens.empty()) rows.push_back(r), toks.push_back(j->tokens.back());
+    }
+    // prefill: one chunk of each prompt still being fed
+    for (int64_t r = 0; r < slots_; r++) {
+      const auto& j = rows_[size_t(r)];
+      if (!j || j->fed == j->prompt.size()) continue;
+      const int64_t n = std::min<int64_t>(gen_.chunk(), int64_t(j->prompt.size() - j->fed));
+      float* logits = gen_.feed(j->prompt.data() + j->fed, n, r);
+      count_routing(n);
+      j->fed += size_t(n);
+      if (j->fed == j->prompt.size() && sample(r, logits)) release(r);
+    }
+    // decode: one batched step of every decoding row
+    if (rows.empty()) continue;
+    const double t0 = now_seconds();
+    float* logits = gen_.step(toks.data(), rows.data(), int64_t(rows.size()));
+    count_routing(int64_t(rows.size()));
+    for (size_t i = 0; i < rows.size(); i++)
+      if (sample(rows[i], logits + int64_t(i) * V)) release(rows[i]);
+    std::lock_guard<std::mutex> lk(mutex_);
+    stats_.decode_seconds += now_seconds() - t0;
+    stats_.decode_tokens += int64_t(rows.size());
+  }
+}
+
+}  // namespace fw

@@ -1,0 +1,101 @@
+// Continuous batching for `flopwise serve`: one thread owns the model's Generator, whose
+// rows are the server's slots. Requests wait in a bounded queue, take a free row at the
+// next token boundary, prefill their prompt one chunk per iteration (so a long prompt
+// delays the rows already decoding by one chunk's forward at a time, not by its whole
+// prefill), then decode in one batched step with every other decoding row; a finished or
+// cancelled request frees its row at once. Each request samples from its own random
+// stream (seed), so its tokens are those `flopwise sample --seed` gives it alone.
+#pragma once
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "infer/generator.h"
+#include "infer/sampling.h"
+#include "tokenizers/tokenizer.h"
+
+namespace fw {
+
+// One sequence to continue (a choice of a completion request).
+struct Job {
+  // what to do (set before submit)
+  std::vector<int32_t> prompt;
+  int64_t max_tokens = 16;
+  SamplingParams sampling;
+  uint64_t seed = 0;
+  std::vector<std::string> stop;  // stop strings: the text ends before the first one found
+
+  // progress, under mutex; cv is notified at every change
+  std::mutex mutex;
+  std::condition_variable cv;
+  std::vector<int32_t> tokens;  // sampled so far
+  std::string text;             // the text that may be shown: no partial UTF-8 character, no
+                                // possible start of a stop string (the whole text once done)
+  bool done = false;
+  std::string finish_reason;    // "length" or "stop" (or "cancelled")
+  double first_token_seconds = 0, seconds = 0;  // from submit
+  std::atomic<bool> cancelled{false};  // the client went away: the row is freed at the next boundary
+
+  // the scheduler's own
+  int64_t row = -1;
+  size_t fed = 0;       // prompt tokens fed so far
+  double submitted = 0;
+};
+
+struct SchedulerStats {  // for /metrics (copied under the scheduler's lock)
+  int64_t queued = 0, busy_slots = 0, slots = 0;
+  int64_t prompt_tokens = 0, completion_tokens = 0;  // totals
+  double decode_seconds = 0;  // in batched decode steps
+  int64_t decode_tokens = 0;  // tokens those steps produced
+  std::vector<int64_t> routed_layers;         // Mixture-of-Depths: the routed blocks
+  std::vector<int64_t> routed_processed;      // per routed block: tokens it processed
+  int64_t routed_seen = 0;                    // tokens every routed block decided on
+};
+
+class Scheduler {
+ public:
+  // slots: rows decoded side by side; queue: jobs that may wait for a row; ctx: tokens
+  // of context per row (prompt + completion).
+  Scheduler(const Model& model, const Tokenizer& tokenizer, int64_t slots, int64_t queue, int64_t ctx);
+  ~Scheduler();  // stops the thread (unfinished jobs end as "cancelled")
+
+  // False when the queue is full (the caller answers 503). The job must fit: prompt
+  // not empty, prompt + max_tokens ≤ ctx (checked here as an internal error).
+  bool submit(const std::shared_ptr<Job>& job);
+  // Several jobs (the choices of one request) at once, all or none.
+  bool submit_all(const std::vector<std::shared_ptr<Job>>& jobs);
+  bool idle();  // nothing queued or running
+  SchedulerStats stats();
+  int64_t ctx() const { return ctx_; }
+
+ private:
+  void loop();
+  void admit();                                     // queued jobs into free rows
+  void deliver(Job& job, int32_t token, double now);  // a sampled token: text, stop, finish
+  void release(int64_t row);
+
+  const Model& model_;
+  const Tokenizer& tok_;
+  Generator gen_;
+  int64_t slots_, queue_cap_, ctx_;
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  std::deque<std::shared_ptr<Job>> queue_;
+  std::vector<std::shared_ptr<Job>> rows_;  // (slots) the job in each row, or null
+  std::vector<Rng> rng_;                    // (slots) each row's job's stream
+  SchedulerStats stats_;
+  bool stop_ = false;
+  std::thread thread_;
+};
+
+// How many leading bytes of s are whole UTF-8 characters (a trailing incomplete
+// sequence is left out; invalid bytes count as whole).
+size_t complete_utf8_prefix(const std::string& s);
+
+}  // namespace fw

@@ -1,0 +1,29 @@
+// `flopwise serve`: an OpenAI-compatible HTTP server (cpp-httplib) over the continuous
+// batching scheduler. Endpoints: POST /v1/completions (streamed with server-sent events
+// when asked), GET /v1/models, GET /health, GET /metrics (Prometheus text). Errors come
+// in OpenAI's shape with their HTTP status; a full queue answers 503 with Retry-After;
+// a client that disconnects from a stream frees its slot; SIGTERM (or SIGINT) stops
+// accepting, lets what runs finish, and returns.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#include "train/checkpoint.h"
+
+namespace fw {
+
+struct ServeOptions {
+  std::string host = "127.0.0.1";
+  int port = 8080;          // 0: any free port (the log line names it)
+  int64_t slots = 4;        // sequences decoded side by side
+  int64_t queue = 64;       // requests' choices that may wait for a slot
+  int64_t ctx = 0;          // context per slot (0: model.max_seq_len)
+  size_t max_body = 1 << 20;  // request bodies larger than this get 413
+  std::string model_name;   // the id /v1/models lists (default: the run folder's name)
+};
+
+// Serves until SIGTERM or SIGINT; `log` gets "listening on http://HOST:PORT" first.
+void serve(LoadedModel& lm, const ServeOptions& o, const std::function<void(const std::string&)>& log);
+
+}  // namespace fw

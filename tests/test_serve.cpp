@@ -1,0 +1,363 @@
+// flopwise serve, driven by real clients over HTTP on 127.0.0.1 (a free port): answers
+// equal `flopwise sample`, streaming, concurrent requests each getting what they get
+// alone, every bad input's status and OpenAI-shaped error while the server keeps
+// serving, a full queue, a client that disconnects, SIGTERM, and the official OpenAI
+// Node SDK. Every loop is bounded in count and time.
+#include <gtest/gtest.h>
+#include <httplib.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <future>
+#include <thread>
+
+#include "test_util.h"
+
+namespace fw {
+namespace {
+
+// A `flopwise serve` child process on a free port, killed when the test ends.
+struct Server {
+  pid_t pid = -1;
+  int port = 0;
+  std::string err_file;
+  Server(const std::string& run, const std::string& args, const std::string& dir) {
+    err_file = dir + "/serve.err";
+    int out[2];
+    EXPECT_EQ(pipe(out), 0);
+    pid = fork();
+    if (pid == 0) {
+      dup2(out[1], 1);
+      close(out[0]);
+      const std::string cmd = std::string(FLOPWISE_BIN) + " serve --ckpt " + run + " --port 0 " + args + " 2>" + err_file;
+      execl("/bin/sh", "sh", "-c", ("exec " + cmd).c_str(), nullptr);
+      _exit(127);
+    }
+    close(out[1]);
+    std::string line;
+    char c;
+    while (read(out[0], &c, 1) == 1 && c != '\n') line += c;  // "listening on http://127.0.0.1:PORT ..."
+    close(out[0]);
+    const auto at = line.find("127.0.0.1:");
+    if (at != std::string::npos) port = std::stoi(line.substr(at + 10));
+    EXPECT_GT(port, 0) << "serve did not start: " << line << test::slurp(err_file);
+  }
+  ~Server() {
+    if (pid > 0) {
+      kill(pid, SIGKILL);
+      waitpid(pid, nullptr, 0);
+    }
+  }
+  httplib::Client client() const {
+    httplib::Client c("127.0.0.1", port);
+    c.set_read_timeout(60, 0);
+    return c;
+  }
+  // SIGTERM, then the exit code (within `seconds`; -1 if it did not exit)
+  int terminate_and_wait(double seconds) {
+    kill(pid, SIGTERM);
+    const auto end = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
+    int status = 0;
+    while (std::chrono::steady_clock::now() < end) {
+      if (waitpid(pid, &status, WNOHANG) == pid) {
+        pid = -1;
+        return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return -1;
+  }
+};
+
+struct Answer {
+  int status = 0;
+  nlohmann::json body;
+  std::string retry_after;
+};
+
+Answer post(const Server& s, const std::string& body) {
+  auto c = s.client();
+  auto r = c.Post("/v1/completions", body, "application/json");
+  if (!r) return {};
+  Answer a{r->status, nlohmann::json::parse(r->body, nullptr, false), r->get_header_value("Retry-After")};
+  return a;
+}
+
+// A small byte-level run trained briefly (so routers and samples are not random).
+std::string trained_run(const std::string& name, const std::string& sets, int64_t ctx = 64) {
+  const std::string data = test::text_data(name + "_data", "The jury said that the city had no evidence. ", 60);
+  const std::string run = test::temp_dir(name) + "/run";
+  const auto r = test::flopwise("train --data " + data + " --out " + run + " --set model.d_model=64 --set model.n_heads=2"
+                                " --set model.n_layers=2 --set model.max_seq_len=" + std::to_string(ctx) +
+                                " --set train.seq_len=32 --set train.batch_size=4 --set train.steps=20"
+                                " --set train.eval_every=0 --set train.eval_tokens=256 " + sets);
+  EXPECT_EQ(r.code, 0) << r.out;
+  return run;
+}
+
+// The text `flopwise sample` gives (its --json "text").
+std::string sample_text(const std::string& run, const std::string& prompt, int tokens, const std::string& how) {
+  const auto r = test::flopwise("sample --ckpt " + run + " --prompt '" + prompt + "' --tokens " + std::to_string(tokens) +
+                                " " + how + " --json");
+  EXPECT_EQ(r.code, 0) << r.out;
+  return test::last_json_line(r.out)["text"];
+}
+
+TEST(Serve, CompletionsEqualSampleAndStream) {
+  const std::string dir = test::temp_dir("serve");
+  for (const std::string kind : {"dense", "mod"}) {
+    const std::string run = trained_run("serve_" + kind, kind == "mod" ? "--set mod.enabled=true --set mod.capacity=0.25" : "");
+    Server s(run, "--slots 3", dir);
+    // greedy, and sampled with a seed: what `flopwise sample` gives
+    Answer a = post(s, R"({"prompt": "The jury", "max_tokens": 20, "temperature": 0})");
+    ASSERT_EQ(a.status, 200) << a.body;
+    EXPECT_EQ(a.body["choices"][0]["text"], sample_text(run, "The jury", 20, "--temperature 0")) << kind;
+    EXPECT_EQ(a.body["choices"][0]["finish_reason"], "length");
+    EXPECT_EQ(a.body["usage"]["prompt_tokens"], 8);
+    EXPECT_EQ(a.body["usage"]["completion_tokens"], 20);
+    EXPECT_EQ(a.body["object"], "text_completion");
+    a = post(s, R"({"prompt": "The jury", "max_tokens": 20, "temperature": 0.8, "top_p": 0.95, "seed": 7})");
+    ASSERT_EQ(a.status, 200);
+    const std::string sampled = a.body["choices"][0]["text"];
+    EXPECT_EQ(sampled, sample_text(run, "The jury", 20, "--seed 7"));
+    // streamed: server-sent events ending in [DONE], whose pieces make the same text
+    auto c = s.client();
+    std::string events;
+    auto r = c.Post("/v1/completions", R"({"prompt": "The jury", "max_tokens": 20, "temperature": 0.8, "top_p": 0.95,
+                                          "seed": 7, "stream": true})", "application/json");
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 200);
+    EXPECT_NE(r->get_header_value("Content-Type").find("text/event-stream"), std::string::npos);
+    std::string streamed, finish;
+    std::istringstream in(r->body);
+    std::string line, last;
+    while (std::getline(in, line)) {
+      if (line.rfind("data: ", 0) != 0) continue;
+      last = line.substr(6);
+      if (last == "[DONE]") break;
+      const auto j = nlohmann::json::parse(last);
+      streamed += j["choices"][0]["text"].get<std::string>();
+      if (!j["choices"][0]["finish_reason"].is_null()) finish = j["choices"][0]["finish_reason"];
+    }
+    EXPECT_EQ(last, "[DONE]");
+    EXPECT_EQ(streamed, sampled);
+    EXPECT_EQ(finish, "length");
+    // several prompts and n choices: prompt i's choice c draws from seed + i·n + c
+    a = post(s, R"({"prompt": ["The jury", "He said"], "n": 2, "max_tokens": 12, "seed": 3, "temperature": 0.8,
+                    "top_p": 0.95})");
+    ASSERT_EQ(a.status, 200);
+    ASSERT_EQ(a.body["choices"].size(), 4u);
+    EXPECT_EQ(a.body["choices"][3]["text"], sample_text(run, "He said", 12, "--seed 6"));
+    EXPECT_EQ(a.body["choices"][1]["text"], sample_text(run, "The jury", 12, "--seed 4"));
+    EXPECT_EQ(a.body["usage"]["prompt_tokens"], 8 + 7);
+    // a stop string (two characters from inside the greedy text) ends the text before it
+    const std::string greedy = sample_text(run, "The jury", 20, "--temperature 0");
+    ASSERT_GE(greedy.size(), 8u);
+    const std::string stop = greedy.substr(5, 2);
+    a = post(s, nlohmann::json{{"prompt", "The jury"}, {"max_tokens", 20}, {"temperature", 0}, {"stop", {stop, "@@"}}}.dump());
+    const int stopped = a.body["usage"]["completion_tokens"];
+    EXPECT_EQ(a.body["choices"][0]["text"], greedy.substr(0, greedy.find(stop)));
+    EXPECT_EQ(a.body["choices"][0]["finish_reason"], "stop");
+    // models, health, metrics
+    auto m = c.Get("/v1/models");
+    ASSERT_TRUE(m);
+    EXPECT_EQ(nlohmann::json::parse(m->body)["data"][0]["id"], "run");
+    EXPECT_EQ(c.Get("/health")->status, 200);
+    const std::string metrics = c.Get("/metrics")->body;
+    EXPECT_NE(metrics.find("flopwise_requests_total{outcome=\"ok\"} 5"), std::string::npos) << metrics;
+    EXPECT_NE(metrics.find("flopwise_completion_tokens_total " + std::to_string(20 + 20 + 20 + 4 * 12 + stopped)),
+              std::string::npos) << metrics;
+    EXPECT_EQ(metrics.find("flopwise_mod_processed_share") != std::string::npos, kind == "mod") << metrics;
+    EXPECT_EQ(s.terminate_and_wait(10), 0);
+  }
+}
+
+TEST(Serve, ConcurrentRequestsGetWhatTheyGetAlone) {
+  const std::string dir = test::temp_dir("serve");
+  const std::string run = trained_run("serve_concurrent", "--set mod.enabled=true --set mod.capacity=0.25");
+  Server s(run, "--slots 4 --queue 64", dir);
+  const int n = 12;
+  auto body = [](int i) {
+    return nlohmann::json{{"prompt", i % 2 ? "The city" : "He said that"}, {"max_tokens", 10 + 3 * i},
+                          {"temperature", 0.9}, {"seed", 100 + i}}.dump();
+  };
+  std::vector<std::string> alone;
+  for (int i = 0; i < n; i++) alone.push_back(post(s, body(i)).body["choices"][0]["text"]);
+  std::vector<std::future<Answer>> together;
+  for (int i = 0; i < n; i++) together.push_back(std::async(std::launch::async, [&, i] { return post(s, body(i)); }));
+  for (int i = 0; i < n; i++) {
+    const Answer a = together[size_t(i)].get();
+    ASSERT_EQ(a.status, 200) << a.body;
+    EXPECT_EQ(a.body["choices"][0]["text"], alone[size_t(i)]) << "request " << i;
+  }
+}
+
+TEST(Serve, BadInputsGetTheirStatusAndTheServerKeepsServing) {
+  const std::string dir = test::temp_dir("serve");
+  const std::string run = trained_run("serve_bad", "", 32);
+  Server s(run, "--max-body 4096", dir);
+  struct Case {
+    std::string body;
+    int status;
+    std::string param, message;
+  };
+  const std::vector<Case> cases = {
+      {"{not json", 400, "", "not valid JSON"},
+      {"[1, 2]", 400, "", "must be a JSON object"},
+      {"{}", 400, "prompt", "'prompt' is required"},
+      {R"({"prompt": 5})", 400, "prompt", "must be a string"},
+      {R"({"prompt": ""})", 400, "prompt", "empty"},
+      {R"({"prompt": "The", "max_tokens": -1})", 400, "max_tokens", "must be in [1, 32]"},
+      {R"({"prompt": "The", "max_tokens": 1e12})", 400, "max_tokens", "must be in [1, 32]"},
+      {R"({"prompt": "The", "max_tokens": "ten"})", 400, "max_tokens", "must be an integer"},
+      {R"({"prompt": "The", "temperature": -0.5})", 400, "temperature", "must be in [0, 2]"},
+      {R"({"prompt": "The", "top_p": 0})", 400, "top_p", "above 0"},
+      {R"({"prompt": "The", "n": 0})", 400, "n", "must be in [1, 16]"},
+      {R"({"prompt": "The", "stream": "yes"})", 400, "stream", "true or false"},
+      {R"({"prompt": "The", "stop": [1]})", 400, "stop", "at most 4 strings"},
+      {R"({"prompt": "The", "seed": "x"})", 400, "seed", "integer"},
+      {R"({"prompt": [1, 999]})", 400, "prompt", "token ids must be integers in [0, 256)"},
+      {R"({"prompt": ")" + std::string(30, 'a') + R"(", "max_tokens": 5})", 400, "prompt", "context is 32 tokens"},
+      {"{\"prompt\": \"bad \xff\xfe utf-8\"}", 400, "", "not valid UTF-8"},
+      {R"({"prompt": ")" + std::string(5000, 'a') + R"("})", 413, "", "too large"},
+  };
+  auto c = s.client();
+  for (const auto& k : cases) {
+    auto r = c.Post("/v1/completions", k.body, "application/json");
+    ASSERT_TRUE(r) << k.body.substr(0, 60);
+    EXPECT_EQ(r->status, k.status) << k.body.substr(0, 60) << ": " << r->body;
+    const auto j = nlohmann::json::parse(r->body, nullptr, false);
+    ASSERT_TRUE(j.contains("error")) << r->body;
+    EXPECT_NE(j["error"]["message"].get<std::string>().find(k.message), std::string::npos) << r->body;
+    EXPECT_EQ(j["error"]["param"].is_null() ? "" : j["error"]["param"].get<std::string>(), k.param) << r->body;
+    EXPECT_TRUE(j["error"].contains("type") && j["error"].contains("code")) << r->body;
+  }
+  EXPECT_EQ(nlohmann::json::parse(post(s, R"({"prompt": "The", "max_tokens": 30})").body.dump())["error"]["code"],
+            "context_length_exceeded");
+  // unknown fields are ignored
+  EXPECT_EQ(post(s, R"({"prompt": "The", "max_tokens": 3, "frequency_penalty": 0.5, "user": "x"})").status, 200);
+  // unknown paths and methods
+  EXPECT_EQ(c.Get("/v2/nothing")->status, 404);
+  EXPECT_EQ(nlohmann::json::parse(c.Get("/v2/nothing")->body)["error"]["code"], "not_found");
+  EXPECT_EQ(c.Get("/v1/completions")->status, 405);
+  EXPECT_EQ(c.Delete("/v1/models")->status, 405);
+  EXPECT_EQ(c.Post("/health", "", "text/plain")->status, 405);
+  // 1000 malformed requests in a row (bounded: 60 s), then healthy and serving
+  const auto t0 = std::chrono::steady_clock::now();
+  int answered = 0;
+  for (int i = 0; i < 1000 && std::chrono::steady_clock::now() - t0 < std::chrono::seconds(60); i++) {
+    const std::string body = cases[size_t(i) % cases.size()].body;
+    auto r = c.Post("/v1/completions", body, "application/json");
+    answered += r && r->status >= 400 && r->status < 500;
+  }
+  EXPECT_EQ(answered, 1000);
+  EXPECT_EQ(c.Get("/health")->status, 200);
+  const Answer ok = post(s, R"({"prompt": "The", "max_tokens": 5, "temperature": 0})");
+  EXPECT_EQ(ok.status, 200);
+  EXPECT_EQ(ok.body["choices"][0]["text"], sample_text(run, "The", 5, "--temperature 0"));
+  EXPECT_NE(c.Get("/metrics")->body.find("flopwise_requests_total{outcome=\"invalid\"} 1019"), std::string::npos)
+      << c.Get("/metrics")->body;
+}
+
+// The slots and queue of a server on a model slow enough to keep them busy: a 256-token
+// context, one slot, a queue of 8.
+TEST(Serve, FullQueueDisconnectAndSigterm) {
+  const std::string dir = test::temp_dir("serve");
+  const std::string run = trained_run("serve_busy", "--set model.d_model=128 --set model.n_layers=4", 256);
+  Server s(run, "--slots 1 --queue 8", dir);
+  auto busy = [&](int64_t want_queued) {  // waits (≤ 20 s) until the queue holds that many
+    auto c = s.client();
+    for (int i = 0; i < 2000; i++) {
+      const std::string m = c.Get("/metrics")->body;
+      if (m.find("flopwise_queue_length " + std::to_string(want_queued) + "\n") != std::string::npos) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return false;
+  };
+  // 8 choices of 250 tokens: one decodes, seven wait; then 2 more do not fit
+  auto big = std::async(std::launch::async, [&] {
+    return post(s, R"({"prompt": "The", "n": 8, "max_tokens": 250, "temperature": 0.9, "seed": 1})");
+  });
+  ASSERT_TRUE(busy(7));
+  const Answer full = post(s, R"({"prompt": "The", "n": 2, "max_tokens": 5})");
+  EXPECT_EQ(full.status, 503) << full.body;
+  EXPECT_EQ(full.retry_after, "1");
+  EXPECT_EQ(full.body["error"]["code"], "queue_full");
+  // one more fits: it waits its turn and completes
+  EXPECT_EQ(post(s, R"({"prompt": "The", "max_tokens": 5})").status, 200);
+  EXPECT_EQ(big.get().status, 200);
+  // a client that goes away mid-stream frees its slot at once: its choice stops
+  // sampling at the next token boundary, far short of its 250 tokens
+  auto completion_tokens = [&] {
+    const std::string m = s.client().Get("/metrics")->body;
+    const auto at = m.find("\nflopwise_completion_tokens_total ");
+    return std::stol(m.substr(at + 34));
+  };
+  const long before = completion_tokens();
+  {
+    httplib::Client c("127.0.0.1", s.port);
+    int chunks = 0;
+    httplib::Request req;
+    req.method = "POST";
+    req.path = "/v1/completions";
+    req.body = R"({"prompt": "The", "max_tokens": 250, "stream": true, "temperature": 0.9, "seed": 2})";
+    req.set_header("Content-Type", "application/json");
+    req.content_receiver = [&](const char*, size_t, uint64_t, uint64_t) { return ++chunks < 2; };  // then hang up
+    httplib::Response res;
+    httplib::Error err;
+    c.send(req, res, err);
+    EXPECT_GE(chunks, 1);
+  }
+  auto c = s.client();
+  bool freed = false;
+  for (int i = 0; i < 500 && !freed; i++) {
+    const std::string m = c.Get("/metrics")->body;
+    freed = m.find("flopwise_busy_slots 0\n") != std::string::npos &&
+            m.find("flopwise_requests_total{outcome=\"cancelled\"} 1\n") != std::string::npos;
+    if (!freed) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_TRUE(freed) << c.Get("/metrics")->body;
+  EXPECT_LT(completion_tokens() - before, 200);
+  // SIGTERM while a request runs: it finishes, new ones are refused, the server exits 0
+  auto running = std::async(std::launch::async, [&] {
+    return post(s, R"({"prompt": "The", "n": 4, "max_tokens": 250, "temperature": 0.9, "seed": 3})");
+  });
+  ASSERT_TRUE(busy(3));
+  kill(s.pid, SIGTERM);
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  const Answer refused = post(s, R"({"prompt": "The", "max_tokens": 5})");
+  EXPECT_EQ(refused.status, 503);
+  EXPECT_EQ(refused.body["error"]["code"], "shutting_down");
+  const Answer done = running.get();
+  EXPECT_EQ(done.status, 200);
+  EXPECT_EQ(done.body["choices"].size(), 4u);
+  EXPECT_EQ(s.terminate_and_wait(30), 0);
+}
+
+// The official OpenAI Node SDK (npm package openai, fetched by scripts/fetch.sh) drives
+// the server: a completion, a stream, and several at once; the texts are the server's.
+TEST(Serve, OpenAiNodeSdk) {
+  const std::string dir = test::temp_dir("serve");
+  const std::string sdk = std::string(FLOPWISE_SOURCE_DIR) + "/data/npm/openai";
+  ASSERT_TRUE(std::filesystem::exists(sdk + "/package.json")) << sdk << " missing: run scripts/fetch.sh openai";
+  const std::string run = trained_run("serve_sdk", "");
+  Server s(run, "--slots 4", dir);
+  const std::string greedy = sample_text(run, "The jury", 16, "--temperature 0");
+  const auto r = test::shell("NODE_PATH=" + std::string(FLOPWISE_SOURCE_DIR) + "/data/npm node " +
+                             std::string(FLOPWISE_SOURCE_DIR) + "/tests/serve_openai_sdk.js http://127.0.0.1:" +
+                             std::to_string(s.port) + "/v1");
+  ASSERT_EQ(r.code, 0) << r.out;
+  const auto j = test::last_json_line(r.out);
+  EXPECT_EQ(j["completion"], greedy);
+  EXPECT_EQ(j["streamed"], greedy);
+  EXPECT_GE(j["stream_events"].get<int>(), 1);
+  ASSERT_EQ(j["together"].size(), 4u);
+  for (const auto& t : j["together"]) EXPECT_EQ(t, greedy);
+  EXPECT_EQ(j["models"][0], "run");
+  EXPECT_EQ(j["bad_request_status"], 400);
+}
+
+}  // namespace
+}  // namespace fw

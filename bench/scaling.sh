@@ -11,7 +11,7 @@
 # project can be rebuilt while it runs. Run folders go to runs/scaling*/ (not
 # committed); after every stage the CSVs and charts are copied to
 # bench/results/scaling/ (committed as they grow).
-#   bench/scaling.sh [--stage tune|grid|ablation|seeds|grid_top|lr_check]   (all in that order by default)
+#   bench/scaling.sh [--stage tune|grid|ablation|seeds|grid_top|lr_check|repetition]   (all in that order by default)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 only=${2:-}
@@ -133,4 +133,36 @@ if stage lr_check; then
       save $dir "lr_check_x${factor}_"
     done
   done
+fi
+# Repeated data: Brown has 5.37M training bytes, so at 3e13 the best dense model (3x64)
+# sees them 4 times and the smaller 1x64 9.4 times. If repetition cost much, it would
+# penalise the small models at the largest budgets and pull the optimum's growth away
+# from Chinchilla's. Check: the same two runs on the first half of the training bytes
+# (8 and 19 epochs), beside the grid's.
+if stage repetition; then
+  half=data/brown-bytes-half
+  if [ ! -f $half/train.bin ]; then
+    mkdir -p $half
+    cp $data/val.bin $half/
+    /usr/bin/python3 - "$data" "$half" <<'PY'
+import json, struct, sys
+src, dst = sys.argv[1:]
+raw = open(f"{src}/train.bin", "rb").read()
+header = list(struct.unpack("256i", raw[:1024]))
+width = 2 if header[0] == 20240520 else 4  # llm.c's uint16 or uint32 token files
+keep = header[2] // 2
+header[2] = keep
+open(f"{dst}/train.bin", "wb").write(struct.pack("256i", *header) + raw[1024:1024 + keep * width])
+meta = json.load(open(f"{src}/meta.json"))
+meta = {k: meta[k] for k in ("tokenizer", "vocab_size", "val_tokens")}
+meta.update(train_tokens=keep, note=f"the first half of {src}/train.bin")
+json.dump(meta, open(f"{dst}/meta.json", "w"), indent=2)
+PY
+  fi
+  dir=runs/scaling_repetition
+  restore $dir "repetition_"
+  [ -f $dir/tuning.csv ] || cp $out/tuning.csv $dir/
+  $fw sweep --data $half --config configs/scaling.json --out $dir --variants dense --sizes 1x64,3x64 --budgets 3e13 \
+    "${tuning[@]}" --bracket 0
+  save $dir "repetition_"
 fi

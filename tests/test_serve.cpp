@@ -126,11 +126,13 @@ TEST(Serve, CompletionsEqualSampleAndStream) {
     auto c = s.client();
     std::string events;
     auto r = c.Post("/v1/completions", R"({"prompt": "The jury", "max_tokens": 20, "temperature": 0.8, "top_p": 0.95,
-                                          "seed": 7, "stream": true})", "application/json");
+                                          "seed": 7, "stream": true, "stream_options": {"include_usage": true}})",
+                    "application/json");
     ASSERT_TRUE(r);
     EXPECT_EQ(r->status, 200);
     EXPECT_NE(r->get_header_value("Content-Type").find("text/event-stream"), std::string::npos);
     std::string streamed, finish;
+    nlohmann::json streamed_usage;
     std::istringstream in(r->body);
     std::string line, last;
     while (std::getline(in, line)) {
@@ -138,12 +140,18 @@ TEST(Serve, CompletionsEqualSampleAndStream) {
       last = line.substr(6);
       if (last == "[DONE]") break;
       const auto j = nlohmann::json::parse(last);
+      if (j.contains("usage")) {  // the last chunk, asked for with stream_options
+        streamed_usage = j["usage"];
+        EXPECT_TRUE(j["choices"].empty());
+        continue;
+      }
       streamed += j["choices"][0]["text"].get<std::string>();
       if (!j["choices"][0]["finish_reason"].is_null()) finish = j["choices"][0]["finish_reason"];
     }
     EXPECT_EQ(last, "[DONE]");
     EXPECT_EQ(streamed, sampled);
     EXPECT_EQ(finish, "length");
+    EXPECT_EQ(streamed_usage["completion_tokens"], 20);
     // several prompts and n choices: prompt i's choice c draws from seed + i·n + c
     a = post(s, R"({"prompt": ["The jury", "He said"], "n": 2, "max_tokens": 12, "seed": 3, "temperature": 0.8,
                     "top_p": 0.95})");

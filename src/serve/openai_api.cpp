@@ -95,6 +95,13 @@ CompletionRequest parse_completion_request(const std::string& text, const Tokeni
     if (!j["stream"].is_boolean()) bad("stream", "'stream' must be true or false");
     r.stream = j["stream"].get<bool>();
   }
+  if (j.contains("stream_options") && !j["stream_options"].is_null()) {
+    const auto& so = j["stream_options"];
+    if (!so.is_object() || (so.contains("include_usage") && !so["include_usage"].is_boolean()))
+      bad("stream_options", "'stream_options' must be an object like {\"include_usage\": true}");
+    if (!r.stream) bad("stream_options", "'stream_options' is only allowed with 'stream': true");
+    r.include_usage = so.value("include_usage", false);
+  }
   if (j.contains("stop") && !j["stop"].is_null()) {
     const auto& s = j["stop"];
     if (s.is_string()) r.stop.push_back(s.get<std::string>());

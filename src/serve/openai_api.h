@@ -26,6 +26,7 @@ struct CompletionRequest {
   double temperature = 1.0, top_p = 1.0;
   uint64_t seed = 0;
   bool has_seed = false, stream = false;
+  bool include_usage = false;  // stream_options.include_usage: a last chunk with the usage
   std::vector<std::string> stop;
   std::string model;
 };

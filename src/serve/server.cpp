@@ -221,7 +221,8 @@ void serve(LoadedModel& lm, const ServeOptions& o, const std::function<void(cons
     res.set_header("Cache-Control", "no-cache");
     res.set_chunked_content_provider(
         "text/event-stream",
-        [&, jobs, sent, finished, id, created, model = r.model, guard](size_t, httplib::DataSink& sink) {
+        [&, jobs, sent, finished, id, created, model = r.model, n = r.n, include_usage = r.include_usage,
+         guard](size_t, httplib::DataSink& sink) {
           auto cancel = [&] {
             for (const auto& j : jobs) j->cancelled = true;
             counters.add("cancelled");
@@ -250,7 +251,11 @@ void serve(LoadedModel& lm, const ServeOptions& o, const std::function<void(cons
           }
           if (!sink.is_writable() || (!events.empty() && !sink.write(events.data(), events.size()))) return cancel();
           if (!all) return true;
-          const std::string done = "data: [DONE]\n\n";
+          std::string done = "data: [DONE]\n\n";
+          if (include_usage)  // OpenAI's last chunk: no choices, the request's usage
+            done = "data: " + dump_json({{"id", id}, {"object", "text_completion"}, {"created", created},
+                                         {"model", model}, {"choices", nlohmann::json::array()},
+                                         {"usage", usage(jobs, n)}}) + "\n\n" + done;
           if (!sink.write(done.data(), done.size())) return cancel();
           counters.add("ok");
           sink.done();

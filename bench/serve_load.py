@@ -1,0 +1,144 @@
+"""Load on `flopwise serve`: C concurrent clients, each sending R streamed completions
+back to back (real prompts: passages of Brown's validation text), against a server of
+the demo's dense model and one of its Mixture-of-Depths model (same shape, trained on
+the same budget), each with continuous batching (--slots 16) and one request at a time
+(--slots 1). Per configuration: total completion tokens per second (all clients, wall
+time), p50/p99 time to first token, p50/p99 time per token after the first (per
+request: (end - first token) / (tokens - 1), tokens from the stream's usage chunk).
+    bench/serve_load.sh     (trains the demo's models first if runs/demo is missing)
+Writes bench/results/serve_load.json and prints a table."""
+import http.client
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import threading
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FLOPWISE = os.path.join(ROOT, "build/flopwise")
+CLIENTS = [1, 4, 16]
+REQUESTS_PER_CLIENT = 4
+MAX_TOKENS = 64
+
+
+def prompts(n):
+    """n passages of 200-400 characters from Brown's validation text, one per line."""
+    text = open(os.path.join(ROOT, "data/brown-bytes/val.txt"), encoding="utf-8", errors="replace").read()
+    words = text.split()
+    out, i = [], 0
+    while len(out) < n:
+        k = 40 + (len(out) * 7) % 30
+        out.append(" ".join(words[i:i + k]))
+        i += k
+    return out
+
+
+def start(run, slots):
+    p = subprocess.Popen([FLOPWISE, "serve", "--ckpt", run, "--port", "0", "--slots", str(slots), "--queue", "256"],
+                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    line = p.stdout.readline()
+    port = int(line.split("127.0.0.1:")[1].split()[0])
+    return p, port
+
+
+def one(port, prompt, seed):
+    """A streamed completion: (time to first token, seconds per later token, tokens)."""
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
+    body = json.dumps({"prompt": prompt, "max_tokens": MAX_TOKENS, "temperature": 0.8, "top_p": 0.95, "seed": seed,
+                       "stream": True, "stream_options": {"include_usage": True}})
+    t0 = time.perf_counter()
+    c.request("POST", "/v1/completions", body, {"Content-Type": "application/json"})
+    r = c.getresponse()
+    assert r.status == 200, r.read()
+    first = last = None
+    tokens = 0
+    for raw in r:
+        line = raw.decode("utf-8", "replace").strip()
+        if not line.startswith("data: ") or line == "data: [DONE]":
+            continue
+        j = json.loads(line[6:])
+        now = time.perf_counter()
+        if j.get("usage"):
+            tokens = j["usage"]["completion_tokens"]
+            continue
+        if first is None:
+            first = now
+        last = now
+    c.close()
+    per = (last - first) / (tokens - 1) if tokens > 1 and last > first else float("nan")
+    return first - t0, per, tokens
+
+
+def load(port, clients, texts):
+    results, lock = [], threading.Lock()
+
+    def client(c):
+        for k in range(REQUESTS_PER_CLIENT):
+            i = c * REQUESTS_PER_CLIENT + k
+            r = one(port, texts[i % len(texts)], 1000 + i)
+            with lock:
+                results.append(r)
+
+    t0 = time.perf_counter()
+    threads = [threading.Thread(target=client, args=(c,)) for c in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - t0
+    ttft = sorted(r[0] for r in results)
+    per = sorted(r[1] for r in results if r[1] == r[1])
+    q = lambda xs, p: xs[min(len(xs) - 1, int(p * len(xs)))] if xs else float("nan")
+    return {"clients": clients, "requests": len(results), "tokens": sum(r[2] for r in results), "seconds": wall,
+            "tokens_per_s": sum(r[2] for r in results) / wall, "ttft_p50_ms": 1e3 * statistics.median(ttft),
+            "ttft_p99_ms": 1e3 * q(ttft, 0.99), "per_token_p50_ms": 1e3 * statistics.median(per),
+            "per_token_p99_ms": 1e3 * q(per, 0.99)}
+
+
+def main():
+    texts = prompts(max(CLIENTS) * REQUESTS_PER_CLIENT)
+    rows = []
+    for model in ("dense", "mod"):
+        run = os.path.join(ROOT, "runs/demo", model)
+        for slots in (16, 1):
+            server, port = start(run, slots)
+            try:
+                one(port, texts[0], 1)  # warm
+                for clients in CLIENTS:
+                    r = load(port, clients, texts)
+                    r.update(model=model, slots=slots)
+                    rows.append(r)
+                    print(f"| {model} | {slots} | {clients} | {r['tokens_per_s']:.0f} | {r['ttft_p50_ms']:.1f} / "
+                          f"{r['ttft_p99_ms']:.1f} | {r['per_token_p50_ms']:.2f} / {r['per_token_p99_ms']:.2f} |",
+                          flush=True)
+            finally:
+                server.terminate()
+                server.wait(timeout=60)
+    by = {(r["model"], r["slots"], r["clients"]): r for r in rows}
+    ratios = {
+        "batching_over_one_at_a_time_16_clients": {
+            m: by[(m, 16, 16)]["tokens_per_s"] / by[(m, 1, 16)]["tokens_per_s"] for m in ("dense", "mod")},
+        "mod_over_dense_16_clients": by[("mod", 16, 16)]["tokens_per_s"] / by[("dense", 16, 16)]["tokens_per_s"],
+        "p99_per_token_16_over_1_client": {
+            m: by[(m, 16, 16)]["per_token_p99_ms"] / by[(m, 16, 1)]["per_token_p99_ms"] for m in ("dense", "mod")},
+    }
+    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")),
+               platform.processor())
+    commit = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True,
+                            text=True).stdout.strip()
+    out = {"cpu": cpu, "commit": commit, "cores": os.cpu_count(), "models": "runs/demo/dense and runs/demo/mod",
+           "requests_per_client": REQUESTS_PER_CLIENT, "max_tokens": MAX_TOKENS, "rows": rows, "ratios": ratios}
+    path = os.path.join(ROOT, "bench/results/serve_load.json")
+    with open(path, "w") as f:
+        json.dump(out, f, indent=1)
+    print(json.dumps(ratios, indent=1))
+    print(f"{cpu}, commit {commit}: {path}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    print("| model | slots | clients | tokens/s | TTFT p50 / p99 ms | per token p50 / p99 ms |\n"
+          "|---|---:|---:|---:|---:|---:|")
+    main()

@@ -25,12 +25,12 @@ MAX_TOKENS = 64
 
 
 def prompts(n):
-    """n passages of 200-400 characters from Brown's validation text, one per line."""
+    """n passages of consecutive words of Brown's validation text."""
     text = open(os.path.join(ROOT, "data/brown-bytes/val.txt"), encoding="utf-8", errors="replace").read()
     words = text.split()
     out, i = [], 0
     while len(out) < n:
-        k = 40 + (len(out) * 7) % 30
+        k = 10 + (len(out) * 7) % 12  # 10-21 words: with 64 new tokens within the demo's 128-token context
         out.append(" ".join(words[i:i + k]))
         i += k
     return out

@@ -96,6 +96,11 @@ void serve(LoadedModel& lm, const ServeOptions& o, const std::function<void(cons
   const auto started = std::time(nullptr);
 
   httplib::Server svr;
+  // a thread per connection being answered: every slot's and queued choice's stream
+  // holds one, and /metrics and /health must still get through (httplib's default
+  // pool of 8 would make the 9th concurrent request wait before it is even parsed)
+  const size_t threads = size_t(std::min<int64_t>(o.slots + o.queue + 8, 1024));
+  svr.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
   svr.set_payload_max_length(o.max_body);
   svr.set_error_handler([&](const httplib::Request& req, httplib::Response& res) {
     if (!res.body.empty()) return;

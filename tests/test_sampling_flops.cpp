@@ -1,10 +1,14 @@
 // The token sampler's filters, and the FLOP count against a hand computation.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
 #include <map>
+#include <numeric>
 #include <vector>
 
 #include "infer/sampling.h"
+#include "kernels/cross_entropy.h"
 #include "nn/flops.h"
 #include "nn/model.h"
 #include "test_util.h"
@@ -51,6 +55,53 @@ TEST(Sampling, TopPKeepsTheSmallestSetReachingP) {
 TEST(Sampling, TemperatureSharpens) {
   auto cold = histogram({0.25, 0, 1.0}, 3000);  // 2^(k/0.25) = 16^k: token 0 ≈ 94%
   EXPECT_GT(cold[0] / 3000.0, 0.9);
+}
+
+// The sampler sorts only the prefix of candidates its draw needs; it must draw exactly
+// what sorting the whole vocabulary (stable, by descending probability) draws: the same
+// token for the same random stream, on vocabularies past the first prefix of 64, with
+// ties, flat and peaked distributions, and every filter.
+TEST(Sampling, PrefixSortDrawsWhatAFullSortDraws) {
+  const auto full_sort_sample = [](float* logits, int64_t V, const SamplingParams& p, Rng& rng) {
+    for (int64_t i = 0; i < V; i++) logits[i] = float(logits[i] / p.temperature);
+    softmax_rows(logits, 1, V);
+    std::vector<int32_t> order(static_cast<size_t>(V));
+    std::iota(order.begin(), order.end(), 0);
+    std::stable_sort(order.begin(), order.end(), [&](int32_t a, int32_t b) { return logits[a] > logits[b]; });
+    size_t keep = size_t(V);
+    if (p.top_k > 0) keep = std::min(keep, size_t(p.top_k));
+    if (p.top_p < 1.0) {
+      double mass = 0;
+      for (size_t i = 0; i < keep; i++)
+        if ((mass += logits[order[i]]) >= p.top_p) {
+          keep = i + 1;
+          break;
+        }
+    }
+    double total = 0;
+    for (size_t i = 0; i < keep; i++) total += logits[order[i]];
+    double u = double(rng.uniform()) * total, acc = 0;
+    for (size_t i = 0; i < keep; i++)
+      if (u < (acc += logits[order[i]])) return order[i];
+    return order[keep - 1];
+  };
+  const int64_t V = 5000;
+  int compared = 0;
+  for (double scale : {0.05, 1.0, 4.0})  // flat (the top-p set is most of V) to peaked
+    for (const SamplingParams& p : {SamplingParams{1.0, 0, 1.0}, SamplingParams{0.8, 0, 0.95},
+                                    SamplingParams{1.3, 0, 0.5}, SamplingParams{1.0, 300, 0.99},
+                                    SamplingParams{0.7, 40, 1.0}}) {
+      Rng a(7), b(7), draw(11);
+      for (int t = 0; t < 40; t++) {
+        std::vector<float> logits(static_cast<size_t>(V));
+        for (auto& x : logits) x = float(std::round(scale * 8 * draw.normal()) / 8);  // rounded: many ties
+        std::vector<float> copy = logits;
+        ASSERT_EQ(sample_token(logits.data(), V, p, a), full_sort_sample(copy.data(), V, p, b))
+            << "scale " << scale << " top_k " << p.top_k << " top_p " << p.top_p << " draw " << t;
+        compared++;
+      }
+    }
+  EXPECT_EQ(compared, 600);
 }
 
 // V=10, d=8, L=2, h=2, f=32, s=4, by Chinchilla's Appendix F:

@@ -1,6 +1,7 @@
 #include "infer/sampling.h"
 
 #include <algorithm>
+#include <cstddef>
 #include <cmath>
 #include <numeric>
 #include <vector>
@@ -13,15 +14,28 @@ int32_t sample_token(float* logits, int64_t V, const SamplingParams& p, Rng& rng
   if (p.temperature <= 0) return int32_t(std::max_element(logits, logits + V) - logits);
   for (int64_t i = 0; i < V; i++) logits[i] = float(logits[i] / p.temperature);
   softmax_rows(logits, 1, V);
-  // candidates by descending probability (ties by id, so the order is deterministic)
-  std::vector<int32_t> order(static_cast<size_t>(V));
+  // Candidates by descending probability, ties by id (a strict order, so the result is
+  // deterministic). Only the prefix the draw needs is sorted, growing 4x at a time: the
+  // top-p set of a trained model is a small part of the vocabulary, and sorting all of
+  // it took a batched decode step's largest serial share. The prefix is the same as a
+  // full sort's, so are the sums over it, so is the token.
+  const auto before = [&](int32_t a, int32_t b) { return logits[a] > logits[b] || (logits[a] == logits[b] && a < b); };
+  thread_local std::vector<int32_t> order;
+  order.resize(size_t(V));
   std::iota(order.begin(), order.end(), 0);
-  std::stable_sort(order.begin(), order.end(), [&](int32_t a, int32_t b) { return logits[a] > logits[b]; });
+  size_t sorted = 0;
+  const auto sort_prefix = [&](size_t m) {  // order[0, m) holds the m most probable, in order
+    m = std::min(m, size_t(V));
+    if (m <= sorted) return;
+    std::partial_sort(order.begin() + std::ptrdiff_t(sorted), order.begin() + std::ptrdiff_t(m), order.end(), before);
+    sorted = m;
+  };
   size_t keep = size_t(V);
   if (p.top_k > 0) keep = std::min(keep, size_t(p.top_k));
   if (p.top_p < 1.0) {
     double mass = 0;
     for (size_t i = 0; i < keep; i++) {
+      if (i == sorted) sort_prefix(std::max<size_t>(64, 4 * sorted));
       mass += logits[order[i]];
       if (mass >= p.top_p) {
         keep = i + 1;
@@ -29,6 +43,7 @@ int32_t sample_token(float* logits, int64_t V, const SamplingParams& p, Rng& rng
       }
     }
   }
+  sort_prefix(keep);
   double total = 0;
   for (size_t i = 0; i < keep; i++) total += logits[order[i]];
   double u = double(rng.uniform()) * total, acc = 0;

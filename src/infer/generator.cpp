@@ -190,13 +190,16 @@ BatchGenerateResult generate_batch(Generator& gen, const std::vector<std::vector
   BatchGenerateResult r;
   r.tokens.resize(size_t(B));
   std::vector<int32_t> last(static_cast<size_t>(B));
-  auto sample_row = [&](int64_t row, float* logits) {  // (sampling may modify the logits)
-    const int32_t tok = sample_token(logits, sp.vocab_limit > 0 ? std::min(V, sp.vocab_limit) : V, sp, rng[size_t(row)]);
+  auto draw = [&](int64_t row, float* logits) {  // (sampling may modify the logits)
+    return sample_token(logits, sp.vocab_limit > 0 ? std::min(V, sp.vocab_limit) : V, sp, rng[size_t(row)]);
+  };
+  auto record = [&](int64_t row, int32_t tok) {
     r.tokens[size_t(row)].push_back(tok);
     context[size_t(row)].push_back(tok);
     last[size_t(row)] = tok;
     if (on_token) on_token(row, tok);
   };
+  auto sample_row = [&](int64_t row, float* logits) { record(row, draw(row, logits)); };
   // (re)fills a row's cache with its context, one chunk at a time (the generator
   // keeps the decisions of the last chunk only), and samples its next token
   auto fill_and_sample = [&](int64_t row) {
@@ -233,7 +236,11 @@ BatchGenerateResult generate_batch(Generator& gen, const std::vector<std::vector
     float* logits = gen.step(toks.data(), rows.data(), n);
     if (on_feed)
       for (int64_t j = 0; j < n; j++) on_feed(rows[size_t(j)], &toks[size_t(j)], 1, j, gen);
-    for (int64_t j = 0; j < n; j++) sample_row(rows[size_t(j)], logits + j * V);
+    // the rows' draws in parallel (each its own stream), then recorded in row order
+    std::vector<int32_t> drawn(static_cast<size_t>(n));
+#pragma omp parallel for if (n > 1)
+    for (int64_t j = 0; j < n; j++) drawn[size_t(j)] = draw(rows[size_t(j)], logits + j * V);
+    for (int64_t j = 0; j < n; j++) record(rows[size_t(j)], drawn[size_t(j)]);
   }
   r.seconds = now_seconds() - t0;
   return r;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstddef>
+#include <cstring>
 #include <cmath>
 #include <numeric>
 #include <vector>
@@ -15,19 +16,26 @@ int32_t sample_token(float* logits, int64_t V, const SamplingParams& p, Rng& rng
   for (int64_t i = 0; i < V; i++) logits[i] = float(logits[i] / p.temperature);
   softmax_rows(logits, 1, V);
   // Candidates by descending probability, ties by id (a strict order, so the result is
-  // deterministic). Only the prefix the draw needs is sorted, growing 4x at a time: the
-  // top-p set of a trained model is a small part of the vocabulary, and sorting all of
-  // it took a batched decode step's largest serial share. The prefix is the same as a
-  // full sort's, so are the sums over it, so is the token.
-  const auto before = [&](int32_t a, int32_t b) { return logits[a] > logits[b] || (logits[a] == logits[b] && a < b); };
-  thread_local std::vector<int32_t> order;
+  // deterministic), as 64-bit keys: the probability's bits inverted above the id, so one
+  // integer comparison orders them (probabilities are ≥ 0, whose IEEE bits order as
+  // unsigned integers). Only the prefix the draw needs is sorted, growing 4x at a time
+  // (select, then sort the new part): the top-p set of a trained model is a small part
+  // of the vocabulary. The prefix is the same as a full sort's, so are the sums over it,
+  // so is the token.
+  thread_local std::vector<uint64_t> order;
   order.resize(size_t(V));
-  std::iota(order.begin(), order.end(), 0);
+  for (int64_t i = 0; i < V; i++) {
+    uint32_t bits;
+    std::memcpy(&bits, &logits[i], sizeof bits);
+    order[size_t(i)] = uint64_t(~bits) << 32 | uint32_t(i);
+  }
+  const auto id = [&](size_t i) { return int32_t(order[i] & 0xFFFFFFFFu); };
   size_t sorted = 0;
   const auto sort_prefix = [&](size_t m) {  // order[0, m) holds the m most probable, in order
     m = std::min(m, size_t(V));
     if (m <= sorted) return;
-    std::partial_sort(order.begin() + std::ptrdiff_t(sorted), order.begin() + std::ptrdiff_t(m), order.end(), before);
+    if (m < size_t(V)) std::nth_element(order.begin() + std::ptrdiff_t(sorted), order.begin() + std::ptrdiff_t(m), order.end());
+    std::sort(order.begin() + std::ptrdiff_t(sorted), order.begin() + std::ptrdiff_t(m));
     sorted = m;
   };
   size_t keep = size_t(V);
@@ -36,7 +44,7 @@ int32_t sample_token(float* logits, int64_t V, const SamplingParams& p, Rng& rng
     double mass = 0;
     for (size_t i = 0; i < keep; i++) {
       if (i == sorted) sort_prefix(std::max<size_t>(64, 4 * sorted));
-      mass += logits[order[i]];
+      mass += logits[id(i)];
       if (mass >= p.top_p) {
         keep = i + 1;
         break;
@@ -45,13 +53,13 @@ int32_t sample_token(float* logits, int64_t V, const SamplingParams& p, Rng& rng
   }
   sort_prefix(keep);
   double total = 0;
-  for (size_t i = 0; i < keep; i++) total += logits[order[i]];
+  for (size_t i = 0; i < keep; i++) total += logits[id(i)];
   double u = double(rng.uniform()) * total, acc = 0;
   for (size_t i = 0; i < keep; i++) {
-    acc += logits[order[i]];
-    if (u < acc) return order[i];
+    acc += logits[id(i)];
+    if (u < acc) return id(i);
   }
-  return order[keep - 1];
+  return id(keep - 1);
 }
 
 }  // namespace fw

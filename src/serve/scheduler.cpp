@@ -146,14 +146,19 @@ void Scheduler::loop() {
       for (const auto& d : gen_.decisions(stats_.routed_layers[i])) stats_.routed_processed[i] += d.processed;
     if (!stats_.routed_layers.empty()) stats_.routed_seen += entries;
   };
-  auto sample = [&](int64_t row, float* logits) {
-    Job& j = *rows_[size_t(row)];
+  std::vector<int32_t> drawn;
+  auto draw = [&](int64_t row, float* logits) {  // the row's job's next token
+    const Job& j = *rows_[size_t(row)];
     const int64_t limit = j.sampling.vocab_limit > 0 ? std::min(V, j.sampling.vocab_limit) : V;
-    const int32_t t = sample_token(logits, limit, j.sampling, rng_[size_t(row)]);
-    deliver(j, t, now_seconds());
+    return sample_token(logits, limit, j.sampling, rng_[size_t(row)]);
+  };
+  auto finish = [&](int64_t row, int32_t token) {  // delivered; whether the job is done
+    Job& j = *rows_[size_t(row)];
+    deliver(j, token, now_seconds());
     std::lock_guard<std::mutex> lk(j.mutex);
     return j.done;
   };
+  auto sample = [&](int64_t row, float* logits) { return finish(row, draw(row, logits)); };
   for (;;) {
     {
       std::unique_lock<std::mutex> lk(mutex_);
@@ -192,10 +197,15 @@ void Scheduler::loop() {
     // decode: one batched step of every decoding row
     if (rows.empty()) continue;
     const double t0 = now_seconds();
-    float* logits = gen_.step(toks.data(), rows.data(), int64_t(rows.size()));
-    count_routing(int64_t(rows.size()));
-    for (size_t i = 0; i < rows.size(); i++)
-      if (sample(rows[i], logits + int64_t(i) * V)) release(rows[i]);
+    const int64_t n = int64_t(rows.size());
+    float* logits = gen_.step(toks.data(), rows.data(), n);
+    count_routing(n);
+    // the rows' draws in parallel (each its own stream), then delivered in row order
+    drawn.resize(size_t(n));
+#pragma omp parallel for if (n > 1)
+    for (int64_t i = 0; i < n; i++) drawn[size_t(i)] = draw(rows[size_t(i)], logits + i * V);
+    for (int64_t i = 0; i < n; i++)
+      if (finish(rows[size_t(i)], drawn[size_t(i)])) release(rows[size_t(i)]);
     std::lock_guard<std::mutex> lk(mutex_);
     stats_.decode_seconds += now_seconds() - t0;
     stats_.decode_tokens += int64_t(rows.size());

@@ -20,8 +20,11 @@ declare -A sources=(
           src/core/system.cpp src/core/files.cpp src/formats/atomic_file.cpp -lsentencepiece -lsentencepiece_train"
   [spm]="src/tokenizers/spm_tokenizer.cpp src/tokenizers/tokenizer.cpp src/tokenizers/gpt2_bpe.cpp
          src/core/system.cpp src/core/files.cpp src/formats/atomic_file.cpp -lsentencepiece -lsentencepiece_train"
+  [completion]="src/serve/openai_api.cpp src/tokenizers/tokenizer.cpp src/tokenizers/gpt2_bpe.cpp
+                src/tokenizers/spm_tokenizer.cpp src/core/system.cpp src/core/files.cpp src/formats/atomic_file.cpp
+                -lsentencepiece -lsentencepiece_train"
 )
-targets=(config safetensors token_file runs_csv metrics gpt2 spm)
+targets=(config safetensors token_file runs_csv metrics gpt2 spm completion)
 
 build() {  # $1: target
   mkdir -p build-fuzz

@@ -328,6 +328,23 @@ TEST(Serve, FullQueueDisconnectAndSigterm) {
   }
   EXPECT_TRUE(freed) << c.Get("/metrics")->body;
   EXPECT_LT(completion_tokens() - before, 200);
+  // so does one that gives up waiting for a whole (not streamed) completion
+  const long before_whole = completion_tokens();
+  {
+    httplib::Client impatient("127.0.0.1", s.port);
+    impatient.set_read_timeout(0, 200000);  // 0.2 s, far short of 4 x 250 tokens
+    EXPECT_FALSE(impatient.Post("/v1/completions", R"({"prompt": "The", "n": 4, "max_tokens": 250})", "application/json"));
+  }
+  freed = false;
+  for (int i = 0; i < 500 && !freed; i++) {
+    const std::string m = c.Get("/metrics")->body;
+    freed = m.find("flopwise_busy_slots 0\n") != std::string::npos &&
+            m.find("flopwise_queue_length 0\n") != std::string::npos &&
+            m.find("flopwise_requests_total{outcome=\"cancelled\"} 2\n") != std::string::npos;
+    if (!freed) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_TRUE(freed) << c.Get("/metrics")->body;
+  EXPECT_LT(completion_tokens() - before_whole, 800);
   // SIGTERM while a request runs: it finishes, new ones are refused, the server exits 0
   auto running = std::async(std::launch::async, [&] {
     return post(s, R"({"prompt": "The", "n": 4, "max_tokens": 250, "temperature": 0.9, "seed": 3})");

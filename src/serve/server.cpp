@@ -201,24 +201,42 @@ void serve(LoadedModel& lm, const ServeOptions& o, const std::function<void(cons
     }
     const std::string id = completion_id();
     const int64_t created = std::time(nullptr);
-    if (!r.stream) {
-      nlohmann::json choices = nlohmann::json::array();
-      bool cancelled = false;
-      for (size_t i = 0; i < jobs.size(); i++) {
-        Job& j = *jobs[i];
-        std::unique_lock<std::mutex> lk(j.mutex);
-        j.cv.wait(lk, [&] { return j.done; });
-        cancelled |= j.finish_reason == "cancelled";
-        choices.push_back({{"text", j.text}, {"index", i}, {"logprobs", nullptr}, {"finish_reason", j.finish_reason}});
-      }
-      if (cancelled) {
-        counters.add("cancelled");
-        return send_error(res, {503, "the server stopped before the completion finished", "server_error", "", ""});
-      }
-      counters.add("ok");
-      nlohmann::json body = {{"id", id}, {"object", "text_completion"}, {"created", created}, {"model", r.model},
-                             {"choices", choices}, {"usage", usage(jobs, r.n)}};
-      return res.set_content(dump_json(body), "application/json");
+    if (!r.stream) {  // one JSON body when every choice is done; a client gone before frees the slots
+      res.set_chunked_content_provider(
+          "application/json", [&, jobs, id, created, model = r.model, n = r.n, guard](size_t, httplib::DataSink& sink) {
+            for (const auto& jp : jobs) {
+              Job& j = *jp;
+              std::unique_lock<std::mutex> lk(j.mutex);
+              if (!j.done) {
+                j.cv.wait_for(lk, std::chrono::milliseconds(20), [&] { return j.done; });
+                if (!j.done) {
+                  lk.unlock();
+                  if (sink.is_writable()) return true;  // still waiting for it: called again
+                  for (const auto& c : jobs) c->cancelled = true;
+                  counters.add("cancelled");
+                  return false;
+                }
+              }
+            }
+            nlohmann::json choices = nlohmann::json::array();
+            bool cancelled = false;
+            for (size_t i = 0; i < jobs.size(); i++) {
+              Job& j = *jobs[i];
+              std::lock_guard<std::mutex> lk(j.mutex);
+              cancelled |= j.finish_reason == "cancelled";
+              choices.push_back({{"text", j.text}, {"index", i}, {"logprobs", nullptr}, {"finish_reason", j.finish_reason}});
+            }
+            counters.add(cancelled ? "cancelled" : "ok");
+            const std::string body =
+                cancelled ? dump_json(ApiError{503, "the server stopped before the completion finished", "server_error",
+                                               "", ""}.body())
+                          : dump_json({{"id", id}, {"object", "text_completion"}, {"created", created}, {"model", model},
+                                       {"choices", choices}, {"usage", usage(jobs, n)}});
+            if (!sink.write(body.data(), body.size())) return false;
+            sink.done();
+            return true;
+          });
+      return;
     }
     // streamed: one event per choice whenever its visible text grows, then [DONE]
     auto sent = std::make_shared<std::vector<size_t>>(jobs.size(), 0);

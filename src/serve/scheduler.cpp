@@ -166,6 +166,7 @@ void Scheduler::loop() {
       if (stop_) return;
       admit();
     }
+    try {
     // cancelled jobs give their rows back at once
     for (int64_t r = 0; r < slots_; r++) {
       const auto& j = rows_[size_t(r)];
@@ -195,7 +196,7 @@ void Scheduler::loop() {
       if (j->fed == j->prompt.size() && sample(r, logits)) release(r);
     }
     // decode: one batched step of every decoding row
-    if (rows.empty()) continue;
+    if (rows.empty()) continue;  // (inside the try: to the next iteration)
     const double t0 = now_seconds();
     const int64_t n = int64_t(rows.size());
     float* logits = gen_.step(toks.data(), rows.data(), n);
@@ -209,6 +210,18 @@ void Scheduler::loop() {
     std::lock_guard<std::mutex> lk(mutex_);
     stats_.decode_seconds += now_seconds() - t0;
     stats_.decode_tokens += int64_t(rows.size());
+    } catch (const std::exception& e) {  // never expected (requests are checked to fit): end the
+      for (int64_t r = 0; r < slots_; r++) {  // running choices with "error" and keep serving
+        const auto j = rows_[size_t(r)];
+        if (!j) continue;
+        {
+          std::lock_guard<std::mutex> lk(j->mutex);
+          j->done = true, j->finish_reason = std::string("error: ") + e.what();
+          j->cv.notify_all();
+        }
+        release(r);
+      }
+    }
   }
 }
 

@@ -219,19 +219,22 @@ void serve(LoadedModel& lm, const ServeOptions& o, const std::function<void(cons
               }
             }
             nlohmann::json choices = nlohmann::json::array();
-            bool cancelled = false;
+            std::string failure;  // "cancelled" (the server stopped) or "error: ..." (the scheduler failed)
             for (size_t i = 0; i < jobs.size(); i++) {
               Job& j = *jobs[i];
               std::lock_guard<std::mutex> lk(j.mutex);
-              cancelled |= j.finish_reason == "cancelled";
+              if (j.finish_reason == "cancelled" || j.finish_reason.rfind("error", 0) == 0) failure = j.finish_reason;
               choices.push_back({{"text", j.text}, {"index", i}, {"logprobs", nullptr}, {"finish_reason", j.finish_reason}});
             }
-            counters.add(cancelled ? "cancelled" : "ok");
+            counters.add(failure.empty() ? "ok" : failure == "cancelled" ? "cancelled" : "error");
             const std::string body =
-                cancelled ? dump_json(ApiError{503, "the server stopped before the completion finished", "server_error",
-                                               "", ""}.body())
-                          : dump_json({{"id", id}, {"object", "text_completion"}, {"created", created}, {"model", model},
-                                       {"choices", choices}, {"usage", usage(jobs, n)}});
+                !failure.empty()
+                    ? dump_json(ApiError{failure == "cancelled" ? 503 : 500,
+                                         failure == "cancelled" ? "the server stopped before the completion finished"
+                                                                : failure,
+                                         "server_error", "", ""}.body())
+                    : dump_json({{"id", id}, {"object", "text_completion"}, {"created", created}, {"model", model},
+                                 {"choices", choices}, {"usage", usage(jobs, n)}});
             if (!sink.write(body.data(), body.size())) return false;
             sink.done();
             return true;

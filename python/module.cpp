@@ -35,9 +35,6 @@ namespace {
 using fw::Error;
 
 py::object from_json(const nlohmann::json& j) { return py::module_::import("json").attr("loads")(j.dump()); }
-nlohmann::json to_json(py::handle o) {
-  return nlohmann::json::parse(py::module_::import("json").attr("dumps")(o).cast<std::string>());
-}
 
 // A (B, T) batch of token ids from any integer array-like (one sequence: B = 1),
 // each checked against the vocabulary.
@@ -104,15 +101,9 @@ class PyModel {
 
   // (B, T) inputs → logits (B, T, V), or a classifier's (B, T, labels).
   py::array_t<float> logits(py::handle tokens) {
-    const TokenBatch t = token_batch(tokens, "logits", cfg().vocab_size);
-    fw::Activations& a = activations(t.B, t.T, false);
-    {
-      py::gil_scoped_release nogil;
-      model().sync_bf16();  // writes through the parameter views reach the bf16 copy
-      fw::model_forward(model(), a, t.ids.data(), nullptr, fw::ForwardMode{});
-    }
+    const TokenBatch t = inference_forward(tokens, "logits");
     const int64_t N = cfg().classifier() ? cfg().labels : cfg().vocab_size;
-    return copy_of(a.logits, {t.B, t.T, N});
+    return copy_of(acts_->logits, {t.B, t.T, N});
   }
 
   // Decoders: (B, T+1) tokens, each position predicting the next. Encoders: (B, T)
@@ -154,13 +145,8 @@ class PyModel {
   // take on these block inputs (its decider's logit above the block's threshold).
   py::list routing(py::handle tokens) {
     FW_CHECK(cfg().mod.enabled, "routing: the model has no Mixture-of-Depths blocks");
-    const TokenBatch t = token_batch(tokens, "routing", cfg().vocab_size);
-    fw::Activations& a = activations(t.B, t.T, false);
-    {
-      py::gil_scoped_release nogil;
-      model().sync_bf16();
-      fw::model_forward(model(), a, t.ids.data(), nullptr, fw::ForwardMode{});
-    }
+    const TokenBatch t = inference_forward(tokens, "routing");
+    const fw::Activations& a = *acts_;
     const std::vector<float> thresholds = model().causal_thresholds(true);
     py::list out;
     for (int64_t l = 0; l < cfg().n_layers; l++) {
@@ -250,13 +236,8 @@ class PyModel {
     const fw::MlpShape s = cfg().mlp_shape();
     FW_CHECK(s.kind == fw::MlpKind::fff, "fff_paths: the model's MLP is '", fw::name_of(s.kind),
              "', not 'fff'");
-    const TokenBatch t = token_batch(tokens, "fff_paths", cfg().vocab_size);
-    fw::Activations& a = activations(t.B, t.T, false);
-    {
-      py::gil_scoped_release nogil;
-      model().sync_bf16();
-      fw::model_forward(model(), a, t.ids.data(), nullptr, fw::ForwardMode{});
-    }
+    const TokenBatch t = inference_forward(tokens, "fff_paths");
+    const fw::Activations& a = *acts_;
     const int64_t P = s.K * (s.D + 1);
     py::list out;
     for (int64_t l = 0; l < cfg().n_layers; l++) {
@@ -281,6 +262,17 @@ class PyModel {
 
  private:
   const fw::ModelConfig& cfg() const { return lm_.config.model; }
+
+  // The inference forward of a (B, T) batch into acts_, without the GIL; `what` names
+  // the call in errors.
+  TokenBatch inference_forward(py::handle tokens, const char* what) {
+    TokenBatch t = token_batch(tokens, what, cfg().vocab_size);
+    fw::Activations& a = activations(t.B, t.T, false);
+    py::gil_scoped_release nogil;
+    model().sync_bf16();  // writes through the parameter views reach the bf16 copy
+    fw::model_forward(model(), a, t.ids.data(), nullptr, fw::ForwardMode{});
+    return t;
+  }
 
   // in_, tgt_ from a decoder's (B, T+1) tokens or an encoder's inputs and targets.
   void prepare(py::handle tokens, py::handle targets) {
@@ -495,11 +487,11 @@ PYBIND11_MODULE(_flopwise, m) {
     }
     fw::save_model(run, model, c, tokenizer, step);
   });
-  m.def("flops", [](py::handle config, int64_t seq_len) {
-    const fw::Config c = config_of(to_json(config).dump());
+  m.def("flops", [](const std::string& config_json, int64_t seq_len) {
+    const fw::Config c = config_of(config_json);
     const int64_t s = seq_len > 0 ? seq_len : c.train.seq_len;
     FW_CHECK(s >= 1 && s <= c.model.max_seq_len, "flops: seq_len ", s, " must be in [1, model.max_seq_len = ",
              c.model.max_seq_len, "]");
     return from_json(fw::flop_report(c.model, s, c.train.mask_rate));
-  }, py::arg("config"), py::arg("seq_len") = 0);
+  }, py::arg("config_json"), py::arg("seq_len") = 0);
 }

@@ -183,10 +183,7 @@ def load(run):
 def flops(config, seq_len=None):
     """Exact FLOPs of a model config (a dict in the config file's form, or the path of a
     config JSON file): what `flopwise flops --json` prints."""
-    if not isinstance(config, dict):
-        with open(config) as f:
-            config = _json.load(f)
-    return _flopwise.flops(config, seq_len or 0)
+    return _flopwise.flops(_json.dumps(_config_dict(config)), seq_len or 0)
 
 
 def _config_dict(config):

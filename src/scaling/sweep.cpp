@@ -151,21 +151,22 @@ SweepResult run_sweep(const SweepOptions& o) {
   // fit.json and the tuning chart hold every variant's tuning, not only this call's
   if (!o.tuning.lrs.empty()) {
     const std::string tuning_csv = o.out_dir + "/tuning.csv";
+    const auto swept = [&](const std::string& v) {
+      return std::find(o.variants.begin(), o.variants.end(), v) != o.variants.end();
+    };
+    const size_t first_read = res.tuning.size();
     for (const SweepRun& r : fs::exists(tuning_csv) ? read_sweep_csv(tuning_csv) : std::vector<SweepRun>{}) {
-      auto known = std::find_if(res.tuning.begin(), res.tuning.end(),
-                                [&](const VariantTuning& t) { return t.variant == r.variant; });
-      if (known == res.tuning.end()) {
-        res.tuning.push_back({});
-        res.tuning.back().variant = r.variant;
-        known = res.tuning.end() - 1;
-      } else if (std::find(o.variants.begin(), o.variants.end(), r.variant) != o.variants.end()) {
-        continue;  // tuned by this call: its runs are in already
+      if (swept(r.variant)) continue;  // tuned by this call: its runs are in already
+      auto t = std::find_if(res.tuning.begin(), res.tuning.end(),
+                            [&](const VariantTuning& vt) { return vt.variant == r.variant; });
+      if (t == res.tuning.end()) {
+        VariantTuning read;
+        read.variant = r.variant;
+        t = res.tuning.insert(t, read);
       }
-      known->runs.push_back(r);
+      t->runs.push_back(r);
     }
-    for (auto& t : res.tuning)
-      if (std::find(o.variants.begin(), o.variants.end(), t.variant) == o.variants.end())
-        analyse_tuning(t, o.tuning.beta2s);
+    for (size_t i = first_read; i < res.tuning.size(); i++) analyse_tuning(res.tuning[i], o.tuning.beta2s);
   }
   if (o.tune_only) {
     if (!res.tuning.empty()) write_svg(o.out_dir + "/tuning.svg", tuning_chart(res.tuning));

@@ -28,6 +28,12 @@ Scheduler::Scheduler(const Model& model, const Tokenizer& tokenizer, int64_t slo
   thread_ = std::thread([this] { loop(); });
 }
 
+void Job::end(const std::string& reason) {
+  std::lock_guard<std::mutex> lk(mutex);
+  if (!done) done = true, finish_reason = reason;
+  cv.notify_all();
+}
+
 Scheduler::~Scheduler() {
   {
     std::lock_guard<std::mutex> lk(mutex_);
@@ -35,17 +41,10 @@ Scheduler::~Scheduler() {
   }
   wake_.notify_all();
   thread_.join();
-  auto end = [](const std::shared_ptr<Job>& j) {
-    if (!j) return;
-    std::lock_guard<std::mutex> lk(j->mutex);
-    if (!j->done) j->done = true, j->finish_reason = "cancelled";
-    j->cv.notify_all();
-  };
-  for (auto& j : queue_) end(j);
-  for (auto& j : rows_) end(j);
+  for (auto& j : queue_) j->end("cancelled");
+  for (auto& j : rows_)
+    if (j) j->end("cancelled");
 }
-
-bool Scheduler::submit(const std::shared_ptr<Job>& job) { return submit_all({job}); }
 
 bool Scheduler::submit_all(const std::vector<std::shared_ptr<Job>>& jobs) {
   for (const auto& j : jobs)
@@ -54,9 +53,7 @@ bool Scheduler::submit_all(const std::vector<std::shared_ptr<Job>>& jobs) {
   {
     std::lock_guard<std::mutex> lk(mutex_);
     if (int64_t(queue_.size() + jobs.size()) > queue_cap_) return false;
-    const double now = now_seconds();
     for (const auto& j : jobs) {
-      j->submitted = now;
       queue_.push_back(j);
       stats_.prompt_tokens += int64_t(j->prompt.size());
     }
@@ -83,13 +80,10 @@ void Scheduler::admit() {
     std::shared_ptr<Job> j = queue_.front();
     queue_.pop_front();
     if (j->cancelled) {  // gone before it started
-      std::lock_guard<std::mutex> lk(j->mutex);
-      j->done = true, j->finish_reason = "cancelled";
-      j->cv.notify_all();
+      j->end("cancelled");
       r--;
       continue;
     }
-    j->row = r;
     j->fed = 0;
     rows_[size_t(r)] = j;
     rng_[size_t(r)] = Rng(j->seed);
@@ -105,9 +99,20 @@ void Scheduler::release(int64_t row) {
   stats_.busy_slots--;
 }
 
-void Scheduler::deliver(Job& j, int32_t token, double now) {
+int32_t Scheduler::draw(int64_t row, float* logits) {
+  const Job& j = *rows_[size_t(row)];
+  const int64_t V = model_.cfg.vocab_size;
+  const int64_t limit = j.sampling.vocab_limit > 0 ? std::min(V, j.sampling.vocab_limit) : V;
+  return sample_token(logits, limit, j.sampling, rng_[size_t(row)]);
+}
+
+bool Scheduler::deliver(int64_t row, int32_t token) {
+  Job& j = *rows_[size_t(row)];
+  {
+    std::lock_guard<std::mutex> slk(mutex_);
+    stats_.completion_tokens++;
+  }
   std::lock_guard<std::mutex> lk(j.mutex);
-  if (j.tokens.empty()) j.first_token_seconds = now - j.submitted;
   const bool end_of_text = token == tok_.end_of_text();
   if (!end_of_text) j.tokens.push_back(token);
   const std::string all = tok_.decode(j.tokens);
@@ -130,35 +135,61 @@ void Scheduler::deliver(Job& j, int32_t token, double now) {
     const size_t show = complete_utf8_prefix(all.substr(0, all.size() - hold));
     if (show > j.text.size()) j.text = all.substr(0, show);
   }
-  if (j.done) j.seconds = now - j.submitted;
   j.cv.notify_all();
-  std::lock_guard<std::mutex> slk(mutex_);
-  stats_.completion_tokens++;
+  return j.done;
+}
+
+void Scheduler::count_routing(int64_t entries) {
+  std::lock_guard<std::mutex> lk(mutex_);
+  for (size_t i = 0; i < stats_.routed_layers.size(); i++)
+    for (const auto& d : gen_.decisions(stats_.routed_layers[i])) stats_.routed_processed[i] += d.processed;
+  if (!stats_.routed_layers.empty()) stats_.routed_seen += entries;
+}
+
+void Scheduler::iterate() {
+  // cancelled jobs give their rows back at once
+  for (int64_t r = 0; r < slots_; r++) {
+    const auto& j = rows_[size_t(r)];
+    if (!j || !j->cancelled) continue;
+    j->end("cancelled");
+    release(r);
+  }
+  // the rows decoding now: all their prompt fed, their last token not yet fed
+  step_rows_.clear();
+  step_tokens_.clear();
+  for (int64_t r = 0; r < slots_; r++) {
+    const auto& j = rows_[size_t(r)];
+    if (j && j->fed == j->prompt.size() && !j->tokens.empty())
+      step_rows_.push_back(r), step_tokens_.push_back(j->tokens.back());
+  }
+  // prefill: one chunk of each prompt still being fed
+  for (int64_t r = 0; r < slots_; r++) {
+    const auto& j = rows_[size_t(r)];
+    if (!j || j->fed == j->prompt.size()) continue;
+    const int64_t n = std::min<int64_t>(gen_.chunk(), int64_t(j->prompt.size() - j->fed));
+    float* logits = gen_.feed(j->prompt.data() + j->fed, n, r);
+    count_routing(n);
+    j->fed += size_t(n);
+    if (j->fed == j->prompt.size() && deliver(r, draw(r, logits))) release(r);
+  }
+  // decode: one batched step of every decoding row
+  const int64_t n = int64_t(step_rows_.size()), V = model_.cfg.vocab_size;
+  if (n == 0) return;
+  const double t0 = now_seconds();
+  float* logits = gen_.step(step_tokens_.data(), step_rows_.data(), n);
+  count_routing(n);
+  // the rows' draws in parallel (each its own stream), then delivered in row order
+  drawn_.resize(size_t(n));
+#pragma omp parallel for if (n > 1)
+  for (int64_t i = 0; i < n; i++) drawn_[size_t(i)] = draw(step_rows_[size_t(i)], logits + i * V);
+  for (int64_t i = 0; i < n; i++)
+    if (deliver(step_rows_[size_t(i)], drawn_[size_t(i)])) release(step_rows_[size_t(i)]);
+  std::lock_guard<std::mutex> lk(mutex_);
+  stats_.decode_seconds += now_seconds() - t0;
+  stats_.decode_tokens += n;
 }
 
 void Scheduler::loop() {
-  const int64_t V = model_.cfg.vocab_size;
-  std::vector<int64_t> rows;
-  std::vector<int32_t> toks;
-  auto count_routing = [&](int64_t entries) {  // MoD: what each routed block processed
-    std::lock_guard<std::mutex> lk(mutex_);
-    for (size_t i = 0; i < stats_.routed_layers.size(); i++)
-      for (const auto& d : gen_.decisions(stats_.routed_layers[i])) stats_.routed_processed[i] += d.processed;
-    if (!stats_.routed_layers.empty()) stats_.routed_seen += entries;
-  };
-  std::vector<int32_t> drawn;
-  auto draw = [&](int64_t row, float* logits) {  // the row's job's next token
-    const Job& j = *rows_[size_t(row)];
-    const int64_t limit = j.sampling.vocab_limit > 0 ? std::min(V, j.sampling.vocab_limit) : V;
-    return sample_token(logits, limit, j.sampling, rng_[size_t(row)]);
-  };
-  auto finish = [&](int64_t row, int32_t token) {  // delivered; whether the job is done
-    Job& j = *rows_[size_t(row)];
-    deliver(j, token, now_seconds());
-    std::lock_guard<std::mutex> lk(j.mutex);
-    return j.done;
-  };
-  auto sample = [&](int64_t row, float* logits) { return finish(row, draw(row, logits)); };
   for (;;) {
     {
       std::unique_lock<std::mutex> lk(mutex_);
@@ -167,60 +198,13 @@ void Scheduler::loop() {
       admit();
     }
     try {
-    // cancelled jobs give their rows back at once
-    for (int64_t r = 0; r < slots_; r++) {
-      const auto& j = rows_[size_t(r)];
-      if (!j || !j->cancelled) continue;
-      {
-        std::lock_guard<std::mutex> lk(j->mutex);
-        j->done = true, j->finish_reason = "cancelled";
-        j->cv.notify_all();
-      }
-      release(r);
-    }
-    // the rows decoding now: all their prompt fed, their last token not yet fed
-    rows.clear();
-    toks.clear();
-    for (int64_t r = 0; r < slots_; r++) {
-      const auto& j = rows_[size_t(r)];
-      if (j && j->fed == j->prompt.size() && !j->tokens.empty()) rows.push_back(r), toks.push_back(j->tokens.back());
-    }
-    // prefill: one chunk of each prompt still being fed
-    for (int64_t r = 0; r < slots_; r++) {
-      const auto& j = rows_[size_t(r)];
-      if (!j || j->fed == j->prompt.size()) continue;
-      const int64_t n = std::min<int64_t>(gen_.chunk(), int64_t(j->prompt.size() - j->fed));
-      float* logits = gen_.feed(j->prompt.data() + j->fed, n, r);
-      count_routing(n);
-      j->fed += size_t(n);
-      if (j->fed == j->prompt.size() && sample(r, logits)) release(r);
-    }
-    // decode: one batched step of every decoding row
-    if (rows.empty()) continue;  // (inside the try: to the next iteration)
-    const double t0 = now_seconds();
-    const int64_t n = int64_t(rows.size());
-    float* logits = gen_.step(toks.data(), rows.data(), n);
-    count_routing(n);
-    // the rows' draws in parallel (each its own stream), then delivered in row order
-    drawn.resize(size_t(n));
-#pragma omp parallel for if (n > 1)
-    for (int64_t i = 0; i < n; i++) drawn[size_t(i)] = draw(rows[size_t(i)], logits + i * V);
-    for (int64_t i = 0; i < n; i++)
-      if (finish(rows[size_t(i)], drawn[size_t(i)])) release(rows[size_t(i)]);
-    std::lock_guard<std::mutex> lk(mutex_);
-    stats_.decode_seconds += now_seconds() - t0;
-    stats_.decode_tokens += int64_t(rows.size());
+      iterate();
     } catch (const std::exception& e) {  // never expected (requests are checked to fit): end the
-      for (int64_t r = 0; r < slots_; r++) {  // running choices with "error" and keep serving
-        const auto j = rows_[size_t(r)];
-        if (!j) continue;
-        {
-          std::lock_guard<std::mutex> lk(j->mutex);
-          j->done = true, j->finish_reason = std::string("error: ") + e.what();
-          j->cv.notify_all();
+      for (int64_t r = 0; r < slots_; r++)  // running choices with "error" and keep serving
+        if (rows_[size_t(r)]) {
+          rows_[size_t(r)]->end(std::string("error: ") + e.what());
+          release(r);
         }
-        release(r);
-      }
     }
   }
 }

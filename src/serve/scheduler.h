@@ -38,14 +38,13 @@ struct Job {
   std::string text;             // the text that may be shown: no partial UTF-8 character, no
                                 // possible start of a stop string (the whole text once done)
   bool done = false;
-  std::string finish_reason;    // "length" or "stop" (or "cancelled")
-  double first_token_seconds = 0, seconds = 0;  // from submit
+  std::string finish_reason;    // "length" or "stop" (or "cancelled", "error: ...")
   std::atomic<bool> cancelled{false};  // the client went away: the row is freed at the next boundary
 
-  // the scheduler's own
-  int64_t row = -1;
-  size_t fed = 0;       // prompt tokens fed so far
-  double submitted = 0;
+  size_t fed = 0;  // the scheduler's own: prompt tokens fed so far
+
+  // Ends the job (unless it ended already) with `reason` and wakes its waiters.
+  void end(const std::string& reason);
 };
 
 struct SchedulerStats {  // for /metrics (copied under the scheduler's lock)
@@ -65,10 +64,9 @@ class Scheduler {
   Scheduler(const Model& model, const Tokenizer& tokenizer, int64_t slots, int64_t queue, int64_t ctx);
   ~Scheduler();  // stops the thread (unfinished jobs end as "cancelled")
 
-  // False when the queue is full (the caller answers 503). The job must fit: prompt
-  // not empty, prompt + max_tokens ≤ ctx (checked here as an internal error).
-  bool submit(const std::shared_ptr<Job>& job);
-  // Several jobs (the choices of one request) at once, all or none.
+  // The choices of one request, queued all or none: false when the queue is full (the
+  // caller answers 503). Each must fit: prompt not empty, prompt + max_tokens ≤ ctx
+  // (checked here as an internal error).
   bool submit_all(const std::vector<std::shared_ptr<Job>>& jobs);
   bool idle();  // nothing queued or running
   SchedulerStats stats();
@@ -76,8 +74,11 @@ class Scheduler {
 
  private:
   void loop();
-  void admit();                                     // queued jobs into free rows
-  void deliver(Job& job, int32_t token, double now);  // a sampled token: text, stop, finish
+  void iterate();                       // one token boundary: cancellations, prefill chunks, a decode step
+  void admit();                         // queued jobs into free rows
+  int32_t draw(int64_t row, float* logits);  // the next token of the row's job
+  bool deliver(int64_t row, int32_t token);  // a sampled token: text, stop, finish; whether the job ended
+  void count_routing(int64_t entries);  // MoD: what each routed block of the last feed or step processed
   void release(int64_t row);
 
   const Model& model_;
@@ -89,6 +90,8 @@ class Scheduler {
   std::deque<std::shared_ptr<Job>> queue_;
   std::vector<std::shared_ptr<Job>> rows_;  // (slots) the job in each row, or null
   std::vector<Rng> rng_;                    // (slots) each row's job's stream
+  std::vector<int64_t> step_rows_;          // iterate()'s scratch: the rows a decode step runs,
+  std::vector<int32_t> step_tokens_, drawn_;  // their last tokens, the tokens drawn for them
   SchedulerStats stats_;
   bool stop_ = false;
   std::thread thread_;

@@ -69,6 +69,28 @@ nlohmann::json usage(const std::vector<std::shared_ptr<Job>>& jobs, int64_t n) {
   return {{"prompt_tokens", prompt}, {"completion_tokens", completion}, {"total_tokens", prompt + completion}};
 }
 
+// The fields every completion body and stream chunk carries, around its choices (and
+// the usage, when given).
+nlohmann::json completion_object(const std::string& id, int64_t created, const std::string& model,
+                                 nlohmann::json choices, nlohmann::json token_counts = nullptr) {
+  nlohmann::json j = {{"id", id}, {"object", "text_completion"}, {"created", created}, {"model", model},
+                      {"choices", std::move(choices)}};
+  if (!token_counts.is_null()) j["usage"] = std::move(token_counts);
+  return j;
+}
+
+nlohmann::json choice_json(const std::string& text, size_t index, nlohmann::json finish_reason) {
+  return {{"text", text}, {"index", index}, {"logprobs", nullptr}, {"finish_reason", std::move(finish_reason)}};
+}
+
+// A client that went away: its choices stop at the next token boundary. Returns false
+// (the content provider's "abort").
+bool cancel(const std::vector<std::shared_ptr<Job>>& jobs, Counters& counters) {
+  for (const auto& j : jobs) j->cancelled = true;
+  counters.add("cancelled");
+  return false;
+}
+
 std::string completion_id() {
   static std::atomic<uint64_t> next{1};
   return "cmpl-flopwise-" + std::to_string(std::time(nullptr)) + "-" + std::to_string(next++);
@@ -211,10 +233,7 @@ void serve(LoadedModel& lm, const ServeOptions& o, const std::function<void(cons
                 j.cv.wait_for(lk, std::chrono::milliseconds(20), [&] { return j.done; });
                 if (!j.done) {
                   lk.unlock();
-                  if (sink.is_writable()) return true;  // still waiting for it: called again
-                  for (const auto& c : jobs) c->cancelled = true;
-                  counters.add("cancelled");
-                  return false;
+                  return sink.is_writable() || cancel(jobs, counters);  // true: called again
                 }
               }
             }
@@ -224,7 +243,7 @@ void serve(LoadedModel& lm, const ServeOptions& o, const std::function<void(cons
               Job& j = *jobs[i];
               std::lock_guard<std::mutex> lk(j.mutex);
               if (j.finish_reason == "cancelled" || j.finish_reason.rfind("error", 0) == 0) failure = j.finish_reason;
-              choices.push_back({{"text", j.text}, {"index", i}, {"logprobs", nullptr}, {"finish_reason", j.finish_reason}});
+              choices.push_back(choice_json(j.text, i, j.finish_reason));
             }
             counters.add(failure.empty() ? "ok" : failure == "cancelled" ? "cancelled" : "error");
             const std::string body =
@@ -233,8 +252,7 @@ void serve(LoadedModel& lm, const ServeOptions& o, const std::function<void(cons
                                          failure == "cancelled" ? "the server stopped before the completion finished"
                                                                 : failure,
                                          "server_error", "", ""}.body())
-                    : dump_json({{"id", id}, {"object", "text_completion"}, {"created", created}, {"model", model},
-                                 {"choices", choices}, {"usage", usage(jobs, n)}});
+                    : dump_json(completion_object(id, created, model, choices, usage(jobs, n)));
             if (!sink.write(body.data(), body.size())) return false;
             sink.done();
             return true;
@@ -249,11 +267,6 @@ void serve(LoadedModel& lm, const ServeOptions& o, const std::function<void(cons
         "text/event-stream",
         [&, jobs, sent, finished, id, created, model = r.model, n = r.n, include_usage = r.include_usage,
          guard](size_t, httplib::DataSink& sink) {
-          auto cancel = [&] {
-            for (const auto& j : jobs) j->cancelled = true;
-            counters.add("cancelled");
-            return false;
-          };
           bool all = true;
           std::string events;
           for (size_t i = 0; i < jobs.size(); i++) {
@@ -265,24 +278,23 @@ void serve(LoadedModel& lm, const ServeOptions& o, const std::function<void(cons
             });
             const bool ends = j.done;
             if (j.text.size() > (*sent)[i] || ends) {
-              nlohmann::json choice = {{"text", j.text.substr((*sent)[i])}, {"index", i}, {"logprobs", nullptr},
-                                       {"finish_reason", ends ? nlohmann::json(j.finish_reason) : nlohmann::json(nullptr)}};
-              nlohmann::json chunk = {{"id", id}, {"object", "text_completion"}, {"created", created},
-                                      {"model", model}, {"choices", {choice}}};
-              events += "data: " + dump_json(chunk) + "\n\n";
+              const auto choice = choice_json(j.text.substr((*sent)[i]), i,
+                                              ends ? nlohmann::json(j.finish_reason) : nlohmann::json(nullptr));
+              events += "data: " + dump_json(completion_object(id, created, model, {choice})) + "\n\n";
               (*sent)[i] = j.text.size();
               (*finished)[i] = ends;
             }
             all &= ends;
           }
-          if (!sink.is_writable() || (!events.empty() && !sink.write(events.data(), events.size()))) return cancel();
+          if (!sink.is_writable() || (!events.empty() && !sink.write(events.data(), events.size())))
+            return cancel(jobs, counters);
           if (!all) return true;
           std::string done = "data: [DONE]\n\n";
           if (include_usage)  // OpenAI's last chunk: no choices, the request's usage
-            done = "data: " + dump_json({{"id", id}, {"object", "text_completion"}, {"created", created},
-                                         {"model", model}, {"choices", nlohmann::json::array()},
-                                         {"usage", usage(jobs, n)}}) + "\n\n" + done;
-          if (!sink.write(done.data(), done.size())) return cancel();
+            done = "data: " +
+                   dump_json(completion_object(id, created, model, nlohmann::json::array(), usage(jobs, n))) +
+                   "\n\n" + done;
+          if (!sink.write(done.data(), done.size())) return cancel(jobs, counters);
           counters.add("ok");
           sink.done();
           return true;

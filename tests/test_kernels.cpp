@@ -18,6 +18,7 @@
 #include "kernels/gelu.h"
 #include "kernels/matmul.h"
 #include "kernels/matmul_bf16.h"
+#include "kernels/packed_matmul.h"
 #include "kernels/reference.h"
 #include "kernels/rmsnorm.h"
 #include "kernels/rope.h"
@@ -343,6 +344,43 @@ TEST(Kernels, MatmulBf16EqualsRoundedFp32) {
   ref::matmul_backward(dxr.data(), dwr.data(), dyr.data(), xr.data(), wr.data(), M, K, N);
   EXPECT_LT(max_rel(dx, dxr), 1e-5);
   EXPECT_LT(max_rel(dw, dwr), 1e-5);  // accumulated onto 0.5
+}
+
+// Packed weights (decoding's products) give the plain product within fp32 rounding
+// for every row count a decoding step or prefill chunk has, in both precisions; the
+// packed copy is a copy (W may change after); and a row's result does not depend on
+// how many rows share the call, bit for bit, which is what lets a sequence decode the
+// same alone or in any batch (infer/generator.h, the server's equality tests).
+TEST(Kernels, PackedMatrixEqualsPlainProductForEveryRowCount) {
+  struct Shape { int64_t K, N; };
+  for (const Shape sh : {Shape{29, 23}, Shape{256, 768}, Shape{37, 1000}})
+    for (const bool bf16_mode : {false, true}) {
+      const int64_t K = sh.K, N = sh.N, Mmax = 70;
+      auto x = randn(Mmax * K, 41), w = randn(N * K, 42);
+      std::vector<bf16> w16(w.size());
+      to_bf16(w16.data(), w.data(), int64_t(w.size()));
+      std::vector<float> xr = x, wr = w;  // the operands the product sees
+      if (bf16_mode) {
+        std::vector<bf16> x16(x.size());
+        to_bf16(x16.data(), x.data(), int64_t(x.size()));
+        for (size_t i = 0; i < x.size(); i++) xr[i] = bf16_to_float(x16[i]);
+        for (size_t i = 0; i < w.size(); i++) wr[i] = bf16_to_float(w16[i]);
+      }
+      const PackedMatrix packed(w.data(), bf16_mode ? w16.data() : nullptr, N, K);
+      std::fill(w.begin(), w.end(), 0.0f);  // packed a copy
+      std::fill(w16.begin(), w16.end(), bf16(0));
+      std::vector<float> alone(size_t(Mmax * N));  // each row in a call of its own
+      for (int64_t i = 0; i < Mmax; i++) packed.forward(alone.data() + i * N, x.data() + i * K, 1);
+      for (const int64_t M : {int64_t(0), int64_t(1), int64_t(2), int64_t(15), int64_t(16), int64_t(17), int64_t(64), Mmax}) {
+        SCOPED_TRACE("K=" + std::to_string(K) + " N=" + std::to_string(N) + " M=" + std::to_string(M) +
+                     (bf16_mode ? " bf16" : " fp32"));
+        std::vector<float> y(size_t(M * N), -7.0f), yr(size_t(M * N));
+        packed.forward(y.data(), x.data(), M);
+        ref::matmul_forward(yr.data(), xr.data(), wr.data(), M, K, N);
+        EXPECT_LT(max_rel(y, yr), 1e-5);
+        EXPECT_TRUE(std::equal(y.begin(), y.end(), alone.begin()));
+      }
+    }
 }
 
 // The FFF kernels against the explicit per-token sum over the visited neurons in

@@ -9,11 +9,16 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <future>
+#include <numeric>
 #include <thread>
 
+#include "nn/model.h"
 #include "test_util.h"
+#include "train/checkpoint.h"
 
 namespace fw {
 namespace {
@@ -180,6 +185,85 @@ TEST(Serve, CompletionsEqualSampleAndStream) {
     EXPECT_EQ(metrics.find("flopwise_mod_processed_share") != std::string::npos, kind == "mod") << metrics;
     EXPECT_EQ(s.terminate_and_wait(10), 0);
   }
+}
+
+// logprobs: each sampled token's log-probability and the most likely alternatives are
+// those of the model's own distribution at that position, computed here by the
+// training forward over prompt + completion (no cache, no server); tokens and offsets
+// spell the text; a stream carries the same entries, each with the chunk showing it.
+TEST(Serve, LogprobsAreTheModelsOwn) {
+  const std::string dir = test::temp_dir("serve_logprobs");
+  const std::string run = trained_run("serve_logprobs", "");
+  Server s(run, "--slots 2", dir);
+  const std::string body = R"({"prompt": "The jury", "max_tokens": 12, "temperature": 0.8, "seed": 5, "logprobs": 3})";
+  const Answer a = post(s, body);
+  ASSERT_EQ(a.status, 200) << a.body;
+  const nlohmann::json lp = a.body["choices"][0]["logprobs"];
+  ASSERT_EQ(lp["tokens"].size(), 12u) << lp;
+  // a byte that is not whole UTF-8 is spelled "bytes:\xNN", as OpenAI does
+  const auto spelling = [](int b) {
+    char hex[16];
+    std::snprintf(hex, sizeof hex, "bytes:\\x%02x", b);
+    return b < 0x80 ? std::string(1, char(b)) : std::string(hex);
+  };
+  const auto byte_of = [&](const std::string& t) {
+    for (int b = 0; b < 256; b++)
+      if (spelling(b) == t) return b;
+    ADD_FAILURE() << "not a byte's spelling: " << t;
+    return 0;
+  };
+  std::string completion;  // the completion's bytes (the text field has U+FFFD for bytes that are not UTF-8)
+  for (size_t i = 0; i < 12; i++) {
+    EXPECT_EQ(lp["text_offset"][i], completion.size());
+    completion += char(byte_of(lp["tokens"][i]));
+    EXPECT_EQ(lp["top_logprobs"][i].size(), 3u);
+  }
+  EXPECT_EQ(nlohmann::json(completion).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace),
+            a.body["choices"][0]["text"].dump());
+  // the oracle: log-softmax of the training forward's logits (bytes: token id = byte)
+  LoadedModel lm = load_model(run);
+  const std::string all = "The jury" + completion;
+  const int64_t T = int64_t(all.size()), V = std::min<int64_t>(lm.model->cfg.vocab_size, 256), Vm = lm.model->cfg.vocab_size;
+  std::vector<int32_t> ids;
+  for (const unsigned char ch : all) ids.push_back(ch);
+  Activations acts(*lm.model, 1, T, false);
+  model_forward(*lm.model, acts, ids.data(), nullptr, ForwardMode{});
+  for (int64_t i = 0; i < 12; i++) {
+    const float* logits = acts.logits + (8 + i - 1) * Vm;  // the position that predicts completion token i
+    double max = logits[0], sum = 0;
+    for (int64_t v = 1; v < V; v++) max = std::max(max, double(logits[v]));
+    for (int64_t v = 0; v < V; v++) sum += std::exp(double(logits[v]) - max);
+    const auto logprob = [&](int64_t v) { return double(logits[v]) - max - std::log(sum); };
+    EXPECT_NEAR(lp["token_logprobs"][size_t(i)].get<double>(), logprob(ids[size_t(8 + i)]), 1e-4) << i;
+    std::vector<int32_t> order(static_cast<size_t>(V));
+    std::iota(order.begin(), order.end(), 0);
+    std::partial_sort(order.begin(), order.begin() + 3, order.end(), [&](int32_t x, int32_t y) { return logits[x] > logits[y]; });
+    for (int k = 0; k < 3; k++) {
+      const std::string key = spelling(order[size_t(k)]);
+      ASSERT_TRUE(lp["top_logprobs"][size_t(i)].contains(key)) << i << " " << lp["top_logprobs"][size_t(i)];
+      EXPECT_NEAR(lp["top_logprobs"][size_t(i)][key].get<double>(), logprob(order[size_t(k)]), 1e-4);
+    }
+  }
+  // streamed: the same entries, spread over the chunks
+  auto c = s.client();
+  auto r = c.Post("/v1/completions", body.substr(0, body.size() - 1) + R"(, "stream": true})", "application/json");
+  ASSERT_TRUE(r);
+  nlohmann::json streamed_tokens = nlohmann::json::array(), streamed_logprobs = nlohmann::json::array();
+  std::istringstream in(r->body);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("data: {", 0) != 0) continue;
+    const auto j = nlohmann::json::parse(line.substr(6));
+    for (const auto& t : j["choices"][0]["logprobs"]["tokens"]) streamed_tokens.push_back(t);
+    for (const auto& t : j["choices"][0]["logprobs"]["token_logprobs"]) streamed_logprobs.push_back(t);
+  }
+  EXPECT_EQ(streamed_tokens, lp["tokens"]);
+  EXPECT_EQ(streamed_logprobs, lp["token_logprobs"]);
+  // without logprobs the field is null; more than 5 alternatives is refused
+  EXPECT_TRUE(post(s, R"({"prompt": "The", "max_tokens": 2})").body["choices"][0]["logprobs"].is_null());
+  const Answer bad = post(s, R"({"prompt": "The", "logprobs": 6})");
+  EXPECT_EQ(bad.status, 400);
+  EXPECT_EQ(bad.body["error"]["param"], "logprobs");
 }
 
 TEST(Serve, ConcurrentRequestsGetWhatTheyGetAlone) {

@@ -39,12 +39,38 @@ void Generator::layout(Buffers& b, const ModelConfig& c, int64_t cap, int64_t to
   }
 }
 
+// The products a Generator packs: weight W (N,K), its bf16 copy, and where the
+// packed copy's address goes in the weights the Generator runs with.
+struct PackedProduct {
+  const float* w;
+  const bf16* w16;
+  int64_t N, K;
+  const PackedMatrix** slot;
+};
+static std::vector<PackedProduct> packed_products(const ModelConfig& c, ModelWeights& w) {
+  const int64_t C = c.d_model, F = c.mlp_shape().F;
+  std::vector<PackedProduct> out;
+  for (BlockWeights& b : w.blocks) {
+    out.push_back({b.qkv, b.qkv16, 3 * C, C, &b.qkv_packed});
+    out.push_back({b.out, b.out16, C, C, &b.out_packed});
+    if (c.mlp_shape().kind != MlpKind::dense) continue;
+    out.push_back({b.mlp.fc, b.mlp.fc16, F, C, &b.mlp.fc_packed});
+    out.push_back({b.mlp.proj, b.mlp.proj16, C, F, &b.mlp.proj_packed});
+  }
+  out.push_back({w.lm_head, w.lm_head16, c.vocab_size, C, &w.lm_head_packed});
+  return out;
+}
+
 size_t Generator::bytes(const ModelConfig& cfg, int64_t capacity, int64_t chunk, int64_t rows) {
   Buffers b;
   size_t floats = 0;
   layout(b, cfg, capacity, std::max(std::min(chunk, capacity), rows), rows,
          [&](float*&, size_t n) { floats += Arena::rounded(n); });
-  return floats * sizeof(float);
+  ModelWeights shapes;
+  shapes.blocks.resize(size_t(cfg.n_layers));
+  size_t packed = 0;
+  for (const PackedProduct& p : packed_products(cfg, shapes)) packed += PackedMatrix::bytes(p.N, p.K, false);
+  return floats * sizeof(float) + packed;
 }
 
 Generator::Generator(const Model& model, int64_t capacity, int64_t chunk, int64_t rows)
@@ -66,6 +92,13 @@ Generator::Generator(const Model& model, int64_t capacity, int64_t chunk, int64_
   decisions_.assign(size_t(m_.cfg.n_layers), {});
   set_thresholds(m_.causal_thresholds(true));
   rope_.build(cap_, m_.cfg.head_dim());
+  w_ = m_.w;
+  const std::vector<PackedProduct> products = packed_products(m_.cfg, w_);
+  packed_.reserve(products.size());  // w_ points into packed_: no reallocation
+  for (const PackedProduct& p : products) {
+    packed_.emplace_back(p.w, p.w16, p.N, p.K);
+    *p.slot = &packed_.back();
+  }
 }
 
 void Generator::set_thresholds(const std::vector<float>& per_layer) {
@@ -88,7 +121,7 @@ void Generator::run_block(int64_t l, const int64_t* rows, int64_t B, int64_t T, 
                           const int32_t* pos) {
   const int64_t L = m_.cfg.n_layers;
   for (int64_t b = 0; b < B; b++) past_[size_t(b)] = kv_len_[size_t(rows[b] * L + l)];
-  block_forward(BlockDims::of(m_.cfg, B, T), ForwardMode{}, m_.w.blocks[size_t(l)], b_.acts, b_.scratch, y, x, pos, rope_,
+  block_forward(BlockDims::of(m_.cfg, B, T), ForwardMode{}, w_.blocks[size_t(l)], b_.acts, b_.scratch, y, x, pos, rope_,
                 KvSlot{b_.k[size_t(l)], b_.v[size_t(l)], cap_, rows, past_.data()}, cap_);
   for (int64_t b = 0; b < B; b++) kv_len_[size_t(rows[b] * L + l)] += T;
 }
@@ -96,7 +129,7 @@ void Generator::run_block(int64_t l, const int64_t* rows, int64_t B, int64_t T, 
 void Generator::routed_layer(int64_t l, const int64_t* rows, int64_t B, int64_t T) {
   const ModelConfig& c = m_.cfg;
   const int64_t C = c.d_model, N = B * T;
-  const RouterWeights& rw = m_.w.routers[size_t(l)];
+  const RouterWeights& rw = w_.routers[size_t(l)];
   const float* decider = nullptr;
   causal_route(processed_.data(), &decider, b_.r, b_.pred_p, b_.pred_h, b_.x, rw, c.mod,
                threshold_[size_t(l)], N, C);
@@ -136,15 +169,15 @@ void Generator::forward(const int64_t* rows, int64_t B, int64_t T, const int32_t
              " >= model.vocab_size = ", c.vocab_size);
     pos_[size_t(i)] = int32_t(len_[size_t(rows[i / T])] + i % T);
   }
-  embedding_forward(b_.x, tokens, m_.w.embedding, N, C);
+  embedding_forward(b_.x, tokens, w_.embedding, N, C);
   for (int64_t l = 0; l < c.n_layers; l++) {
     if (c.mod.routed(l)) routed_layer(l, rows, B, T);
     else run_block(l, rows, B, T, b_.y, b_.x, pos_.data());
     std::swap(b_.x, b_.y);
   }
   for (int64_t b = 0; b < B; b++) len_[size_t(rows[b])] += T;
-  rmsnorm_forward(b_.lnf, b_.rstd, b_.x, m_.w.final_norm, N, C);
-  linear_forward(b_.logits, b_.lnf, m_.w.lm_head, m_.w.lm_head16, N, C, c.vocab_size);
+  rmsnorm_forward(b_.lnf, b_.rstd, b_.x, w_.final_norm, N, C);
+  linear_forward(b_.logits, b_.lnf, w_.lm_head, w_.lm_head16, N, C, c.vocab_size, w_.lm_head_packed);
 }
 
 float* Generator::feed(const int32_t* tokens, int64_t n, int64_t row) {

@@ -9,6 +9,9 @@
 // exactly as in training, where unselected tokens never enter the block. So the rows
 // of a batch hold different numbers of keys per layer, and a batched step runs each
 // routed block on just the rows whose new token it processes.
+// The weight matrices of the products (attention projections, dense MLPs, LM head) are
+// packed once at construction for oneDNN (kernels/packed_matmul.h): a Generator sees
+// the model's weights as they were when it was made.
 #pragma once
 #include <cstdint>
 #include <functional>
@@ -17,6 +20,7 @@
 #include "core/buffer.h"
 #include "core/rng.h"
 #include "infer/sampling.h"
+#include "kernels/packed_matmul.h"
 #include "nn/model.h"
 
 namespace fw {
@@ -92,6 +96,8 @@ class Generator {
                  const int32_t* pos);
 
   const Model& m_;
+  std::vector<PackedMatrix> packed_;     // the packed copies w_ points to
+  ModelWeights w_;                       // m_'s weights, with the packed copies set
   int64_t cap_, chunk_, rows_, tokens_;  // tokens_: most tokens one forward() runs
   Arena arena_;
   Buffers b_;

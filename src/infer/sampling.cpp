@@ -62,4 +62,22 @@ int32_t sample_token(float* logits, int64_t V, const SamplingParams& p, Rng& rng
   return id(keep - 1);
 }
 
+TokenLogprobs token_logprobs(const float* logits, int64_t V, int32_t token, int64_t top) {
+  double max = logits[0];
+  for (int64_t i = 1; i < V; i++) max = std::max(max, double(logits[i]));
+  double sum = 0;
+  for (int64_t i = 0; i < V; i++) sum += std::exp(double(logits[i]) - max);
+  const double log_z = max + std::log(sum);
+  TokenLogprobs r;
+  r.token = token;
+  r.logprob = float(double(logits[token]) - log_z);
+  std::vector<int32_t> ids(static_cast<size_t>(V));
+  std::iota(ids.begin(), ids.end(), 0);
+  const auto more_likely = [&](int32_t a, int32_t b) { return logits[a] > logits[b] || (logits[a] == logits[b] && a < b); };
+  const auto n = std::ptrdiff_t(std::min(top, V));
+  std::partial_sort(ids.begin(), ids.begin() + n, ids.end(), more_likely);
+  for (std::ptrdiff_t i = 0; i < n; i++) r.top.emplace_back(ids[size_t(i)], float(double(logits[ids[size_t(i)]]) - log_z));
+  return r;
+}
+
 }  // namespace fw

@@ -1,6 +1,8 @@
 // Picking the next token from logits: temperature, top-k, top-p (nucleus), seed.
 #pragma once
 #include <cstdint>
+#include <utility>
+#include <vector>
 
 #include "core/rng.h"
 
@@ -15,5 +17,16 @@ struct SamplingParams {
 
 // logits (V) are overwritten (scaled, softmaxed). Draws one uniform from rng.
 int32_t sample_token(float* logits, int64_t V, const SamplingParams& p, Rng& rng);
+
+// The model's log-probabilities at one position: those of its distribution itself
+// (softmax of the logits at temperature 1, before any truncation), not of the
+// sampler's. Of the token drawn, and of the `top` most likely tokens, most likely
+// first (ties by id).
+struct TokenLogprobs {
+  int32_t token = 0;
+  float logprob = 0;
+  std::vector<std::pair<int32_t, float>> top;  // (token, log-probability)
+};
+TokenLogprobs token_logprobs(const float* logits, int64_t V, int32_t token, int64_t top);
 
 }  // namespace fw

@@ -1,7 +1,5 @@
 #include "kernels/matmul_bf16.h"
 
-#include <oneapi/dnnl/dnnl.hpp>
-
 #include <algorithm>
 #include <bit>
 #include <map>
@@ -11,6 +9,7 @@
 #include "core/buffer.h"
 #include "core/error.h"
 #include "core/timer.h"
+#include "kernels/onednn.h"
 
 namespace fw {
 
@@ -18,15 +17,6 @@ namespace {
 
 using dnnl::memory;
 using tag = memory::format_tag;
-
-dnnl::engine& engine() {
-  static dnnl::engine e(dnnl::engine::kind::cpu, 0);
-  return e;
-}
-dnnl::stream& stream() {
-  static dnnl::stream s(engine());
-  return s;
-}
 
 // The three products a linear layer needs, as oneDNN sees them (row-major storage):
 //   forward   y(M,N)  = x(M,K)      · w as (K,N): w is stored (N,K), i.e. tag ba
@@ -50,17 +40,17 @@ dnnl::matmul& primitive(Kind kind, int64_t m, int64_t k, int64_t n, tag a_tag, t
     ops.append_sum(1.0f);
     attr.set_post_ops(ops);
   }
-  dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(a, b, c), attr, engine());
+  dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(a, b, c), attr, onednn_engine());
   return cache.emplace(key, dnnl::matmul(pd)).first->second;
 }
 
 void run(dnnl::matmul& mm, int64_t m, int64_t k, int64_t n, tag a_tag, tag b_tag, const bf16* a,
          const bf16* b, float* c) {
-  memory A({{m, k}, memory::data_type::bf16, a_tag}, engine(), const_cast<bf16*>(a));
-  memory B({{k, n}, memory::data_type::bf16, b_tag}, engine(), const_cast<bf16*>(b));
-  memory Cm({{m, n}, memory::data_type::f32, tag::ab}, engine(), c);
-  mm.execute(stream(), {{DNNL_ARG_SRC, A}, {DNNL_ARG_WEIGHTS, B}, {DNNL_ARG_DST, Cm}});
-  stream().wait();
+  memory A({{m, k}, memory::data_type::bf16, a_tag}, onednn_engine(), const_cast<bf16*>(a));
+  memory B({{k, n}, memory::data_type::bf16, b_tag}, onednn_engine(), const_cast<bf16*>(b));
+  memory Cm({{m, n}, memory::data_type::f32, tag::ab}, onednn_engine(), c);
+  mm.execute(onednn_stream(), {{DNNL_ARG_SRC, A}, {DNNL_ARG_WEIGHTS, B}, {DNNL_ARG_DST, Cm}});
+  onednn_stream().wait();
 }
 
 // bf16 copies of the activation operands; grown on first use, then reused, so a

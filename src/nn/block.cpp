@@ -63,10 +63,10 @@ double block_forward(const BlockDims& d, const ForwardMode& mode, const BlockWei
   const int64_t BT = d.B * d.T, C = d.C;
   // attention sub-block
   rmsnorm_forward(a.ln1, a.rstd1, x, w.attn_norm, BT, C);
-  linear_forward(s.qkv, a.ln1, w.qkv, w.qkv16, BT, C, 3 * C);
+  linear_forward(s.qkv, a.ln1, w.qkv, w.qkv16, BT, C, 3 * C, w.qkv_packed);
   rope_split_forward(a.q, kv, s.qkv, pos, rope.cos.data(), rope.sin.data(), d.B, d.T, d.H, d.hd());
   attention_forward(a.atty, a.P, a.q, kv, d.B, d.H, d.T, d.hd(), ldp, d.mask);
-  linear_forward(a.h, a.atty, w.out, w.out16, BT, C, C);
+  linear_forward(a.h, a.atty, w.out, w.out16, BT, C, C, w.out_packed);
 #pragma omp parallel for simd schedule(static)
   for (int64_t i = 0; i < BT * C; i++) a.h[i] += x[i];
   // MLP sub-block

@@ -33,6 +33,7 @@ struct BlockWeights {
   float* mlp_norm = nullptr;   // (C); null with mlp = none
   MlpWeights mlp;
   const uint16_t *qkv16 = nullptr, *out16 = nullptr;
+  const PackedMatrix *qkv_packed = nullptr, *out_packed = nullptr;  // decoding's packed copies
 };
 
 // The block's parameters (names relative to the block): the attention's norm and

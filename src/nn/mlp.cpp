@@ -60,9 +60,9 @@ double mlp_forward(const MlpShape& s, const ForwardMode& mode, const MlpWeights&
                    const float* x, int64_t M, int64_t C) {
   switch (s.kind) {
     case MlpKind::dense:
-      linear_forward(a.fc, x, w.fc, w.fc16, M, C, s.F);
+      linear_forward(a.fc, x, w.fc, w.fc16, M, C, s.F, w.fc_packed);
       gelu_forward(a.g, a.fc, M * s.F);
-      linear_forward(y, a.g, w.proj, w.proj16, M, s.F, C);
+      linear_forward(y, a.g, w.proj, w.proj16, M, s.F, C, w.proj_packed);
       break;
     case MlpKind::fff:
       if (w.w_in16)  // bf16 mode

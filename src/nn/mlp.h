@@ -15,6 +15,8 @@
 
 namespace fw {
 
+class PackedMatrix;  // kernels/packed_matmul.h
+
 // How a forward runs. Training: fff_leaf mixes all leaves softly, with random child
 // transpositions drawn from seed (the run's random stream gives one per micro-batch);
 // inference: every kind takes its hard path. The other kinds ignore the mode.
@@ -27,6 +29,7 @@ struct MlpWeights {
   float* fc = nullptr;     // dense (F, C)
   float* proj = nullptr;   // dense (C, F)
   const uint16_t *fc16 = nullptr, *proj16 = nullptr;  // their bf16 copies in bf16 mode
+  const PackedMatrix *fc_packed = nullptr, *proj_packed = nullptr;  // decoding's packed copies
   float* w_in = nullptr;   // fff (K·N, C): one row per neuron, trees one after another
   float* b_in = nullptr;   // fff (K·N)
   float* w_out = nullptr;  // fff (K·N, C)

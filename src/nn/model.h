@@ -31,6 +31,7 @@ struct ModelWeights {
   float* final_norm = nullptr;         // (C)
   float* lm_head = nullptr;            // (V, C): == embedding when tied
   const uint16_t* lm_head16 = nullptr;  // its bf16 copy in bf16 mode
+  const PackedMatrix* lm_head_packed = nullptr;  // decoding's packed copy
   float* classifier = nullptr;         // (labels, C) model.head = sequence or tagging
   float* classifier_bias = nullptr;    // (labels)
   const uint16_t* classifier16 = nullptr;

@@ -86,6 +86,7 @@ CompletionRequest parse_completion_request(const std::string& text, const Tokeni
   if (j.contains("top_p") && !j["top_p"].is_null()) r.top_p = number(j["top_p"], "top_p", 0, 1);
   if (r.top_p == 0) bad("top_p", "'top_p' must be above 0");
   if (j.contains("top_k") && !j["top_k"].is_null()) r.top_k = integer(j["top_k"], "top_k", 0, 1 << 30);
+  if (j.contains("logprobs") && !j["logprobs"].is_null()) r.logprobs = integer(j["logprobs"], "logprobs", 0, 5);
   if (j.contains("seed") && !j["seed"].is_null()) {
     if (!j["seed"].is_number_integer()) bad("seed", "'seed' must be an integer");
     r.seed = j["seed"].is_number_unsigned() ? j["seed"].get<uint64_t>() : uint64_t(j["seed"].get<int64_t>());

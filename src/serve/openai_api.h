@@ -28,6 +28,7 @@ struct CompletionRequest {
   bool has_seed = false, stream = false;
   bool include_usage = false;  // stream_options.include_usage: a last chunk with the usage
   std::vector<std::string> stop;
+  int64_t logprobs = -1;  // ≥ 0: each token's log-probability and this many alternatives (at most 5); -1: none
   std::string model;
 };
 

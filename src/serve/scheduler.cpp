@@ -20,12 +20,11 @@ size_t complete_utf8_prefix(const std::string& s) {
 
 Scheduler::Scheduler(const Model& model, const Tokenizer& tokenizer, int64_t slots, int64_t queue, int64_t ctx)
     : model_(model), tok_(tokenizer), gen_(model, ctx, 64, slots), slots_(slots), queue_cap_(queue), ctx_(ctx),
-      rows_(size_t(slots)), rng_(size_t(slots)) {
+      rows_(size_t(slots)), rng_(size_t(slots)), drawn_logprobs_(size_t(slots)) {
   stats_.slots = slots;
   for (int64_t l = 0; l < model.cfg.n_layers; l++)
     if (model.cfg.mod.routed(l)) stats_.routed_layers.push_back(l);
   stats_.routed_processed.assign(stats_.routed_layers.size(), 0);
-  thread_ = std::thread([this] { loop(); });
 }
 
 void Job::end(const std::string& reason) {
@@ -34,13 +33,15 @@ void Job::end(const std::string& reason) {
   cv.notify_all();
 }
 
-Scheduler::~Scheduler() {
+void Scheduler::stop() {
   {
     std::lock_guard<std::mutex> lk(mutex_);
     stop_ = true;
   }
   wake_.notify_all();
-  thread_.join();
+}
+
+Scheduler::~Scheduler() {
   for (auto& j : queue_) j->end("cancelled");
   for (auto& j : rows_)
     if (j) j->end("cancelled");
@@ -103,7 +104,12 @@ int32_t Scheduler::draw(int64_t row, float* logits) {
   const Job& j = *rows_[size_t(row)];
   const int64_t V = model_.cfg.vocab_size;
   const int64_t limit = j.sampling.vocab_limit > 0 ? std::min(V, j.sampling.vocab_limit) : V;
-  return sample_token(logits, limit, j.sampling, rng_[size_t(row)]);
+  if (j.logprobs < 0) return sample_token(logits, limit, j.sampling, rng_[size_t(row)]);
+  thread_local std::vector<float> raw;  // sampling overwrites the logits
+  raw.assign(logits, logits + limit);
+  const int32_t token = sample_token(logits, limit, j.sampling, rng_[size_t(row)]);
+  drawn_logprobs_[size_t(row)] = token_logprobs(raw.data(), limit, token, j.logprobs);
+  return token;
 }
 
 bool Scheduler::deliver(int64_t row, int32_t token) {
@@ -115,6 +121,13 @@ bool Scheduler::deliver(int64_t row, int32_t token) {
   std::lock_guard<std::mutex> lk(j.mutex);
   const bool end_of_text = token == tok_.end_of_text();
   if (!end_of_text) j.tokens.push_back(token);
+  if (!end_of_text && j.logprobs >= 0) {
+    const TokenLogprobs& lp = drawn_logprobs_[size_t(row)];
+    Job::Logprob e{tok_.token_bytes(token), 0, lp.logprob, {}};
+    if (!j.token_logprobs.empty()) e.offset = j.token_logprobs.back().offset + j.token_logprobs.back().text.size();
+    for (const auto& [id, logprob] : lp.top) e.top.emplace_back(tok_.token_bytes(id), logprob);
+    j.token_logprobs.push_back(std::move(e));
+  }
   const std::string all = tok_.decode(j.tokens);
   size_t cut = std::string::npos;
   for (const auto& s : j.stop) cut = std::min(cut, all.find(s));
@@ -189,7 +202,7 @@ void Scheduler::iterate() {
   stats_.decode_tokens += n;
 }
 
-void Scheduler::loop() {
+void Scheduler::run() {
   for (;;) {
     {
       std::unique_lock<std::mutex> lk(mutex_);

@@ -1,10 +1,15 @@
-// Continuous batching for `flopwise serve`: one thread owns the model's Generator, whose
-// rows are the server's slots. Requests wait in a bounded queue, take a free row at the
+// Continuous batching for `flopwise serve`: one thread (run()'s) owns the model's
+// Generator, whose rows are the server's slots. Requests wait in a bounded queue, take a free row at the
 // next token boundary, prefill their prompt one chunk per iteration (so a long prompt
 // delays the rows already decoding by one chunk's forward at a time, not by its whole
 // prefill), then decode in one batched step with every other decoding row; a finished or
 // cancelled request frees its row at once. Each request samples from its own random
 // stream (seed), so its tokens are those `flopwise sample --seed` gives it alone.
+// run() belongs on the thread that loaded the model (the process's main thread): with
+// libgomp, once one thread has run OpenMP work, parallel regions started from another
+// thread run 3-8x slower on 2 cores (an empty region 8 µs instead of 3, a 1-row matrix
+// product 27 µs instead of 8), which made the server's decoding 4x slower than
+// `flopwise sample`'s.
 #pragma once
 #include <atomic>
 #include <condition_variable>
@@ -13,7 +18,6 @@
 #include <memory>
 #include <mutex>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "infer/generator.h"
@@ -30,6 +34,7 @@ struct Job {
   SamplingParams sampling;
   uint64_t seed = 0;
   std::vector<std::string> stop;  // stop strings: the text ends before the first one found
+  int64_t logprobs = -1;          // ≥ 0: record each token's log-probability and this many alternatives
 
   // progress, under mutex; cv is notified at every change
   std::mutex mutex;
@@ -39,6 +44,13 @@ struct Job {
                                 // possible start of a stop string (the whole text once done)
   bool done = false;
   std::string finish_reason;    // "length" or "stop" (or "cancelled", "error: ...")
+  struct Logprob {              // one sampled token's, with logprobs ≥ 0
+    std::string text;           // its bytes (may be part of a UTF-8 character)
+    size_t offset;              // where they begin in the completion's text
+    float logprob;
+    std::vector<std::pair<std::string, float>> top;  // the most likely tokens' bytes and log-probabilities
+  };
+  std::vector<Logprob> token_logprobs;  // per sampled token
   std::atomic<bool> cancelled{false};  // the client went away: the row is freed at the next boundary
 
   size_t fed = 0;  // the scheduler's own: prompt tokens fed so far
@@ -62,7 +74,11 @@ class Scheduler {
   // slots: rows decoded side by side; queue: jobs that may wait for a row; ctx: tokens
   // of context per row (prompt + completion).
   Scheduler(const Model& model, const Tokenizer& tokenizer, int64_t slots, int64_t queue, int64_t ctx);
-  ~Scheduler();  // stops the thread (unfinished jobs end as "cancelled")
+  ~Scheduler();  // unfinished jobs end as "cancelled"
+
+  // Runs jobs on the calling thread until stop() is called (from another thread).
+  void run();
+  void stop();
 
   // The choices of one request, queued all or none: false when the queue is full (the
   // caller answers 503). Each must fit: prompt not empty, prompt + max_tokens ≤ ctx
@@ -73,10 +89,9 @@ class Scheduler {
   int64_t ctx() const { return ctx_; }
 
  private:
-  void loop();
   void iterate();                       // one token boundary: cancellations, prefill chunks, a decode step
   void admit();                         // queued jobs into free rows
-  int32_t draw(int64_t row, float* logits);  // the next token of the row's job
+  int32_t draw(int64_t row, float* logits);  // the next token of the row's job (its logprobs into drawn_logprobs_)
   bool deliver(int64_t row, int32_t token);  // a sampled token: text, stop, finish; whether the job ended
   void count_routing(int64_t entries);  // MoD: what each routed block of the last feed or step processed
   void release(int64_t row);
@@ -92,9 +107,9 @@ class Scheduler {
   std::vector<Rng> rng_;                    // (slots) each row's job's stream
   std::vector<int64_t> step_rows_;          // iterate()'s scratch: the rows a decode step runs,
   std::vector<int32_t> step_tokens_, drawn_;  // their last tokens, the tokens drawn for them
+  std::vector<TokenLogprobs> drawn_logprobs_;  // (slots) of each row's last draw, when its job asks
   SchedulerStats stats_;
   bool stop_ = false;
-  std::thread thread_;
 };
 
 // How many leading bytes of s are whole UTF-8 characters (a trailing incomplete

@@ -16,6 +16,7 @@
 #include "core/error.h"
 #include "serve/openai_api.h"
 #include "serve/scheduler.h"
+#include "tokenizers/utf8.h"
 
 namespace fw {
 
@@ -53,6 +54,7 @@ std::vector<std::shared_ptr<Job>> jobs_for(const CompletionRequest& r, int64_t v
       j->sampling = {r.temperature, r.top_k, r.top_p, vocab_limit};
       j->seed = seed + uint64_t(jobs.size());
       j->stop = r.stop;
+      j->logprobs = r.logprobs;
       jobs.push_back(j);
     }
   return jobs;
@@ -79,8 +81,45 @@ nlohmann::json completion_object(const std::string& id, int64_t created, const s
   return j;
 }
 
-nlohmann::json choice_json(const std::string& text, size_t index, nlohmann::json finish_reason) {
-  return {{"text", text}, {"index", index}, {"logprobs", nullptr}, {"finish_reason", std::move(finish_reason)}};
+nlohmann::json choice_json(const std::string& text, size_t index, nlohmann::json finish_reason,
+                           nlohmann::json logprobs = nullptr) {
+  return {{"text", text}, {"index", index}, {"logprobs", std::move(logprobs)}, {"finish_reason", std::move(finish_reason)}};
+}
+
+// A token's bytes as a JSON string: the text when it is whole UTF-8, else OpenAI's
+// "bytes:\xNN..." spelling (a token may hold part of a character).
+std::string token_string(const std::string& bytes) {
+  uint32_t cp;
+  for (size_t i = 0; i < bytes.size();) {
+    const uint32_t n = utf8_decode(bytes, i, cp);
+    if (n == 0) {
+      std::string out = "bytes:";
+      char hex[5];
+      for (const unsigned char c : bytes) std::snprintf(hex, sizeof hex, "\\x%02x", c), out += hex;
+      return out;
+    }
+    i += n;
+  }
+  return bytes;
+}
+
+// The logprobs object of a choice's tokens *next.. whose text begins before text_end
+// (the text shown so far: a stream sends each token's entry with the chunk that shows
+// its first byte); *next moves past them. Offsets are bytes into the completion's text.
+nlohmann::json logprobs_json(const Job& j, size_t text_end, size_t* next) {
+  if (j.logprobs < 0) return nullptr;
+  nlohmann::json tokens = nlohmann::json::array(), logprobs = nlohmann::json::array(),
+                 top = nlohmann::json::array(), offsets = nlohmann::json::array();
+  for (; *next < j.token_logprobs.size() && j.token_logprobs[*next].offset < text_end; ++*next) {
+    const Job::Logprob& e = j.token_logprobs[*next];
+    tokens.push_back(token_string(e.text));
+    logprobs.push_back(e.logprob);
+    nlohmann::json alternatives = nlohmann::json::object();
+    for (const auto& [text, logprob] : e.top) alternatives[token_string(text)] = logprob;
+    top.push_back(std::move(alternatives));
+    offsets.push_back(e.offset);
+  }
+  return {{"tokens", tokens}, {"token_logprobs", logprobs}, {"top_logprobs", top}, {"text_offset", offsets}};
 }
 
 // A client that went away: its choices stop at the next token boundary. Returns false
@@ -243,7 +282,8 @@ void serve(LoadedModel& lm, const ServeOptions& o, const std::function<void(cons
               Job& j = *jobs[i];
               std::lock_guard<std::mutex> lk(j.mutex);
               if (j.finish_reason == "cancelled" || j.finish_reason.rfind("error", 0) == 0) failure = j.finish_reason;
-              choices.push_back(choice_json(j.text, i, j.finish_reason));
+              size_t first = 0;
+              choices.push_back(choice_json(j.text, i, j.finish_reason, logprobs_json(j, j.text.size(), &first)));
             }
             counters.add(failure.empty() ? "ok" : failure == "cancelled" ? "cancelled" : "error");
             const std::string body =
@@ -261,11 +301,12 @@ void serve(LoadedModel& lm, const ServeOptions& o, const std::function<void(cons
     }
     // streamed: one event per choice whenever its visible text grows, then [DONE]
     auto sent = std::make_shared<std::vector<size_t>>(jobs.size(), 0);
+    auto sent_logprobs = std::make_shared<std::vector<size_t>>(jobs.size(), 0);  // entries sent, per choice
     auto finished = std::make_shared<std::vector<bool>>(jobs.size(), false);
     res.set_header("Cache-Control", "no-cache");
     res.set_chunked_content_provider(
         "text/event-stream",
-        [&, jobs, sent, finished, id, created, model = r.model, n = r.n, include_usage = r.include_usage,
+        [&, jobs, sent, sent_logprobs, finished, id, created, model = r.model, n = r.n, include_usage = r.include_usage,
          guard](size_t, httplib::DataSink& sink) {
           bool all = true;
           std::string events;
@@ -279,7 +320,8 @@ void serve(LoadedModel& lm, const ServeOptions& o, const std::function<void(cons
             const bool ends = j.done;
             if (j.text.size() > (*sent)[i] || ends) {
               const auto choice = choice_json(j.text.substr((*sent)[i]), i,
-                                              ends ? nlohmann::json(j.finish_reason) : nlohmann::json(nullptr));
+                                              ends ? nlohmann::json(j.finish_reason) : nlohmann::json(nullptr),
+                                              logprobs_json(j, j.text.size(), &(*sent_logprobs)[i]));
               events += "data: " + dump_json(completion_object(id, created, model, {choice})) + "\n\n";
               (*sent)[i] = j.text.size();
               (*finished)[i] = ends;
@@ -316,8 +358,13 @@ void serve(LoadedModel& lm, const ServeOptions& o, const std::function<void(cons
   });
   log(str("listening on http://", o.host, ":", port, " (model '", name, "', ", o.slots, " slots, queue ", o.queue,
           ", context ", ctx, ")"));
-  svr.listen_after_bind();
-  g_terminate = true;  // the server stopped for another reason: end the watcher
+  std::thread http([&] {
+    svr.listen_after_bind();
+    g_terminate = true;  // the server stopped for another reason: end the watcher
+    sched.stop();
+  });
+  sched.run();  // the model's compute on this thread, which loaded it (serve/scheduler.h says why)
+  http.join();
   watcher.join();
   std::signal(SIGTERM, SIG_DFL);
   std::signal(SIGINT, SIG_DFL);

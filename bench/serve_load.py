@@ -22,6 +22,7 @@ FLOPWISE = os.path.join(ROOT, "build/flopwise")
 CLIENTS = [1, 4, 16]
 REQUESTS_PER_CLIENT = 4
 MAX_TOKENS = 64
+ROUNDS = 3
 
 
 def prompts(n):
@@ -100,24 +101,30 @@ def load(port, clients, texts):
 
 def main():
     texts = prompts(max(CLIENTS) * REQUESTS_PER_CLIENT)
-    rows = []
-    for model in ("dense", "mod"):
-        run = os.path.join(ROOT, "runs/demo", model)
-        for slots in (16, 1):
-            server, port = start(run, slots)
-            try:
-                one(port, texts[0], 1)  # warm
-                for clients in CLIENTS:
-                    r = load(port, clients, texts)
-                    r.update(model=model, slots=slots)
-                    rows.append(r)
-                    print(f"| {model} | {slots} | {clients} | {r['tokens_per_s']:.0f} | {r['ttft_p50_ms']:.1f} / "
-                          f"{r['ttft_p99_ms']:.1f} | {r['per_token_p50_ms']:.2f} / {r['per_token_p99_ms']:.2f} |",
-                          flush=True)
-            finally:
-                server.terminate()
-                server.wait(timeout=60)
-    by = {(r["model"], r["slots"], r["clients"]): r for r in rows}
+    rows = []  # every round's
+    for round_ in range(ROUNDS):  # the configurations in turn, ROUNDS times (the machine's speed drifts)
+        for model in ("dense", "mod"):
+            run = os.path.join(ROOT, "runs/demo", model)
+            for slots in (16, 1):
+                server, port = start(run, slots)
+                try:
+                    one(port, texts[0], 1)  # warm
+                    for clients in CLIENTS:
+                        r = load(port, clients, texts)
+                        r.update(model=model, slots=slots, round=round_)
+                        rows.append(r)
+                finally:
+                    server.terminate()
+                    server.wait(timeout=60)
+    best = {}  # per configuration, its fastest round (the table and the ratios)
+    for r in rows:
+        key = (r["model"], r["slots"], r["clients"])
+        if key not in best or r["tokens_per_s"] > best[key]["tokens_per_s"]:
+            best[key] = r
+    for (model, slots, clients), r in best.items():
+        print(f"| {model} | {slots} | {clients} | {r['tokens_per_s']:.0f} | {r['ttft_p50_ms']:.1f} / "
+              f"{r['ttft_p99_ms']:.1f} | {r['per_token_p50_ms']:.2f} / {r['per_token_p99_ms']:.2f} |", flush=True)
+    by = best
     ratios = {
         "batching_over_one_at_a_time_16_clients": {
             m: by[(m, 16, 16)]["tokens_per_s"] / by[(m, 1, 16)]["tokens_per_s"] for m in ("dense", "mod")},
@@ -130,7 +137,7 @@ def main():
     commit = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True,
                             text=True).stdout.strip()
     out = {"cpu": cpu, "commit": commit, "cores": os.cpu_count(), "models": "runs/demo/dense and runs/demo/mod",
-           "requests_per_client": REQUESTS_PER_CLIENT, "max_tokens": MAX_TOKENS, "rows": rows, "ratios": ratios}
+           "requests_per_client": REQUESTS_PER_CLIENT, "rounds": ROUNDS, "table": "fastest round per configuration", "max_tokens": MAX_TOKENS, "rows": rows, "ratios": ratios}
     path = os.path.join(ROOT, "bench/results/serve_load.json")
     with open(path, "w") as f:
         json.dump(out, f, indent=1)

@@ -188,48 +188,6 @@ class PyModel {
     return s;
   }
 
-  // Samples n_new tokens after each prompt, decoded side by side; on_token(row, token)
-  // is called as each comes (with the GIL; the decoding itself runs without it).
-  std::vector<std::vector<int32_t>> generate(const std::vector<std::vector<int32_t>>& prompts, int64_t n_new,
-                                             double temperature, int64_t top_k, double top_p, uint64_t seed,
-                                             py::object on_token) {
-    FW_CHECK(!cfg().encoder(), "generate: an encoder does not generate text");
-    FW_CHECK(!prompts.empty(), "generate: no prompts");
-    FW_CHECK(n_new >= 0, "generate: max_tokens must be >= 0, not ", n_new);
-    for (const auto& p : prompts) {
-      FW_CHECK(!p.empty(), "generate: an empty prompt (give at least one token)");
-      for (int32_t id : p)
-        FW_CHECK(id >= 0 && id < cfg().vocab_size, "generate: prompt id ", id, " is outside the vocabulary [0, ",
-                 cfg().vocab_size, ")");
-    }
-    fw::SamplingParams sp;
-    sp.temperature = temperature;
-    sp.top_k = top_k;
-    sp.top_p = top_p;
-    sp.vocab_limit = tokenizer().vocab_size();  // the model's extra ids (an encoder's specials) stand for no text
-    fw::Generator gen(model(), cfg().max_seq_len, 64, int64_t(prompts.size()));
-    std::unique_ptr<py::error_already_set> failure;
-    fw::TokenCallback cb = nullptr;
-    if (!on_token.is_none())
-      cb = [&](int64_t row, int32_t token) {
-        py::gil_scoped_acquire gil;
-        if (failure) return;
-        try {
-          on_token(row, token);
-        } catch (py::error_already_set& e) {
-          failure = std::make_unique<py::error_already_set>(std::move(e));
-        }
-      };
-    fw::BatchGenerateResult r;
-    {
-      py::gil_scoped_release nogil;
-      model().sync_bf16();
-      r = fw::generate_batch(gen, prompts, n_new, sp, seed, cb);
-    }
-    if (failure) throw *failure;
-    return r.tokens;
-  }
-
   // After an inference forward: per block, the neuron each token visits at each level
   // of each tree (B, T, K, D+1), index within its tree; −1 for tokens a routed block skipped.
   py::list fff_paths(py::handle tokens) {
@@ -378,6 +336,40 @@ fw::Config config_of(const std::string& json) {
   return c;
 }
 
+// Sampling after several prompts one position at a time (infer/generator.h:
+// BatchSampler) on the caller's thread: Python's generate yields each position's tokens
+// before it asks for the next, so no second thread runs the model (with libgomp, OpenMP
+// work started from a thread other than the one that used it first runs several times
+// slower).
+class PySampler {
+ public:
+  PySampler(PyModel& m, const std::vector<std::vector<int32_t>>& prompts, double temperature, int64_t top_k,
+            double top_p, uint64_t seed)
+      : gen_(checked(m, prompts), m.config().model.max_seq_len, 64, int64_t(prompts.size())),
+        sampler_(gen_, prompts, {temperature, top_k, top_p, m.tokenizer().vocab_size()}, seed) {}
+  std::vector<int32_t> next() {
+    py::gil_scoped_release nogil;
+    return sampler_.next();
+  }
+
+ private:
+  static const fw::Model& checked(PyModel& m, const std::vector<std::vector<int32_t>>& prompts) {
+    const fw::ModelConfig& c = m.config().model;
+    FW_CHECK(!c.encoder(), "generate: an encoder does not generate text");
+    FW_CHECK(!prompts.empty(), "generate: no prompts");
+    for (const auto& p : prompts) {
+      FW_CHECK(!p.empty(), "generate: an empty prompt (give at least one token)");
+      for (int32_t id : p)
+        FW_CHECK(id >= 0 && id < c.vocab_size, "generate: prompt id ", id, " is outside the vocabulary [0, ",
+                 c.vocab_size, ")");
+    }
+    m.model().sync_bf16();  // the generator packs the weights as they are now
+    return m.model();
+  }
+  fw::Generator gen_;
+  fw::BatchSampler sampler_;  // (the model's extra ids, an encoder's specials, stand for no text: vocab_limit)
+};
+
 }  // namespace
 
 PYBIND11_MODULE(_flopwise, m) {
@@ -424,8 +416,12 @@ PYBIND11_MODULE(_flopwise, m) {
       .def("routing", &PyModel::routing)
       .def("fff_paths", &PyModel::fff_paths)
       .def("_time_forward", &PyModel::time_forward)
-      .def("generate", &PyModel::generate, py::arg("prompts"), py::arg("max_tokens"), py::arg("temperature") = 1.0,
-           py::arg("top_k") = 0, py::arg("top_p") = 1.0, py::arg("seed") = 0, py::arg("on_token") = py::none());
+      ;
+  py::class_<PySampler>(m, "Sampler")
+      .def(py::init<PyModel&, const std::vector<std::vector<int32_t>>&, double, int64_t, double, uint64_t>(),
+           py::arg("model"), py::arg("prompts"), py::arg("temperature") = 1.0, py::arg("top_k") = 0,
+           py::arg("top_p") = 1.0, py::arg("seed") = 0, py::keep_alive<1, 2>())
+      .def("next", &PySampler::next);
 
   m.def("train", &train, py::arg("config_json"), py::arg("data"), py::arg("out"), py::arg("on_step") = py::none(),
         py::arg("resume") = false, py::arg("verbose") = false);

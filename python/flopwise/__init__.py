@@ -14,8 +14,6 @@ The engine is C++ (the native module `_flopwise`); errors raise flopwise.Error w
 message the command line prints. The PyTorch twin of a model is flopwise.torch.
 """
 import json as _json
-import queue as _queue
-import threading as _threading
 
 import numpy as _np
 
@@ -149,26 +147,14 @@ class Model:
                   or (len(prompts) > 0 and isinstance(prompts[0], (int, _np.integer))))
         rows = [prompts] if single else list(prompts)
         ids = [self._ids(p).astype(_np.int64).tolist() for p in rows]
-        q = _queue.Queue()
-        done = object()
-
-        def work():  # decodes without the GIL; each token reaches the queue as it comes
-            try:
-                self._m.generate(ids, max_tokens, temperature, top_k, top_p, seed, lambda r, t: q.put((r, t)))
-                q.put(done)
-            except BaseException as e:  # noqa: B902 — handed to the consumer
-                q.put(e)
-
-        thread = _threading.Thread(target=work, daemon=True)
-        thread.start()
-        while True:
-            item = q.get()
-            if item is done:
-                break
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-        thread.join()
+        if max_tokens < 0:
+            raise Error(f"generate: max_tokens must be >= 0, not {max_tokens}")
+        if max_tokens == 0:
+            return
+        # one position per step, on this thread (each step releases the GIL)
+        sampler = _flopwise.Sampler(self._m, ids, temperature, top_k, top_p, seed)
+        for _ in range(max_tokens):
+            yield from enumerate(sampler.next())
 
     def complete(self, prompt, max_tokens=100, **sampling):
         """The text sampled after one prompt (generate's options)."""

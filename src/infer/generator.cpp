@@ -206,74 +206,83 @@ float* Generator::step(const int32_t* tokens, const int64_t* rows, int64_t n) {
   return b_.logits;
 }
 
+BatchSampler::BatchSampler(Generator& gen, const std::vector<std::vector<int32_t>>& prompts, const SamplingParams& sp,
+                           uint64_t seed, const FeedCallback& on_feed)
+    : gen_(gen), sp_(sp), on_feed_(on_feed), context_(prompts), last_(prompts.size()) {
+  const int64_t B = int64_t(prompts.size());
+  FW_CHECK(B >= 1 && B <= gen.rows(), "sample: ", B, " prompts for a generator of ", gen.rows(), " rows");
+  for (int64_t i = 0; i < B; i++) {
+    FW_CHECK(!prompts[size_t(i)].empty(), "sample: prompt ", i, " is empty (give at least one token)");
+    rng_.emplace_back(seed + uint64_t(i));
+    auto& ctx = context_[size_t(i)];
+    if (int64_t(ctx.size()) > gen.capacity()) ctx.erase(ctx.begin(), ctx.end() - gen.capacity() / 2);
+  }
+}
+
+int32_t BatchSampler::draw(int64_t row, float* logits) {
+  const int64_t V = gen_.vocab_size();
+  return sample_token(logits, sp_.vocab_limit > 0 ? std::min(V, sp_.vocab_limit) : V, sp_, rng_[size_t(row)]);
+}
+
+void BatchSampler::fill_and_sample(int64_t row) {  // one chunk at a time: the generator keeps the last chunk's decisions only
+  const auto& ctx = context_[size_t(row)];
+  const int64_t n = int64_t(ctx.size());
+  gen_.reset_row(row);
+  float* logits = nullptr;
+  for (int64_t s = 0; s < n; s += gen_.chunk()) {
+    const int64_t k = std::min(gen_.chunk(), n - s);
+    logits = gen_.feed(ctx.data() + s, k, row);
+    if (on_feed_) on_feed_(row, ctx.data() + s, k, 0, gen_);
+  }
+  last_[size_t(row)] = draw(row, logits);
+}
+
+const std::vector<int32_t>& BatchSampler::next() {
+  const int64_t B = int64_t(context_.size()), V = gen_.vocab_size();
+  if (!started_) {
+    started_ = true;
+    for (int64_t row = 0; row < B; row++) fill_and_sample(row);
+  } else {
+    rows_.clear();
+    toks_.clear();
+    for (int64_t row = 0; row < B; row++) {
+      if (gen_.length(row) == gen_.capacity()) {  // slide this row's window
+        auto& ctx = context_[size_t(row)];
+        ctx.erase(ctx.begin(), ctx.end() - gen_.capacity() / 2);
+        fill_and_sample(row);
+      } else {
+        rows_.push_back(row);
+        toks_.push_back(last_[size_t(row)]);
+      }
+    }
+    const int64_t n = int64_t(rows_.size());
+    if (n > 0) {
+      float* logits = gen_.step(toks_.data(), rows_.data(), n);
+      if (on_feed_)
+        for (int64_t j = 0; j < n; j++) on_feed_(rows_[size_t(j)], &toks_[size_t(j)], 1, j, gen_);
+      // the rows' draws in parallel, each from its own stream
+#pragma omp parallel for if (n > 1)
+      for (int64_t j = 0; j < n; j++) last_[size_t(rows_[size_t(j)])] = draw(rows_[size_t(j)], logits + j * V);
+    }
+  }
+  for (int64_t row = 0; row < B; row++) context_[size_t(row)].push_back(last_[size_t(row)]);
+  return last_;
+}
+
 BatchGenerateResult generate_batch(Generator& gen, const std::vector<std::vector<int32_t>>& prompts,
                                    int64_t n_new, const SamplingParams& sp, uint64_t seed,
                                    const TokenCallback& on_token, const FeedCallback& on_feed) {
-  const int64_t B = int64_t(prompts.size()), V = gen.vocab_size(), keep = gen.capacity() / 2;
-  FW_CHECK(B >= 1 && B <= gen.rows(), "sample: ", B, " prompts for a generator of ", gen.rows(), " rows");
   FW_CHECK(n_new >= 1, "sample: asked for ", n_new, " new tokens");
-  std::vector<std::vector<int32_t>> context = prompts;
-  std::vector<Rng> rng;
-  for (int64_t i = 0; i < B; i++) {
-    FW_CHECK(!prompts[size_t(i)].empty(), "sample: prompt ", i, " is empty (give at least one token)");
-    rng.emplace_back(seed + uint64_t(i));
-    auto& ctx = context[size_t(i)];
-    if (int64_t(ctx.size()) > gen.capacity()) ctx.erase(ctx.begin(), ctx.end() - keep);
-  }
+  BatchSampler sampler(gen, prompts, sp, seed, on_feed);
   BatchGenerateResult r;
-  r.tokens.resize(size_t(B));
-  std::vector<int32_t> last(static_cast<size_t>(B));
-  auto draw = [&](int64_t row, float* logits) {  // (sampling may modify the logits)
-    return sample_token(logits, sp.vocab_limit > 0 ? std::min(V, sp.vocab_limit) : V, sp, rng[size_t(row)]);
-  };
-  auto record = [&](int64_t row, int32_t tok) {
-    r.tokens[size_t(row)].push_back(tok);
-    context[size_t(row)].push_back(tok);
-    last[size_t(row)] = tok;
-    if (on_token) on_token(row, tok);
-  };
-  auto sample_row = [&](int64_t row, float* logits) { record(row, draw(row, logits)); };
-  // (re)fills a row's cache with its context, one chunk at a time (the generator
-  // keeps the decisions of the last chunk only), and samples its next token
-  auto fill_and_sample = [&](int64_t row) {
-    const auto& ctx = context[size_t(row)];
-    const int64_t n = int64_t(ctx.size());
-    gen.reset_row(row);
-    float* logits = nullptr;
-    for (int64_t s = 0; s < n; s += gen.chunk()) {
-      const int64_t k = std::min(gen.chunk(), n - s);
-      logits = gen.feed(ctx.data() + s, k, row);
-      if (on_feed) on_feed(row, ctx.data() + s, k, 0, gen);
-    }
-    sample_row(row, logits);
-  };
+  r.tokens.resize(prompts.size());
   const double t0 = now_seconds();
-  for (int64_t row = 0; row < B; row++) fill_and_sample(row);
-  std::vector<int64_t> rows;
-  std::vector<int32_t> toks;
-  for (int64_t i = 1; i < n_new; i++) {
-    rows.clear();
-    toks.clear();
-    for (int64_t row = 0; row < B; row++) {
-      if (gen.length(row) == gen.capacity()) {  // slide this row's window
-        auto& ctx = context[size_t(row)];
-        ctx.erase(ctx.begin(), ctx.end() - keep);
-        fill_and_sample(row);
-      } else {
-        rows.push_back(row);
-        toks.push_back(last[size_t(row)]);
-      }
+  for (int64_t i = 0; i < n_new; i++) {
+    const std::vector<int32_t>& toks = sampler.next();
+    for (size_t row = 0; row < toks.size(); row++) {
+      r.tokens[row].push_back(toks[row]);
+      if (on_token) on_token(int64_t(row), toks[row]);
     }
-    if (rows.empty()) continue;
-    const int64_t n = int64_t(rows.size());
-    float* logits = gen.step(toks.data(), rows.data(), n);
-    if (on_feed)
-      for (int64_t j = 0; j < n; j++) on_feed(rows[size_t(j)], &toks[size_t(j)], 1, j, gen);
-    // the rows' draws in parallel (each its own stream), then recorded in row order
-    std::vector<int32_t> drawn(static_cast<size_t>(n));
-#pragma omp parallel for if (n > 1)
-    for (int64_t j = 0; j < n; j++) drawn[size_t(j)] = draw(rows[size_t(j)], logits + j * V);
-    for (int64_t j = 0; j < n; j++) record(rows[size_t(j)], drawn[size_t(j)]);
   }
   r.seconds = now_seconds() - t0;
   return r;

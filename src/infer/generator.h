@@ -130,8 +130,36 @@ using TokenCallback = std::function<void(int64_t row, int32_t token)>;
 using FeedCallback = std::function<void(int64_t row, const int32_t* tokens, int64_t n, int64_t entry,
                                         const Generator& gen)>;
 
+// Sampling after several prompts one position at a time, for callers that consume each
+// token before the next is computed (Python's generate runs it on its own thread this
+// way). Each prompt has its own row; next() samples the next token of every prompt: the
+// first call feeds the prompts, each later one decodes all rows in one batched step.
+// Row i samples with its own Rng(seed + i). When a row's cache is full, its context
+// slides: its last capacity/2 tokens are fed again from position 0.
+class BatchSampler {
+ public:
+  BatchSampler(Generator& gen, const std::vector<std::vector<int32_t>>& prompts, const SamplingParams& sp,
+               uint64_t seed, const FeedCallback& on_feed = nullptr);
+  // The next token of each prompt (in prompt order).
+  const std::vector<int32_t>& next();
+
+ private:
+  int32_t draw(int64_t row, float* logits);  // (sampling may modify the logits)
+  void fill_and_sample(int64_t row);         // (re)fills a row's cache with its context, samples its next token
+
+  Generator& gen_;
+  SamplingParams sp_;
+  FeedCallback on_feed_;
+  std::vector<std::vector<int32_t>> context_;  // per row: prompt and tokens so far (the window after a slide)
+  std::vector<Rng> rng_;
+  std::vector<int32_t> last_;                  // per row: its newest token
+  std::vector<int64_t> rows_;                  // a step's rows and their tokens
+  std::vector<int32_t> toks_;
+  bool started_ = false;
+};
+
 // Feeds each prompt into its own row, then samples n_new tokens per prompt, decoding
-// all rows in one batched step per token. Row i samples with its own Rng(seed + i), so
+// all rows in one batched step per token (a BatchSampler run n_new times). Row i samples with its own Rng(seed + i), so
 // a prompt's continuation is the same alone (generate) or in any batch position i with
 // seed - i. When a row's cache is full, its context slides: its last capacity/2 tokens
 // are fed again from position 0.

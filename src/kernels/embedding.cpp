@@ -2,10 +2,12 @@
 
 #include <cstring>
 
+#include "core/threads.h"
+
 namespace fw {
 
 void embedding_forward(float* x, const int32_t* tokens, const float* wte, int64_t M, int64_t C) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (M * C >= kParallelFloats)
   for (int64_t i = 0; i < M; i++) std::memcpy(x + i * C, wte + int64_t(tokens[i]) * C, C * 4);
 }
 

@@ -1,11 +1,12 @@
 #include "kernels/gelu.h"
 
+#include "core/threads.h"
 #include "kernels/vec_math.h"
 
 namespace fw {
 
 void gelu_forward(float* y, const float* x, int64_t n) {
-#pragma omp parallel for simd schedule(static)
+#pragma omp parallel for simd schedule(static) if (n >= kParallelFloats)
   for (int64_t i = 0; i < n; i++) y[i] = vgelu(x[i]);
 }
 

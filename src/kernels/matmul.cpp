@@ -7,6 +7,7 @@
 
 #include "core/buffer.h"
 #include "core/error.h"
+#include "core/threads.h"
 #include "core/timer.h"
 #include "kernels/matmul_bf16.h"
 
@@ -32,7 +33,7 @@ void matmul_backward(float* dx, float* dw, const float* dy, const float* x, cons
 }
 
 void add_bias(float* y, const float* b, int64_t M, int64_t N) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (M * N >= kParallelFloats)
   for (int64_t i = 0; i < M; i++)
 #pragma omp simd
     for (int64_t j = 0; j < N; j++) y[i * N + j] += b[j];

@@ -4,10 +4,12 @@
 
 #include <cmath>
 
+#include "core/threads.h"
+
 namespace fw {
 
 void rmsnorm_forward(float* y, float* rstd, const float* x, const float* w, int64_t M, int64_t C) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (M * C >= kParallelFloats)
   for (int64_t i = 0; i < M; i++) {
     const float* xi = x + i * C;
     float* yi = y + i * C;

@@ -2,6 +2,8 @@
 
 #include <cmath>
 
+#include "core/threads.h"
+
 namespace fw {
 
 void rope_table(float* cos_t, float* sin_t, int64_t npos, int64_t hd) {
@@ -31,7 +33,7 @@ void rope_split_forward(float* q, const KvSlot& kv, const float* qkv, const int3
                         const float* cos_t, const float* sin_t, int64_t B, int64_t T, int64_t H,
                         int64_t hd) {
   const int64_t C = H * hd, half = hd / 2;
-#pragma omp parallel for collapse(2) schedule(static)
+#pragma omp parallel for collapse(2) schedule(static) if (B * T * 3 * C >= kParallelFloats)
   for (int64_t b = 0; b < B; b++)
     for (int64_t t = 0; t < T; t++) {
       const float* src = qkv + (b * T + t) * 3 * C;

@@ -67,7 +67,7 @@ double block_forward(const BlockDims& d, const ForwardMode& mode, const BlockWei
   rope_split_forward(a.q, kv, s.qkv, pos, rope.cos.data(), rope.sin.data(), d.B, d.T, d.H, d.hd());
   attention_forward(a.atty, a.P, a.q, kv, d.B, d.H, d.T, d.hd(), ldp, d.mask);
   linear_forward(a.h, a.atty, w.out, w.out16, BT, C, C, w.out_packed);
-#pragma omp parallel for simd schedule(static)
+#pragma omp parallel for simd schedule(static) if (BT * C >= kParallelFloats)
   for (int64_t i = 0; i < BT * C; i++) a.h[i] += x[i];
   // MLP sub-block
   if (d.mlp.kind == MlpKind::none) {
@@ -76,7 +76,7 @@ double block_forward(const BlockDims& d, const ForwardMode& mode, const BlockWei
   }
   rmsnorm_forward(a.ln2, a.rstd2, a.h, w.mlp_norm, BT, C);
   const double aux = mlp_forward(d.mlp, mode, w.mlp, a.mlp, y, a.ln2, BT, C);
-#pragma omp parallel for simd schedule(static)
+#pragma omp parallel for simd schedule(static) if (BT * C >= kParallelFloats)
   for (int64_t i = 0; i < BT * C; i++) y[i] += a.h[i];
   return aux;
 }

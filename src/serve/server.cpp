@@ -2,6 +2,10 @@
 
 #include <httplib.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
 #include <atomic>
 #include <chrono>
 #include <csignal>
@@ -128,6 +132,34 @@ bool cancel(const std::vector<std::shared_ptr<Job>>& jobs, Counters& counters) {
   for (const auto& j : jobs) j->cancelled = true;
   counters.add("cancelled");
   return false;
+}
+
+// cpp-httplib 0.11 (Debian's, compiled) listens with a backlog of 5 connections: 16
+// clients connecting at once while the cores are busy decoding overflow it, and the
+// kernel drops the extra connection requests, which the clients retry only after 1 s
+// (seen as 1-second time-to-first-token outliers under load). Linux lets a listening
+// socket's backlog be raised by calling listen() again; the socket is found among the
+// process's descriptors by its port.
+void widen_listen_backlog(int port) {
+  for (const auto& e : std::filesystem::directory_iterator("/proc/self/fd")) {
+    int fd = -1;
+    try {
+      fd = std::stoi(e.path().filename().string());
+    } catch (const std::exception&) {
+      continue;
+    }
+    sockaddr_storage addr{};
+    socklen_t len = sizeof addr;
+    int listening = 0;
+    socklen_t ilen = sizeof listening;
+    if (getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0 ||
+        getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &ilen) != 0 || !listening)
+      continue;
+    const int p = addr.ss_family == AF_INET    ? ntohs(reinterpret_cast<sockaddr_in*>(&addr)->sin_port)
+                  : addr.ss_family == AF_INET6 ? ntohs(reinterpret_cast<sockaddr_in6*>(&addr)->sin6_port)
+                                               : -1;
+    if (p == port) ::listen(fd, SOMAXCONN);
+  }
 }
 
 std::string completion_id() {
@@ -345,6 +377,7 @@ void serve(LoadedModel& lm, const ServeOptions& o, const std::function<void(cons
 
   const int port = o.port == 0 ? svr.bind_to_any_port(o.host) : (svr.bind_to_port(o.host, o.port) ? o.port : -1);
   FW_CHECK(port > 0, "serve: cannot listen on ", o.host, ":", o.port, " (in use, or not an address of this machine)");
+  widen_listen_backlog(port);
   g_terminate = false;
   std::signal(SIGTERM, on_terminate);
   std::signal(SIGINT, on_terminate);

@@ -12,7 +12,18 @@
 
 namespace fw {
 
-// keys (V): the candidates' 64-bit keys (below), rebuilt in id order, then sorted in one
+// keys (V) ← each token's 64-bit key, in id order: its probability's bits inverted
+// above its id (see sample_token).
+static void candidate_keys(std::vector<uint64_t>& keys, const float* probs, int64_t V) {
+  keys.resize(size_t(V));
+  for (int64_t i = 0; i < V; i++) {
+    uint32_t bits;
+    std::memcpy(&bits, &probs[i], sizeof bits);
+    keys[size_t(i)] = uint64_t(~bits) << 32 | uint32_t(i);
+  }
+}
+
+// keys (V): the candidates' 64-bit keys, rebuilt in id order, then sorted in one
 // stable LSD radix sort by their upper 32 bits (the inverted probability) in three passes
 // of 11 bits: equal probabilities keep id order, so the result is the order sorting the
 // whole keys gives. It costs O(V) where a comparison sort costs O(V log V): for flat
@@ -21,11 +32,7 @@ namespace fw {
 static void radix_sort_keys(std::vector<uint64_t>& keys, const float* probs, int64_t V) {
   thread_local std::vector<uint64_t> other;
   other.resize(size_t(V));
-  for (int64_t i = 0; i < V; i++) {
-    uint32_t bits;
-    std::memcpy(&bits, &probs[i], sizeof bits);
-    keys[size_t(i)] = uint64_t(~bits) << 32 | uint32_t(i);
-  }
+  candidate_keys(keys, probs, V);
   constexpr int kBits = 11;
   std::vector<uint32_t> count(size_t(1) << kBits);
   for (int shift = 32; shift < 64; shift += kBits) {
@@ -52,12 +59,7 @@ int32_t sample_token(float* logits, int64_t V, const SamplingParams& p, Rng& rng
   // at once. The prefix is the same as a full sort's, so are the sums over it, so is the
   // token.
   thread_local std::vector<uint64_t> order;
-  order.resize(size_t(V));
-  for (int64_t i = 0; i < V; i++) {
-    uint32_t bits;
-    std::memcpy(&bits, &logits[i], sizeof bits);
-    order[size_t(i)] = uint64_t(~bits) << 32 | uint32_t(i);
-  }
+  candidate_keys(order, logits, V);
   const auto id = [&](size_t i) { return int32_t(order[i] & 0xFFFFFFFFu); };
   size_t sorted = 0;
   const auto sort_prefix = [&](size_t m) {  // order[0, m) holds the m most probable, in order

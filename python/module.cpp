@@ -204,9 +204,9 @@ class PyModel {
       std::fill(o, o + paths.size(), -1);
       if (cfg().mod.routed(l)) {  // the inner block ran on the selected tokens, (B, k) in position order
         const fw::RoutedActs& r = a.routed[size_t(l)];
-        const int64_t k = int64_t(r.idx.size()) / t.B;
+        const int64_t k = cfg().mod.k(t.T);
         for (int64_t b = 0; b < t.B; b++)
-          for (int64_t j = 0; j < k; j++)
+          for (int64_t j = 0; j < r.inner_lengths[size_t(b)]; j++)
             for (int64_t v = 0; v < P; v++)
               o[(b * t.T + r.idx[size_t(b * k + j)]) * P + v] = int32_t(r.inner.mlp.path[(b * k + j) * P + v]);
       } else {

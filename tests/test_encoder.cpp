@@ -148,6 +148,45 @@ TEST(Encoder, PaddedRowEqualsTheRowAlone) {
   for (int64_t i = 0; i < real * C; i++) ASSERT_EQ(padded.lnf[i], before[size_t(i)]) << i;
 }
 
+// The same with Mixture-of-Depths: a padded row's routed blocks select k(12) = 6 of its
+// 12 real tokens (capacity 0.5), as the row alone does, never padding, and their inner
+// rows mask the slots left over (k(20) = 10 in the padded batch); the auxiliary losses
+// are over real tokens. A second, unpadded row in the batch is unaffected.
+TEST(Encoder, PaddedRowEqualsTheRowAloneWithMixtureOfDepths) {
+  ModelConfig c = encoder_config();
+  c.mod.enabled = true;
+  c.mod.capacity = 0.5;
+  c.mod.bce_weight = 0.1;
+  Model m(c);
+  m.init_weights(4);
+  for (size_t i = 0; i < m.params.size(); i++) m.params.data()[i] *= 5.0f;  // routers that tell tokens apart
+  const int64_t T = 20, real = 12, C = c.d_model;
+  std::vector<int32_t> rows(size_t(2 * T));
+  for (int64_t t = 0; t < 2 * T; t++)
+    rows[size_t(t)] = t < real || t >= T ? int32_t(t * 13 % 100) : c.special_tokens().pad;
+  Activations padded(m, 2, T, false);
+  padded.lengths = {int32_t(real), int32_t(T)};
+  const ForwardLoss fp = model_forward(m, padded, rows.data(), nullptr, ForwardMode{});
+  Activations alone(m, 1, real, false), full(m, 1, T, false);
+  model_forward(m, alone, rows.data(), nullptr, ForwardMode{});
+  for (int64_t i = 0; i < real * C; i++) ASSERT_NEAR(padded.lnf[i], alone.lnf[i], 1e-5) << i;
+  model_forward(m, full, rows.data() + T, nullptr, ForwardMode{});
+  for (int64_t i = 0; i < T * C; i++) ASSERT_NEAR(padded.lnf[T * C + i], full.lnf[i], 1e-5) << i;
+  for (int64_t l = 0; l < c.n_layers; l++) {
+    if (!c.mod.routed(l)) continue;
+    const RoutedActs& r = padded.routed[size_t(l)];
+    EXPECT_EQ(r.inner_lengths, (std::vector<int32_t>{6, 10}));
+    EXPECT_EQ(r.real_tokens, real + T);
+    for (int64_t t = real; t < T; t++) EXPECT_EQ(r.selected[size_t(t)], 0) << "padding selected at " << t;
+    EXPECT_EQ(std::count(r.selected.begin(), r.selected.begin() + T, 1), 6);
+    // the router loss is the mean over the 32 real tokens: the two rows' own sums
+    const RoutedActs &ra = alone.routed[size_t(l)], &rf = full.routed[size_t(l)];
+    EXPECT_NEAR(r.router_bce, (ra.router_bce * real + rf.router_bce * T) / double(real + T), 1e-9);
+    EXPECT_GT(ra.router_bce, 0);
+  }
+  EXPECT_GT(fp.aux_loss, 0);
+}
+
 // Mixture-of-Depths in an encoder: a routed block at capacity 1 with a unit gate
 // processes every token exactly as the dense block, bidirectionally (fails if the
 // selected tokens' attention were causal).
@@ -205,7 +244,7 @@ TEST(Encoder, TrainsStopsAndResumesExactlyFromTheCli) {
   EXPECT_TRUE(test::last_json_line(e.out).contains("mlm_accuracy"));
   test::expect_error(test::flopwise("sample --ckpt " + a + " --prompt 'the'"), "does not generate text");
   // Mixture-of-Depths in an encoder: top-k routing as trained (no sampling, so no
-  // calibration and no causal evaluation); fine-tuning, which pads, is refused
+  // calibration and no causal evaluation)
   const std::string mod = test::temp_dir("enc_cli_mod");
   auto m = test::flopwise("train --data " + data + " --out " + mod + args + " --set mod.enabled=true --json");
   ASSERT_EQ(m.code, 0) << m.out;
@@ -213,8 +252,6 @@ TEST(Encoder, TrainsStopsAndResumesExactlyFromTheCli) {
   auto me = test::flopwise("eval --ckpt " + mod + " --data " + data + " --json");
   ASSERT_EQ(me.code, 0) << me.out;
   EXPECT_FALSE(test::last_json_line(me.out).contains("val_loss_causal"));
-  test::expect_error(test::flopwise("finetune --ckpt " + mod + " --task " + data + " --out " + mod + "_ft"),
-                     "a Mixture-of-Depths encoder; fine-tuning pads its batches");
 }
 
 TEST(Encoder, BadConfigsNameTheField) {

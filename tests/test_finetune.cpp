@@ -62,14 +62,14 @@ std::string synthetic_tasks(const std::string& name) {
 }
 
 // A pretrained encoder for the commands: a few masked-LM steps on bytes.
-std::string pretrained_encoder(const std::string& name) {
+std::string pretrained_encoder(const std::string& name, const std::string& sets = "") {
   const std::string data = test::text_data(name + "_data", "the good cat sat on the bad mat. a red dog ", 80);
   const std::string run = test::temp_dir(name + "_run");
   const auto r = test::flopwise(
       "train --data " + data + " --out " + run +
       " --set model.kind=encoder --set model.vocab_size=260 --set model.d_model=32 --set model.n_heads=2"
       " --set model.n_layers=2 --set model.max_seq_len=64 --set train.seq_len=64 --set train.batch_size=8"
-      " --set train.steps=20 --set train.warmup=2 --set train.eval_tokens=256 --set train.ckpt_every=0");
+      " --set train.steps=20 --set train.warmup=2 --set train.eval_tokens=256 --set train.ckpt_every=0 " + sets);
   EXPECT_EQ(r.code, 0) << r.out;
   return run;
 }
@@ -309,6 +309,23 @@ TEST(Finetune, LearnsTrivialTasksFromTheCli) {
                      "already fine-tuned");
   test::expect_error(test::flopwise("classify --ckpt " + pre + " --input " + seq + "/in.txt"), "no classifier");
   test::expect_error(test::flopwise("eval --ckpt " + pre + " --task " + tasks + "/seq"), "--task is for fine-tuned encoders");
+}
+
+// A Mixture-of-Depths encoder fine-tunes on padded batches (each row's routed blocks
+// choose among its real tokens: nn/routed_block.h) and classifies, to the same
+// near-100% on the sequence task.
+TEST(Finetune, MixtureOfDepthsEncoderLearnsFromPaddedBatches) {
+  const std::string tasks = synthetic_tasks("ft_mod_tasks"),
+                    pre = pretrained_encoder("ft_mod_pre", "--set mod.enabled=true --set mod.capacity=0.5");
+  const std::string seq = test::temp_dir("ft_mod_seq");
+  auto r = test::flopwise("finetune --ckpt " + pre + " --task " + tasks + "/seq --out " + seq +
+                          " --epochs 8 --lr 2e-3 --batch 16 --json");
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_GE(test::last_json_line(r.out)["accuracy"].get<double>(), 0.98) << r.out;
+  write(seq + "/in.txt", "the good cat\nbad\nred box bad big\n");
+  auto c = test::flopwise("classify --ckpt " + seq + " --input " + seq + "/in.txt");
+  ASSERT_EQ(c.code, 0) << c.out;
+  EXPECT_NE(c.out.find("good\nbad\nbad\n"), std::string::npos) << c.out;
 }
 
 // The classifier's gradient: a tagging head on a tiny encoder against central

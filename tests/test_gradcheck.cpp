@@ -245,7 +245,7 @@ struct TinyModel {
       tgt.push_back(int32_t(r.next_u64() % 11));
     }
     if (cfg.encoder()) {  // masked-LM: targets (text ids < 7) at a few real positions, −1 elsewhere
-      if (!mod.enabled) lengths = {8, 5};  // routed blocks take unpadded rows
+      lengths = {8, 5};
       for (int64_t i = 0; i < B * T; i++)
         tgt[size_t(i)] = i % 3 == 1 && i % T < lengths[size_t(i / T)] ? int32_t(r.next_u64() % 7) : -1;
     }

@@ -130,8 +130,6 @@ FinetuneResult finetune(const FinetuneOptions& opt) {
   FW_CHECK(!pc.classifier(), opt.pretrained, ": already fine-tuned (model.head = '", name_of(pc.head),
            "'); fine-tune its pretrained encoder instead");
   FW_CHECK(pre.tokenizer != "unknown", opt.pretrained, ": its tokenizer is unknown, so task text cannot be tokenized");
-  FW_CHECK(!pc.mod.enabled, opt.pretrained, ": a Mixture-of-Depths encoder; fine-tuning pads its batches, which "
-           "routed blocks do not support yet");
   const auto tok = make_tokenizer(pre.tokenizer);
   TaskOptions to = opt.task_options;
   to.max_len = std::min(to.max_len, pc.max_seq_len);

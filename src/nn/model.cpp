@@ -166,12 +166,10 @@ Activations::Activations(const Model& m, int64_t B, int64_t T, bool backward)
   rope.build(T, dims.hd());
   lengths.assign(size_t(B), int32_t(T));
   allocated_T = T;
-  mod_enabled_ = m.cfg.mod.enabled;
 }
 
 void Activations::use_length(int64_t T) {
   FW_CHECK(T >= 1 && T <= allocated_T, "internal: rows of ", T, " tokens in activations made for ", allocated_T);
-  FW_CHECK(!mod_enabled_ || T == allocated_T, "internal: shorter rows with Mixture-of-Depths");
   FW_CHECK(!with_backward, "internal: shorter rows are for inference");
   if (T == dims.T) return;
   dims.T = T;
@@ -241,13 +239,7 @@ ForwardLoss model_forward(Model& m, Activations& a, const int32_t* tokens, const
   if (m.cfg.encoder()) {  // the rows' real lengths, as the caller left them, for every block's attention
     FW_CHECK(int64_t(a.lengths.size()) == a.dims.B, "internal: ", a.lengths.size(), " row lengths for a batch of ",
              a.dims.B);
-    for (int32_t n : a.lengths) {
-      FW_CHECK(n >= 1 && n <= a.dims.T, "internal: a row of ", n, " real tokens of ", a.dims.T);
-      // top-k would choose padding, and the selected tokens' attention does not mask it
-      FW_CHECK(!m.cfg.mod.enabled || n == a.dims.T,
-               "a Mixture-of-Depths encoder takes unpadded rows only (pretraining); padded batches (fine-tuning, "
-               "classify) are not supported yet");
-    }
+    for (int32_t n : a.lengths) FW_CHECK(n >= 1 && n <= a.dims.T, "internal: a row of ", n, " real tokens of ", a.dims.T);
     a.dims.mask.lengths = a.lengths.data();
   }
   const BlockDims& d = a.dims;

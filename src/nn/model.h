@@ -89,7 +89,8 @@ class Activations {
   // the length these activations were made for, in the first B·T rows of every buffer
   // (so one allocation serves batches of any length; making activations zeroes them,
   // which at 64 × 100 tokens of a d=256, 4-layer model costs more than the forward).
-  // Not with Mixture-of-Depths (routed blocks size their selections at construction).
+  // Routed blocks then select k(T) ≤ k(allocated) tokens per row, in the front of
+  // buffers sized for the longest rows.
   void use_length(int64_t T);
 
   BlockDims dims;
@@ -117,7 +118,6 @@ class Activations {
 
  private:
   Activations() = default;  // for bytes(): lays out without allocating
-  bool mod_enabled_ = false;
   void layout(const ModelConfig& cfg, const std::function<void(float*&, size_t)>& f);
   Arena arena_;
 };

@@ -29,12 +29,21 @@ float silu_grad(float h) {
   return s * (1.0f + h * (1.0f - s));
 }
 
-BlockDims selected_dims(const BlockDims& d, const ModConfig& mod) {
+// The inner block's shape: (B, k = mod.k(T)). An encoder's padded row b selects only
+// k_b = mod.k(its real tokens) ≤ k; its inner row is then padded too, to k_b (the
+// lengths a forward left in RoutedActs::inner_lengths).
+BlockDims selected_dims(const BlockDims& d, const ModConfig& mod, const RoutedActs& a) {
   BlockDims k = d;
   k.T = mod.k(d.T);
-  k.mask.lengths = nullptr;  // an encoder's selected tokens all see each other (rows are never padded here)
+  k.mask.lengths = d.mask.lengths ? a.inner_lengths.data() : nullptr;
   return k;
 }
+
+// Real tokens of row b: an encoder's padded row has fewer than T.
+int64_t real_length(const BlockDims& d, int64_t b) { return d.mask.lengths ? d.mask.lengths[b] : d.T; }
+
+// Whether slot i of the inner (B, k) batch holds a selected token (not padding).
+bool real_slot(const RoutedActs& a, int64_t i, int64_t k) { return i % k < a.inner_lengths[size_t(i / k)]; }
 
 }  // namespace
 
@@ -90,7 +99,7 @@ void causal_route(uint8_t* processed, const float** decider, float* r, float* pr
 
 void for_each_routed_act(RoutedActs& a, const BlockDims& d, const ModConfig& mod, int64_t P,
                          bool backward, const std::function<void(float*&, size_t)>& f) {
-  const BlockDims dk = selected_dims(d, mod);
+  const BlockDims dk = selected_dims(d, mod, a);
   const size_t BT = size_t(d.B * d.T), Bk = size_t(dk.B * dk.T), C = size_t(d.C);
   for_each_block_act(a.inner, dk, dk.T, backward, f);
   f(a.r, BT);
@@ -107,6 +116,7 @@ void for_each_routed_act(RoutedActs& a, const BlockDims& d, const ModConfig& mod
     if (backward) f(a.dpred_h, BT * size_t(P));
   }
   a.idx.resize(Bk);
+  a.inner_lengths.assign(size_t(d.B), int32_t(dk.T));
   a.order.resize(BT);
   a.selected.resize(BT);
 }
@@ -115,23 +125,27 @@ double routed_forward(const BlockDims& d, const ForwardMode& mode, const ModConf
                       const BlockWeights& w,
                       const RouterWeights& rw, RoutedActs& a, BlockScratch& s, float* y,
                       const float* x, const RopeTable& rope) {
-  const BlockDims dk = selected_dims(d, mod);
+  const BlockDims dk = selected_dims(d, mod, a);
   const int64_t B = d.B, T = d.T, C = d.C, k = dk.T, BT = B * T;
   router_logits(a.r, x, rw.router, BT, C);
-  // expert-choice top-k per sequence, then back into position order
+  // expert-choice top-k per sequence over its real tokens, then back into position
+  // order; a padded row's unused slots repeat its first selected position (for RoPE;
+  // its inner row's length masks them)
   std::fill(a.selected.begin(), a.selected.end(), 0);
+  a.real_tokens = 0;
   for (int64_t b = 0; b < B; b++) {
+    const int64_t n = real_length(d, b), kb = d.mask.lengths ? mod.k(n) : k;
+    a.inner_lengths[size_t(b)] = int32_t(kb);
+    a.real_tokens += n;
     int32_t* ord = a.order.data() + b * T;
     const float* rb = a.r + b * T;
-    for (int64_t t = 0; t < T; t++) ord[t] = int32_t(t);
-    std::partial_sort(ord, ord + k, ord + T, [&](int32_t i, int32_t j) {
+    for (int64_t t = 0; t < n; t++) ord[t] = int32_t(t);
+    std::partial_sort(ord, ord + kb, ord + n, [&](int32_t i, int32_t j) {
       return rb[i] > rb[j] || (rb[i] == rb[j] && i < j);
     });
-    std::sort(ord, ord + k);
-    for (int64_t j = 0; j < k; j++) {
-      a.idx[size_t(b * k + j)] = ord[j];
-      a.selected[size_t(b * T + ord[j])] = 1;
-    }
+    std::sort(ord, ord + kb);
+    for (int64_t j = 0; j < k; j++) a.idx[size_t(b * k + j)] = ord[j < kb ? j : 0];
+    for (int64_t j = 0; j < kb; j++) a.selected[size_t(b * T + ord[j])] = 1;
   }
   // the block on the selected tokens only; their positions are their original ones
 #pragma omp parallel for schedule(static)
@@ -143,13 +157,15 @@ double routed_forward(const BlockDims& d, const ForwardMode& mode, const ModConf
   std::memcpy(y, x, size_t(BT * C) * 4);
 #pragma omp parallel for schedule(static)
   for (int64_t i = 0; i < B * k; i++) {
+    if (!real_slot(a, i, k)) continue;
     const int64_t row = (i / k) * T + a.idx[size_t(i)];
     add_gated_update(y + row * C, a.xs + i * C, a.ys + i * C, gate_value(gate, a.r[row]), C);
   }
-  // auxiliary losses and how well each causal decision matches top-k
+  // auxiliary losses and how well each causal decision matches top-k, over real tokens
   double rb = 0, pb = 0, racc = 0, pacc = 0;
   if (mod.predictor()) predictor_logits(a.pred_p, a.pred_h, x, rw, BT, C);
   for (int64_t i = 0; i < BT; i++) {
+    if (i % T >= real_length(d, i / T)) continue;
     const float t = a.selected[size_t(i)];
     rb += bce_with_logit(a.r[i], t);
     racc += (a.r[i] > 0) == (t > 0);
@@ -158,10 +174,11 @@ double routed_forward(const BlockDims& d, const ForwardMode& mode, const ModConf
       pacc += (a.pred_p[i] > 0) == (t > 0);
     }
   }
-  a.router_bce = rb / double(BT);
-  a.router_accuracy = racc / double(BT);
-  a.predictor_bce = pb / double(BT);
-  a.predictor_accuracy = pacc / double(BT);
+  const double n = double(a.real_tokens);
+  a.router_bce = rb / n;
+  a.router_accuracy = racc / n;
+  a.predictor_bce = pb / n;
+  a.predictor_accuracy = pacc / n;
   return (mod.router_bce() ? mod.bce_weight * a.router_bce : 0.0) +
          (mod.predictor() ? mod.predictor_weight * a.predictor_bce : 0.0) + hardening;
 }
@@ -170,15 +187,23 @@ void routed_backward(const BlockDims& d, const ModConfig& mod, Gate gate, const 
                      const RouterWeights& rw, const BlockWeights& dw, const RouterWeights& drw,
                      RoutedActs& a, BlockScratch& s, float* dres, const float* x,
                      const RopeTable& rope, float aux_scale) {
-  const BlockDims dk = selected_dims(d, mod);
+  const BlockDims dk = selected_dims(d, mod, a);
   const int64_t B = d.B, T = d.T, C = d.C, k = dk.T, BT = B * T;
-  // the router BCE's gradient at every token
-  const float rw_bce = mod.router_bce() ? aux_scale * float(mod.bce_weight) / float(BT) : 0.0f;
+  const auto real = [&](int64_t i) { return i % T < real_length(d, i / T); };  // token i of the (B,T) batch
+  // the router BCE's gradient at every real token
+  const float rw_bce = mod.router_bce() ? aux_scale * float(mod.bce_weight) / float(a.real_tokens) : 0.0f;
 #pragma omp parallel for schedule(static)
-  for (int64_t i = 0; i < BT; i++) a.dr[i] = rw_bce * (vsigmoid(a.r[i]) - float(a.selected[size_t(i)]));
-  // selected tokens: y = x + g(r)·(ys − xs) with ys = block(xs)
+  for (int64_t i = 0; i < BT; i++)
+    a.dr[i] = real(i) ? rw_bce * (vsigmoid(a.r[i]) - float(a.selected[size_t(i)])) : 0.0f;
+  // selected tokens: y = x + g(r)·(ys − xs) with ys = block(xs); a padded inner slot
+  // has no output, so no gradient
 #pragma omp parallel for schedule(static)
   for (int64_t i = 0; i < B * k; i++) {
+    if (!real_slot(a, i, k)) {
+      std::fill_n(a.gs + i * C, C, 0.0f);
+      std::fill_n(a.dxs + i * C, C, 0.0f);
+      continue;
+    }
     const int64_t row = (i / k) * T + a.idx[size_t(i)];
     const float g = gate_value(gate, a.r[row]);
     float dot = 0;  // <Δ, ∂L/∂y>
@@ -193,6 +218,7 @@ void routed_backward(const BlockDims& d, const ModConfig& mod, Gate gate, const 
   block_backward(dk, w, dw, a.inner, s, a.dxs, a.xs, a.idx.data(), rope, aux_scale);  // dxs: ∂L/∂xs via the block
 #pragma omp parallel for schedule(static)
   for (int64_t i = 0; i < B * k; i++) {
+    if (!real_slot(a, i, k)) continue;
     const int64_t row = (i / k) * T + a.idx[size_t(i)];
     const float g = gate_value(gate, a.r[row]);
     for (int64_t c = 0; c < C; c++) dres[row * C + c] += a.dxs[i * C + c] - g * a.gs[i * C + c];
@@ -211,9 +237,9 @@ void routed_backward(const BlockDims& d, const ModConfig& mod, Gate gate, const 
   // predictor: trains on its own BCE; no gradient flows into x (stop-gradient)
   if (mod.predictor()) {
     const int64_t P = rw.pred_hidden;
-    const float pw = aux_scale * float(mod.predictor_weight) / float(BT);
+    const float pw = aux_scale * float(mod.predictor_weight) / float(a.real_tokens);
     for (int64_t i = 0; i < BT; i++) {
-      const float dz = pw * (vsigmoid(a.pred_p[i]) - float(a.selected[size_t(i)]));
+      const float dz = real(i) ? pw * (vsigmoid(a.pred_p[i]) - float(a.selected[size_t(i)])) : 0.0f;
       drw.pred_out_b[0] += dz;
       for (int64_t p = 0; p < P; p++) {
         const float h = a.pred_h[i * P + p];

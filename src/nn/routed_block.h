@@ -7,6 +7,8 @@
 // Auxiliary losses teach sampling to decide causally (top-k over a sequence is not
 // causal): a BCE on σ(r) against "was selected" (trains the router), and a small
 // predictor MLP d → P → 1 on the block input with its input gradient stopped.
+// An encoder's padded rows (BlockDims::mask.lengths) select among their real tokens
+// only, k_b = max(1, round(c·n_b)) of n_b; the auxiliary losses are over real tokens.
 #pragma once
 #include <cstdint>
 #include <functional>
@@ -80,10 +82,12 @@ struct RoutedActs {
   float* pred_h;    // (B,T,P) predictor hidden pre-activation (predictor only)
   float* pred_p;    // (B,T)   predictor logits
   float* dpred_h;   // (B,T,P) backward
-  std::vector<int32_t> idx;       // (B,k) selected positions, ascending
+  std::vector<int32_t> idx;       // (B,k) selected positions, ascending (a padded row's unused slots: its first)
+  std::vector<int32_t> inner_lengths;  // (B) selected tokens per row: k, or mod.k(real tokens) of a padded row
+  int64_t real_tokens = 0;        // tokens of the (B,T) batch that are not padding
   std::vector<int32_t> order;     // (B,T) top-k scratch
   std::vector<uint8_t> selected;  // (B,T) the BCE targets
-  // this forward's auxiliary losses (unweighted means over B·T) and accuracies of
+  // this forward's auxiliary losses (unweighted means over the real tokens) and accuracies of
   // the causal decisions (σ(r) > 0.5, predictor > 0.5) against top-k
   double router_bce = 0, predictor_bce = 0, router_accuracy = 0, predictor_accuracy = 0;
 };

@@ -17,10 +17,13 @@
 # (runs/ultrafastbert/flopwise), so rebuilding build/ meanwhile changes nothing.
 # Results: bench/results/ultrafastbert/ (results.json, table.md).
 #   bench/ultrafastbert.sh [--steps 600] [--seeds "1 2"] [--train-examples 1000] [--epochs 3] [--timing-only]
-# (--timing-only: time again with the current build/flopwise, e.g. after a faster inference path)
+#                          [--models "dense fff_1x9 ..."] [--name SUFFIX] [--no-timing]
+# (--timing-only: time again with the current build/flopwise, e.g. after a faster inference path;
+#  --models: a subset; --name: runs/ultrafastbert_SUFFIX and bench/results/ultrafastbert/SUFFIX,
+#  for a variant of the experiment such as a longer pretraining; --no-timing: skip the timing)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-steps=600 seeds="1 2" train_examples=1000 val_examples=1000 epochs=3 timing_only=0
+steps=600 seeds="1 2" train_examples=1000 val_examples=1000 epochs=3 timing_only=0 timing=1 name="" models=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --steps) steps=$2; shift 2 ;;
@@ -28,12 +31,15 @@ while [ $# -gt 0 ]; do
     --train-examples) train_examples=$2; shift 2 ;;
     --epochs) epochs=$2; shift 2 ;;
     --timing-only) timing_only=1; shift ;;
+    --no-timing) timing=0; shift ;;
+    --models) models=$2; shift 2 ;;
+    --name) name=$2; shift 2 ;;
     *) echo "unknown argument $1" >&2; exit 2 ;;
   esac
 done
 ./scripts/setup.sh >/dev/null
-work=runs/ultrafastbert
-out=bench/results/ultrafastbert
+work=runs/ultrafastbert${name:+_$name}
+out=bench/results/ultrafastbert${name:+/$name}
 mkdir -p "$work" "$out"
 [ -x "$work/flopwise" ] || { cp build/flopwise "$work/flopwise"; git rev-parse --short HEAD > "$work/commit"; }
 fw=$work/flopwise
@@ -46,6 +52,14 @@ mlps=("--set model.mlp=dense"
       "--set model.mlp=fff --set fff.trees=16 --set fff.depth=5"
       "--set model.mlp=fff_leaf --set fff.trees=1 --set fff.depth=5 --set fff.leaf_width=32"
       "--set model.mlp=none")
+# (a subset of the models: the others are dropped from the lists)
+if [ -n "$models" ]; then
+  keep_names=() keep_mlps=()
+  for i in "${!names[@]}"; do
+    if [[ " $models " == *" ${names[$i]} "* ]]; then keep_names+=("${names[$i]}"); keep_mlps+=("${mlps[$i]}"); fi
+  done
+  names=("${keep_names[@]}") mlps=("${keep_mlps[@]}")
+fi
 base="--config configs/quickstart.json --set model.kind=encoder --set model.vocab_size=2052 --set train.steps=$steps
       --set train.eval_every=0 --set train.ckpt_every=0"
 if [ $timing_only = 0 ]; then
@@ -78,6 +92,7 @@ head -n 256 $data/val.txt > "$work/sentences.txt"
 timer=$fw
 [ $timing_only = 1 ] && { cp build/flopwise "$work/flopwise.timing"; timer=$work/flopwise.timing; }
 for round in 1 2 3; do
+  [ $timing = 1 ] || break
   for n in "${names[@]}"; do
     for b in 1 64; do
       $timer classify --ckpt "$work/$n.brown-genre.1" --input "$work/sentences.txt" --batch $b 2>&1 >/dev/null |
@@ -88,10 +103,10 @@ done
 # the program that timed: build/flopwise at the time of a --timing-only run, else the experiment's own
 timing_commit=$(cat "$work/commit")
 [ $timing_only = 1 ] && timing_commit=$(git rev-parse --short HEAD)
-/usr/bin/python3 - "$work" "$out" "$steps" "$seeds" "$(cat "$work/commit")" "$timing_commit" <<'PY'
+/usr/bin/python3 - "$work" "$out" "$steps" "$seeds" "$(cat "$work/commit")" "$timing_commit" "${names[*]}" "$timing" <<'PY'
 import json, re, statistics, subprocess, sys
 work, out, steps, seeds, commit, timing_commit = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4].split(), sys.argv[5], sys.argv[6]
-names = ["dense", "fff_1x9", "fff_1x7", "fff_4x7", "fff_16x5", "leaf", "none"]
+names, timed = sys.argv[7].split(), sys.argv[8] == "1"
 cpu = re.search(r"Model name:\s*(.*)", subprocess.run(["lscpu"], capture_output=True, text=True).stdout).group(1).strip()
 def load(p):
     with open(p) as f: return json.load(f)
@@ -110,7 +125,7 @@ for n in names:
     for task in ["brown-genre", "brown-pos"]:
         accs = [load(f"{work}/{n}.{task}.{s}.json")["accuracy"] for s in seeds]
         r[task] = {"accuracy": accs, "mean": statistics.mean(accs), "min": min(accs), "max": max(accs)}
-    for b in ["1", "64"]:
+    for b in ["1", "64"] if timed else []:
         times = []
         for rnd in [1, 2, 3]:
             with open(f"{work}/{n}.time.{b}.{rnd}") as f: times.append(float(f.read().strip()))
@@ -120,8 +135,9 @@ dense = rows["dense"]
 for r in rows.values():
     for task in ["brown-genre", "brown-pos"]:
         r[task]["retention"] = r[task]["mean"] / dense[task]["mean"]
-    r["speedup_batch1"] = dense["ms_per_example_batch1"] / r["ms_per_example_batch1"]
-    r["speedup_batch64"] = dense["ms_per_example_batch64"] / r["ms_per_example_batch64"]
+    if timed:
+        r["speedup_batch1"] = dense["ms_per_example_batch1"] / r["ms_per_example_batch1"]
+        r["speedup_batch64"] = dense["ms_per_example_batch64"] / r["ms_per_example_batch64"]
 result = {"cpu": cpu, "commit": commit, "timing_commit": timing_commit, "pretraining_steps": steps, "pretraining_tokens": steps * 16 * 128,
           "finetune_seeds": seeds, "models": rows}
 with open(f"{out}/results.json", "w") as f: json.dump(result, f, indent=2)
@@ -132,9 +148,10 @@ for n in names:
     r = rows[n]
     g, p = r["brown-genre"], r["brown-pos"]
     share = f"{r['neurons']} ({r['neurons_per_token']}, {100 * r['neurons_per_token'] / max(1, r['neurons']):.1f}%)"
+    timing = (f"{r['ms_per_example_batch1']:.2f} | {r['ms_per_example_batch64']:.3f} | "
+              f"{r['speedup_batch1']:.2f}x / {r['speedup_batch64']:.2f}x |") if timed else "- | - | - |"
     lines.append(f"| {n} | {share} | {r['mlm_loss']:.3f} | {r['mlm_accuracy']:.3f} | {g['mean']:.3f} ({g['min']:.3f}-{g['max']:.3f}) | "
-                 f"{100 * g['retention']:.0f}% | {p['mean']:.3f} ({p['min']:.3f}-{p['max']:.3f}) | {100 * p['retention']:.0f}% | "
-                 f"{r['ms_per_example_batch1']:.2f} | {r['ms_per_example_batch64']:.3f} | {r['speedup_batch1']:.2f}x / {r['speedup_batch64']:.2f}x |")
+                 f"{100 * g['retention']:.0f}% | {p['mean']:.3f} ({p['min']:.3f}-{p['max']:.3f}) | {100 * p['retention']:.0f}% | " + timing)
 with open(f"{out}/table.md", "w") as f: f.write("\n".join(lines) + "\n")
 print("\n".join(lines))
 PY

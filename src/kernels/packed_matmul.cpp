@@ -3,6 +3,7 @@
 #include <map>
 #include <vector>
 
+#include "core/error.h"
 #include "kernels/onednn.h"
 
 namespace fw {
@@ -34,8 +35,13 @@ struct PackedMatrix::Impl {
     const memory::desc a({M, K}, type, tag::ab), c({M, N}, memory::data_type::f32, tag::ab);
     // The weights' layout is fixed (packed once); oneDNN picks the same blocked
     // layout for every row count of these shapes, so each M's primitive takes it as is.
-    const dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(a, packed_desc, c), onednn_engine());
-    return by_rows.emplace(M, dnnl::matmul(pd)).first->second;
+    try {
+      const dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(a, packed_desc, c), onednn_engine());
+      return by_rows.emplace(M, dnnl::matmul(pd)).first->second;
+    } catch (const dnnl::error& e) {  // a CPU whose oneDNN wants another layout at this row count
+      fail("oneDNN has no matrix product of ", M, " rows on the weights packed for 16 (N=", N, ", K=", K,
+              "): ", e.what());
+    }
   }
 };
 

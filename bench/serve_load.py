@@ -5,7 +5,10 @@ the same budget), each with continuous batching (--slots 16) and one request at 
 (--slots 1). Per configuration: total completion tokens per second (all clients, wall
 time), p50/p99 time to first token, p50/p99 time per token after the first (per
 request: (end - first token) / (tokens - 1), tokens from the stream's usage chunk).
-    bench/serve_load.sh     (trains the demo's models first if runs/demo is missing)
+    bench/serve_load.sh [--shape bench]
+(the demo's models, trained first if runs/demo is missing; --shape bench: the default
+config's shape, d=512, 6 layers, bytes, as bench/mod_vs_dense.sh measures MoD's
+decoding speed; its models in runs/serve_bench, results in serve_load_bench.json)
 Writes bench/results/serve_load.json and prints a table."""
 import http.client
 import json
@@ -22,6 +25,8 @@ FLOPWISE = os.path.join(ROOT, "build/flopwise")
 CLIENTS = [1, 4, 16]
 REQUESTS_PER_CLIENT = 4
 MAX_TOKENS = 64
+RUNS = sys.argv[1] if len(sys.argv) > 1 else "runs/demo"          # holds dense/ and mod/
+RESULT = sys.argv[2] if len(sys.argv) > 2 else "serve_load"      # bench/results/RESULT.json
 ROUNDS = 3
 
 
@@ -104,7 +109,7 @@ def main():
     rows = []  # every round's
     for round_ in range(ROUNDS):  # the configurations in turn, ROUNDS times (the machine's speed drifts)
         for model in ("dense", "mod"):
-            run = os.path.join(ROOT, "runs/demo", model)
+            run = os.path.join(ROOT, RUNS, model)
             for slots in (16, 1):
                 server, port = start(run, slots)
                 try:
@@ -136,9 +141,9 @@ def main():
                platform.processor())
     commit = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True,
                             text=True).stdout.strip()
-    out = {"cpu": cpu, "commit": commit, "cores": os.cpu_count(), "models": "runs/demo/dense and runs/demo/mod",
+    out = {"cpu": cpu, "commit": commit, "cores": os.cpu_count(), "models": f"{RUNS}/dense and {RUNS}/mod",
            "requests_per_client": REQUESTS_PER_CLIENT, "rounds": ROUNDS, "table": "fastest round per configuration", "max_tokens": MAX_TOKENS, "rows": rows, "ratios": ratios}
-    path = os.path.join(ROOT, "bench/results/serve_load.json")
+    path = os.path.join(ROOT, f"bench/results/{RESULT}.json")
     with open(path, "w") as f:
         json.dump(out, f, indent=1)
     print(json.dumps(ratios, indent=1))

@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(g++ cmake make libdnnl-dev nlohmann-json3-dev libcli11-dev libgtest-dev libbenchmark-dev
-          pkg-config libsentencepiece-dev libopenmpi-dev openmpi-bin libcpp-httplib-dev
+          pkg-config libsentencepiece-dev libopenmpi-dev openmpi-bin libcpp-httplib-dev curl
           clang libclang-rt-14-dev  # clang and its libFuzzer runtime: scripts/fuzz.sh
           python3-dev pybind11-dev python3-numpy python3-pytest python3-torch  # the Python module and its tests
           python3-matplotlib)  # examples/notebook.py

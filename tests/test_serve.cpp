@@ -445,6 +445,43 @@ TEST(Serve, FullQueueDisconnectAndSigterm) {
   EXPECT_EQ(s.terminate_and_wait(30), 0);
 }
 
+// curl, as the README and docs/serve.md call the server: a completion, a stream of
+// server-sent events ending in [DONE], an error's status and body, an unknown path,
+// the metrics.
+TEST(Serve, Curl) {
+  const std::string dir = test::temp_dir("serve");
+  const std::string run = trained_run("serve_curl", "");
+  Server s(run, "--slots 2", dir);
+  const std::string url = "http://127.0.0.1:" + std::to_string(s.port);
+  const std::string greedy = sample_text(run, "The jury", 16, "--temperature 0");
+  const std::string curl = "curl -s --max-time 60 -H 'Content-Type: application/json' ";
+  auto r = test::shell(curl + url + R"(/v1/completions -d '{"prompt": "The jury", "max_tokens": 16, "temperature": 0}')");
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_EQ(nlohmann::json::parse(r.out)["choices"][0]["text"], greedy);
+  r = test::shell(curl + "-N " + url +
+                  R"(/v1/completions -d '{"prompt": "The jury", "max_tokens": 16, "temperature": 0, "stream": true}')");
+  ASSERT_EQ(r.code, 0) << r.out;
+  std::istringstream in(r.out);
+  std::string line, last, streamed;
+  while (std::getline(in, line)) {
+    if (line.rfind("data: ", 0) != 0) continue;
+    last = line.substr(6);
+    if (last != "[DONE]") streamed += nlohmann::json::parse(last)["choices"][0]["text"].get<std::string>();
+  }
+  EXPECT_EQ(last, "[DONE]");
+  EXPECT_EQ(streamed, greedy);
+  r = test::shell(curl + "-w '\\n%{http_code}' " + url + R"(/v1/completions -d '{"prompt": "The", "n": 0}')");
+  ASSERT_EQ(r.code, 0) << r.out;
+  const auto cut = r.out.rfind('\n');
+  EXPECT_EQ(r.out.substr(cut + 1), "400");
+  EXPECT_EQ(nlohmann::json::parse(r.out.substr(0, cut))["error"]["param"], "n");
+  r = test::shell("curl -s -o /dev/null -w '%{http_code}' " + url + "/v1/chat/nothing");
+  EXPECT_EQ(r.out, "404");
+  r = test::shell("curl -s " + url + "/metrics");
+  EXPECT_NE(r.out.find("flopwise_requests_total{outcome=\"ok\"} 2"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("flopwise_requests_total{outcome=\"invalid\"} 1"), std::string::npos) << r.out;
+}
+
 // The official OpenAI Node SDK (npm package openai, fetched by scripts/fetch.sh) drives
 // the server: a completion, a stream, and several at once; the texts are the server's.
 TEST(Serve, OpenAiNodeSdk) {

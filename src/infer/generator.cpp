@@ -220,8 +220,7 @@ BatchSampler::BatchSampler(Generator& gen, const std::vector<std::vector<int32_t
 }
 
 int32_t BatchSampler::draw(int64_t row, float* logits) {
-  const int64_t V = gen_.vocab_size();
-  return sample_token(logits, sp_.vocab_limit > 0 ? std::min(V, sp_.vocab_limit) : V, sp_, rng_[size_t(row)]);
+  return sample_token(logits, sp_.candidates(gen_.vocab_size()), sp_, rng_[size_t(row)]);
 }
 
 void BatchSampler::fill_and_sample(int64_t row) {  // one chunk at a time: the generator keeps the last chunk's decisions only

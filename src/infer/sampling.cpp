@@ -105,7 +105,6 @@ TokenLogprobs token_logprobs(const float* logits, int64_t V, int32_t token, int6
   for (int64_t i = 0; i < V; i++) sum += std::exp(double(logits[i]) - max);
   const double log_z = max + std::log(sum);
   TokenLogprobs r;
-  r.token = token;
   r.logprob = float(double(logits[token]) - log_z);
   std::vector<int32_t> ids(static_cast<size_t>(V));
   std::iota(ids.begin(), ids.end(), 0);

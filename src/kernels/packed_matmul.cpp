@@ -39,8 +39,8 @@ struct PackedMatrix::Impl {
       const dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(a, packed_desc, c), onednn_engine());
       return by_rows.emplace(M, dnnl::matmul(pd)).first->second;
     } catch (const dnnl::error& e) {  // a CPU whose oneDNN wants another layout at this row count
-      fail("oneDNN has no matrix product of ", M, " rows on the weights packed for 16 (N=", N, ", K=", K,
-              "): ", e.what());
+      fail("oneDNN has no matrix product of ", M, " rows on the weights packed for 16 (N=", N, ", K=", K, "): ",
+           e.what());
     }
   }
 };

@@ -42,6 +42,9 @@ BlockDims selected_dims(const BlockDims& d, const ModConfig& mod, const RoutedAc
 // Real tokens of row b: an encoder's padded row has fewer than T.
 int64_t real_length(const BlockDims& d, int64_t b) { return d.mask.lengths ? d.mask.lengths[b] : d.T; }
 
+// Whether token i of the (B,T) batch is real (not padding).
+bool real_token(const BlockDims& d, int64_t i) { return i % d.T < real_length(d, i / d.T); }
+
 // Whether slot i of the inner (B, k) batch holds a selected token (not padding).
 bool real_slot(const RoutedActs& a, int64_t i, int64_t k) { return i % k < a.inner_lengths[size_t(i / k)]; }
 
@@ -165,7 +168,7 @@ double routed_forward(const BlockDims& d, const ForwardMode& mode, const ModConf
   double rb = 0, pb = 0, racc = 0, pacc = 0;
   if (mod.predictor()) predictor_logits(a.pred_p, a.pred_h, x, rw, BT, C);
   for (int64_t i = 0; i < BT; i++) {
-    if (i % T >= real_length(d, i / T)) continue;
+    if (!real_token(d, i)) continue;
     const float t = a.selected[size_t(i)];
     rb += bce_with_logit(a.r[i], t);
     racc += (a.r[i] > 0) == (t > 0);
@@ -189,12 +192,11 @@ void routed_backward(const BlockDims& d, const ModConfig& mod, Gate gate, const 
                      const RopeTable& rope, float aux_scale) {
   const BlockDims dk = selected_dims(d, mod, a);
   const int64_t B = d.B, T = d.T, C = d.C, k = dk.T, BT = B * T;
-  const auto real = [&](int64_t i) { return i % T < real_length(d, i / T); };  // token i of the (B,T) batch
   // the router BCE's gradient at every real token
   const float rw_bce = mod.router_bce() ? aux_scale * float(mod.bce_weight) / float(a.real_tokens) : 0.0f;
 #pragma omp parallel for schedule(static)
   for (int64_t i = 0; i < BT; i++)
-    a.dr[i] = real(i) ? rw_bce * (vsigmoid(a.r[i]) - float(a.selected[size_t(i)])) : 0.0f;
+    a.dr[i] = real_token(d, i) ? rw_bce * (vsigmoid(a.r[i]) - float(a.selected[size_t(i)])) : 0.0f;
   // selected tokens: y = x + g(r)·(ys − xs) with ys = block(xs); a padded inner slot
   // has no output, so no gradient
 #pragma omp parallel for schedule(static)
@@ -239,7 +241,7 @@ void routed_backward(const BlockDims& d, const ModConfig& mod, Gate gate, const 
     const int64_t P = rw.pred_hidden;
     const float pw = aux_scale * float(mod.predictor_weight) / float(a.real_tokens);
     for (int64_t i = 0; i < BT; i++) {
-      const float dz = real(i) ? pw * (vsigmoid(a.pred_p[i]) - float(a.selected[size_t(i)])) : 0.0f;
+      const float dz = real_token(d, i) ? pw * (vsigmoid(a.pred_p[i]) - float(a.selected[size_t(i)])) : 0.0f;
       drw.pred_out_b[0] += dz;
       for (int64_t p = 0; p < P; p++) {
         const float h = a.pred_h[i * P + p];

@@ -102,8 +102,7 @@ void Scheduler::release(int64_t row) {
 
 int32_t Scheduler::draw(int64_t row, float* logits) {
   const Job& j = *rows_[size_t(row)];
-  const int64_t V = model_.cfg.vocab_size;
-  const int64_t limit = j.sampling.vocab_limit > 0 ? std::min(V, j.sampling.vocab_limit) : V;
+  const int64_t limit = j.sampling.candidates(model_.cfg.vocab_size);
   if (j.logprobs < 0) return sample_token(logits, limit, j.sampling, rng_[size_t(row)]);
   thread_local std::vector<float> raw;  // sampling overwrites the logits
   raw.assign(logits, logits + limit);

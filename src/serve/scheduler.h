@@ -1,9 +1,9 @@
 // Continuous batching for `flopwise serve`: one thread (run()'s) owns the model's
-// Generator, whose rows are the server's slots. Requests wait in a bounded queue, take a free row at the
-// next token boundary, prefill their prompt one chunk per iteration (so a long prompt
-// delays the rows already decoding by one chunk's forward at a time, not by its whole
-// prefill), then decode in one batched step with every other decoding row; a finished or
-// cancelled request frees its row at once. Each request samples from its own random
+// Generator, whose rows are the server's slots. Requests wait in a bounded queue, take
+// a free row at the next token boundary, prefill their prompt one chunk per iteration
+// (so a long prompt delays the rows already decoding by one chunk's forward at a time,
+// not by its whole prefill), then decode in one batched step with every other decoding
+// row; a finished or cancelled request frees its row at once. Each request samples from its own random
 // stream (seed), so its tokens are those `flopwise sample --seed` gives it alone.
 // run() belongs on the thread that loaded the model (the process's main thread): with
 // libgomp, once one thread has run OpenMP work, parallel regions started from another

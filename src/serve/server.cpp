@@ -93,18 +93,11 @@ nlohmann::json choice_json(const std::string& text, size_t index, nlohmann::json
 // A token's bytes as a JSON string: the text when it is whole UTF-8, else OpenAI's
 // "bytes:\xNN..." spelling (a token may hold part of a character).
 std::string token_string(const std::string& bytes) {
-  uint32_t cp;
-  for (size_t i = 0; i < bytes.size();) {
-    const uint32_t n = utf8_decode(bytes, i, cp);
-    if (n == 0) {
-      std::string out = "bytes:";
-      char hex[5];
-      for (const unsigned char c : bytes) std::snprintf(hex, sizeof hex, "\\x%02x", c), out += hex;
-      return out;
-    }
-    i += n;
-  }
-  return bytes;
+  if (utf8_valid(bytes)) return bytes;
+  std::string out = "bytes:";
+  char hex[5];
+  for (const unsigned char c : bytes) std::snprintf(hex, sizeof hex, "\\x%02x", c), out += hex;
+  return out;
 }
 
 // The logprobs object of a choice's tokens *next.. whose text begins before text_end

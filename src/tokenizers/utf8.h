@@ -25,4 +25,12 @@ inline uint32_t utf8_decode(std::string_view s, size_t i, uint32_t& cp) {
   return 0;
 }
 
+// Whether all of s is well-formed UTF-8.
+inline bool utf8_valid(std::string_view s) {
+  uint32_t cp;
+  for (size_t i = 0, n; i < s.size(); i += n)
+    if ((n = utf8_decode(s, i, cp)) == 0) return false;
+  return true;
+}
+
 }  // namespace fw

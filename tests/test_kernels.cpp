@@ -387,9 +387,11 @@ TEST(Kernels, PackedMatrixEqualsPlainProductForEveryRowCount) {
 // double precision: same paths exactly, outputs and gradients within fp32 rounding.
 // Both forward forms (per token, batched) give the same bits, and the batched one's
 // result does not depend on the thread count. The shapes hit every code path: one
-// token; depth 0; K > 1; odd widths (vector tails); a tree deep enough for the
-// bucketed phase (2^(D+1) rows beyond 256 KiB) with buckets of one and empty buckets;
-// every token in one leaf. The same again with bf16 weights (bf16 mode).
+// token; depth 0; K > 1 (trees walked four at a time, and alone); odd widths (vector
+// tails); a tree deep enough for the bucketed phase (2^(D+1) rows beyond 256 KiB) with
+// buckets of one and empty buckets; every token in one leaf; in the weight gradients,
+// leaves counted (few) and sorted (many), levels six at a time. The same again with
+// bf16 weights (bf16 mode).
 namespace {
 struct FffCase {
   int64_t M, K, D, C;
@@ -524,6 +526,7 @@ TEST(Kernels, FffTreeEqualsExplicitSumOverVisitedNeurons) {
   for (const FffCase& c : {FffCase{1, 1, 3, 16, false},    // one token
                            FffCase{9, 1, 0, 16, false},    // depth 0: one neuron
                            FffCase{50, 3, 4, 37, false},   // K > 1, odd width
+                           FffCase{70, 6, 3, 50, false},   // trees four at a time, and two alone
                            FffCase{130, 2, 5, 200, false},  // a width with 128-float blocks and a tail
                            FffCase{300, 1, 12, 24, false},  // bucketed phase: 2048 buckets, most empty or of one
                            FffCase{77, 2, 11, 40, true}})  // all tokens in one leaf, one full bucket

@@ -42,9 +42,10 @@ void fff_forward(float* y, float* path, float* lam, const float* x, const bf16* 
 // visited neuron's rows only. dlam (M, K, D+1): scratch.
 //   dλ = GELU'(λ)·⟨dy, w_out[n]⟩,  dx = Σ dλ·w_in[n],
 //   dw_in[n] += dλ·x,  db[n] += dλ,  dw_out[n] += GELU(λ)·dy.
-// The input side runs per token; the weight side sorts the visits by neuron and gives
-// each neuron's rows to one thread, which sums its tokens in order: no atomics, and
-// the result is the same for any thread count.
+// The input side runs per token; the weight side sorts each tree's tokens by leaf, so
+// the tokens below a node come in one run whose sum stays in registers, and gives each
+// (tree, 64 columns) of a gradient to one thread: no atomics, and the result is the
+// same for any thread count.
 void fff_backward(float* dx, float* dw_in, float* db, float* dw_out, float* dlam, const float* dy,
                   const float* x, const float* path, const float* lam, const float* w_in,
                   const float* w_out, const TreeShape& s, int64_t M);

@@ -120,7 +120,6 @@ void leaf_hard_token(float* y, float* leaf, float* hidden, const float* x, const
   const int64_t C = s.C, K = s.K, R = s.R(), L = s.L();
   constexpr int64_t kRows = 64;  // rows per weighted sum
   const float* xt = x + t * C;
-  const float* x4[4] = {xt, xt, xt, xt};
   float* yt = y + t * C;
   for (int64_t k = 0; k < K; k++) {
     int64_t n = 0;
@@ -136,7 +135,7 @@ void leaf_hard_token(float* y, float* leaf, float* hidden, const float* x, const
     for (; j + 4 <= s.l; j += 4) {
       const float* rows[4] = {w.w1 + (first + j) * C, w.w1 + (first + j + 1) * C, w.w1 + (first + j + 2) * C,
                               w.w1 + (first + j + 3) * C};
-      row_dot4(x4, rows, C, h + j);
+      row_dot4(xt, rows, C, h + j);
     }
     for (; j < s.l; j++) h[j] = row_dot(xt, w.w1 + (first + j) * C, C);
 #pragma omp simd

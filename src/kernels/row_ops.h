@@ -83,24 +83,39 @@ inline float row_dot(const float* x, const float* w, int64_t n) {
   return row_detail::sum_lanes(_mm512_add_ps(a, b));
 }
 
-// out[j] = row_dot(x[j], w[j], n) for four pairs at once, bit for bit.
-inline void row_dot4(const float* const x[4], const float* const w[4], int64_t n, float out[4]) {
+namespace row_detail {
+// out[j] = row_dot(x[j], w[j], n) for four pairs at once, bit for bit; with kShared
+// the four x are one vector (x[0]), loaded once for the four rows.
+template <bool kShared>
+inline void dot4(const float* const x[4], const float* const w[4], int64_t n, float out[4]) {
+  auto xj = [&](int j) { return kShared ? x[0] : x[j]; };
   __m512 a[4], b[4];
   for (int j = 0; j < 4; j++) a[j] = b[j] = _mm512_setzero_ps();
   int64_t i = 0;
   for (; i + 32 <= n; i += 32)
     for (int j = 0; j < 4; j++) {
-      a[j] = _mm512_fmadd_ps(_mm512_loadu_ps(x[j] + i), _mm512_loadu_ps(w[j] + i), a[j]);
-      b[j] = _mm512_fmadd_ps(_mm512_loadu_ps(x[j] + i + 16), _mm512_loadu_ps(w[j] + i + 16), b[j]);
+      a[j] = _mm512_fmadd_ps(_mm512_loadu_ps(xj(j) + i), _mm512_loadu_ps(w[j] + i), a[j]);
+      b[j] = _mm512_fmadd_ps(_mm512_loadu_ps(xj(j) + i + 16), _mm512_loadu_ps(w[j] + i + 16), b[j]);
     }
   if (i + 16 <= n) {
-    for (int j = 0; j < 4; j++) a[j] = _mm512_fmadd_ps(_mm512_loadu_ps(x[j] + i), _mm512_loadu_ps(w[j] + i), a[j]);
+    for (int j = 0; j < 4; j++) a[j] = _mm512_fmadd_ps(_mm512_loadu_ps(xj(j) + i), _mm512_loadu_ps(w[j] + i), a[j]);
     i += 16;
   }
   if (i < n)
     for (int j = 0; j < 4; j++)
-      b[j] = _mm512_fmadd_ps(row_detail::load_head(x[j] + i, n - i), row_detail::load_head(w[j] + i, n - i), b[j]);
-  for (int j = 0; j < 4; j++) out[j] = row_detail::sum_lanes(_mm512_add_ps(a[j], b[j]));
+      b[j] = _mm512_fmadd_ps(load_head(xj(j) + i, n - i), load_head(w[j] + i, n - i), b[j]);
+  for (int j = 0; j < 4; j++) out[j] = sum_lanes(_mm512_add_ps(a[j], b[j]));
+}
+}  // namespace row_detail
+
+// out[j] = row_dot(x[j], w[j], n) for four pairs at once, bit for bit.
+inline void row_dot4(const float* const x[4], const float* const w[4], int64_t n, float out[4]) {
+  row_detail::dot4<false>(x, w, n, out);
+}
+// out[j] = row_dot(x, w[j], n): one vector against four rows, bit for bit.
+inline void row_dot4(const float* x, const float* const w[4], int64_t n, float out[4]) {
+  const float* xs[4] = {x, x, x, x};
+  row_detail::dot4<true>(xs, w, n, out);
 }
 
 namespace row_detail {
@@ -165,24 +180,34 @@ inline float row_dot(const bf16* x, const bf16* w, int64_t n) {
   return row_detail::sum_lanes(_mm512_add_ps(a, b));
 }
 
-inline void row_dot4(const bf16* const x[4], const bf16* const w[4], int64_t n, float out[4]) {
+namespace row_detail {
+template <bool kShared>
+inline void dot4(const bf16* const x[4], const bf16* const w[4], int64_t n, float out[4]) {
+  auto xj = [&](int j) { return kShared ? x[0] : x[j]; };
   __m512 a[4], b[4];
   for (int j = 0; j < 4; j++) a[j] = b[j] = _mm512_setzero_ps();
   int64_t i = 0;
   for (; i + 64 <= n; i += 64)
     for (int j = 0; j < 4; j++) {
-      a[j] = _mm512_dpbf16_ps(a[j], row_detail::pairs(x[j] + i, 32), row_detail::pairs(w[j] + i, 32));
-      b[j] = _mm512_dpbf16_ps(b[j], row_detail::pairs(x[j] + i + 32, 32), row_detail::pairs(w[j] + i + 32, 32));
+      a[j] = _mm512_dpbf16_ps(a[j], pairs(xj(j) + i, 32), pairs(w[j] + i, 32));
+      b[j] = _mm512_dpbf16_ps(b[j], pairs(xj(j) + i + 32, 32), pairs(w[j] + i + 32, 32));
     }
   if (i + 32 <= n) {
-    for (int j = 0; j < 4; j++)
-      a[j] = _mm512_dpbf16_ps(a[j], row_detail::pairs(x[j] + i, 32), row_detail::pairs(w[j] + i, 32));
+    for (int j = 0; j < 4; j++) a[j] = _mm512_dpbf16_ps(a[j], pairs(xj(j) + i, 32), pairs(w[j] + i, 32));
     i += 32;
   }
   if (i < n)
-    for (int j = 0; j < 4; j++)
-      b[j] = _mm512_dpbf16_ps(b[j], row_detail::pairs(x[j] + i, n - i), row_detail::pairs(w[j] + i, n - i));
-  for (int j = 0; j < 4; j++) out[j] = row_detail::sum_lanes(_mm512_add_ps(a[j], b[j]));
+    for (int j = 0; j < 4; j++) b[j] = _mm512_dpbf16_ps(b[j], pairs(xj(j) + i, n - i), pairs(w[j] + i, n - i));
+  for (int j = 0; j < 4; j++) out[j] = sum_lanes(_mm512_add_ps(a[j], b[j]));
+}
+}  // namespace row_detail
+
+inline void row_dot4(const bf16* const x[4], const bf16* const w[4], int64_t n, float out[4]) {
+  row_detail::dot4<false>(x, w, n, out);
+}
+inline void row_dot4(const bf16* x, const bf16* const w[4], int64_t n, float out[4]) {
+  const bf16* xs[4] = {x, x, x, x};
+  row_detail::dot4<true>(xs, w, n, out);
 }
 
 #define FW_ROW_OPS_BF16_NATIVE 1
@@ -198,6 +223,9 @@ inline float row_dot(const float* x, const float* w, int64_t n) {
 
 inline void row_dot4(const float* const x[4], const float* const w[4], int64_t n, float out[4]) {
   for (int j = 0; j < 4; j++) out[j] = row_dot(x[j], w[j], n);
+}
+inline void row_dot4(const float* x, const float* const w[4], int64_t n, float out[4]) {
+  for (int j = 0; j < 4; j++) out[j] = row_dot(x, w[j], n);
 }
 
 namespace row_detail {
@@ -226,6 +254,9 @@ inline float row_dot(const bf16* x, const bf16* w, int64_t n) {
 
 inline void row_dot4(const bf16* const x[4], const bf16* const w[4], int64_t n, float out[4]) {
   for (int j = 0; j < 4; j++) out[j] = row_dot(x[j], w[j], n);
+}
+inline void row_dot4(const bf16* x, const bf16* const w[4], int64_t n, float out[4]) {
+  for (int j = 0; j < 4; j++) out[j] = row_dot(x, w[j], n);
 }
 #endif
 

@@ -17,7 +17,9 @@
 #include <thread>
 
 #include "nn/model.h"
+#include "serve/scheduler.h"
 #include "test_util.h"
+#include "tokenizers/tokenizer.h"
 #include "train/checkpoint.h"
 
 namespace fw {
@@ -448,6 +450,42 @@ TEST(Serve, FullQueueDisconnectAndSigterm) {
 // curl, as the README and docs/serve.md call the server: a completion, a stream of
 // server-sent events ending in [DONE], an error's status and body, an unknown path,
 // the metrics.
+// The scheduler's safety net (run()): a fault inside an iteration, which no request is
+// expected to cause (each is checked to fit before it is queued), ends the running
+// choices with "error: ..." and frees their rows, and serving goes on: the next
+// request gets exactly what it got before the fault. In-process, on a thread of its own.
+TEST(Serve, SchedulerFaultEndsTheRunningChoicesAndServingGoesOn) {
+  const std::string run = trained_run("serve_fault", "");
+  LoadedModel lm = load_model(run);
+  const std::unique_ptr<Tokenizer> tok = make_tokenizer(lm.tokenizer);
+  Scheduler sched(*lm.model, *tok, 2, 8, 64);
+  std::thread loop([&] { sched.run(); });
+  auto complete = [&](uint64_t seed) {
+    auto j = std::make_shared<Job>();
+    j->prompt = tok->encode("The jury");
+    j->max_tokens = 12;
+    j->seed = seed;
+    EXPECT_TRUE(sched.submit_all({j}));
+    std::unique_lock<std::mutex> lk(j->mutex);
+    EXPECT_TRUE(j->cv.wait_for(lk, std::chrono::seconds(60), [&] { return j->done; }));
+    return j;
+  };
+  const auto before = complete(5);
+  sched.fail_next_iteration("injected fault");
+  const auto hit = complete(5);
+  const auto after = complete(5);
+  sched.stop();
+  loop.join();
+  EXPECT_EQ(before->finish_reason, "length");
+  EXPECT_EQ(before->tokens.size(), 12u);
+  EXPECT_EQ(hit->finish_reason, "error: injected fault");
+  EXPECT_TRUE(hit->tokens.empty());
+  EXPECT_EQ(after->finish_reason, "length");
+  EXPECT_EQ(after->tokens, before->tokens);
+  EXPECT_TRUE(sched.idle());
+  EXPECT_EQ(sched.stats().busy_slots, 0);
+}
+
 TEST(Serve, Curl) {
   const std::string dir = test::temp_dir("serve");
   const std::string run = trained_run("serve_curl", "");

@@ -1,6 +1,8 @@
 #include "serve/scheduler.h"
 
 #include <algorithm>
+#include <stdexcept>
+#include <utility>
 
 #include "core/error.h"
 #include "core/timer.h"
@@ -158,7 +160,16 @@ void Scheduler::count_routing(int64_t entries) {
   if (!stats_.routed_layers.empty()) stats_.routed_seen += entries;
 }
 
+void Scheduler::fail_next_iteration(const std::string& what) {
+  std::lock_guard<std::mutex> lk(mutex_);
+  fault_ = what;
+}
+
 void Scheduler::iterate() {
+  {
+    std::lock_guard<std::mutex> lk(mutex_);
+    if (!fault_.empty()) throw std::runtime_error(std::exchange(fault_, std::string()));
+  }
   // cancelled jobs give their rows back at once
   for (int64_t r = 0; r < slots_; r++) {
     const auto& j = rows_[size_t(r)];

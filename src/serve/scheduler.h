@@ -86,6 +86,9 @@ class Scheduler {
   bool submit_all(const std::vector<std::shared_ptr<Job>>& jobs);
   bool idle();  // nothing queued or running
   SchedulerStats stats();
+  // For tests of the safety net in run(): the next iteration throws `what`, as an
+  // unexpected fault inside the model would.
+  void fail_next_iteration(const std::string& what);
   int64_t ctx() const { return ctx_; }
 
  private:
@@ -110,6 +113,7 @@ class Scheduler {
   std::vector<TokenLogprobs> drawn_logprobs_;  // (slots) of each row's last draw, when its job asks
   SchedulerStats stats_;
   bool stop_ = false;
+  std::string fault_;  // fail_next_iteration's message, under mutex_ (empty: none)
 };
 
 // How many leading bytes of s are whole UTF-8 characters (a trailing incomplete

@@ -131,8 +131,9 @@ using FeedCallback = std::function<void(int64_t row, const int32_t* tokens, int6
                                         const Generator& gen)>;
 
 // Sampling after several prompts one position at a time, for callers that consume each
-// token before the next is computed (Python's generate steps it on the caller's thread). Each prompt has its own row; next() samples the next token of every prompt: the
-// first call feeds the prompts, each later one decodes all rows in one batched step.
+// token before the next is computed (Python's generate steps it on the caller's
+// thread). Each prompt has its own row; next() samples the next token of every prompt:
+// the first call feeds the prompts, each later one decodes all rows in one batched step.
 // Row i samples with its own Rng(seed + i). When a row's cache is full, its context
 // slides: its last capacity/2 tokens are fed again from position 0.
 class BatchSampler {
@@ -160,8 +161,8 @@ class BatchSampler {
 // Feeds each prompt into its own row, then samples n_new tokens per prompt, decoding
 // all rows in one batched step per token (a BatchSampler run n_new times). Row i
 // samples with its own Rng(seed + i), so a prompt's continuation is the same alone
-// (generate) or in any batch position i with seed - i. When a row's cache is full, its context slides: its last capacity/2 tokens
-// are fed again from position 0.
+// (generate) or in any batch position i with seed - i. When a row's cache is full, its
+// context slides: its last capacity/2 tokens are fed again from position 0.
 BatchGenerateResult generate_batch(Generator& gen, const std::vector<std::vector<int32_t>>& prompts,
                                    int64_t n_new, const SamplingParams& sp, uint64_t seed,
                                    const TokenCallback& on_token = nullptr,

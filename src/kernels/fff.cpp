@@ -64,8 +64,18 @@ T* scratch(std::vector<T>& v, int64_t n) {
   return v.data();
 }
 
+// One visit: node nd's λ (its dot product plus its bias) and the node recorded at
+// visit v, and the child the token goes to next (right if λ > 0).
+inline int32_t visit(float* lam, float* path, int64_t v, int64_t nd, float dot, float bias) {
+  lam[v] = dot + bias;
+  path[v] = float(nd);
+  return int32_t(2 * nd + (lam[v] > 0 ? 2 : 1));
+}
+
 // Tree node at `level` above leaf `leaf` (numbered 0..2^D − 1 across the last level).
 inline int64_t ancestor(int64_t leaf, int64_t level, int64_t D) { return (int64_t(1) << level) - 1 + (leaf >> (D - level)); }
+// The first level at which leaves a and b have different ancestors (D + 1 if a == b).
+inline int64_t first_split_level(int64_t a, int64_t b, int64_t D) { return D + 1 - std::bit_width(uint64_t(a ^ b)); }
 
 // Tokens [t0, t1) sorted by the leaf they reached in tree k, stably (within a leaf, in
 // token order): order[i] the i-th token, leaf[i] its leaf. In that order the tokens
@@ -105,10 +115,7 @@ void walk_levels(const int32_t* tok, const W* const* xs, int64_t n, int32_t* nod
   const int64_t C = s.C, P = s.path(), K = s.K;
   for (int64_t level = l0; level < l1; level++) {
     auto step = [&](int64_t i, float dot) {  // token i's λ recorded, and its next node
-      const int64_t nd = node[i], v = (int64_t(tok[i]) * K + k) * P + level;
-      lam[v] = dot + w.b[nd];
-      path[v] = float(nd);
-      node[i] = int32_t(2 * nd + (lam[v] > 0 ? 2 : 1));
+      node[i] = visit(lam, path, (int64_t(tok[i]) * K + k) * P + level, node[i], dot, w.b[node[i]]);
     };
     int64_t i = 0;
     for (; i + 4 <= n; i += 4) {
@@ -138,12 +145,9 @@ void walk_trees4(const int32_t* tok, const W* const* xs, int64_t n, int32_t (*no
       float l[4];
       for (int j = 0; j < 4; j++) ws[j] = f.w_in + ((k0 + j) * f.N + node[i][j]) * C;
       row_dot4(xs[i], ws, C, l);
-      for (int j = 0; j < 4; j++) {
-        const int64_t nd = node[i][j], v = (int64_t(tok[i]) * K + k0 + j) * P + level;
-        lam[v] = l[j] + f.b[(k0 + j) * f.N + nd];
-        path[v] = float(nd);
-        node[i][j] = int32_t(2 * nd + (lam[v] > 0 ? 2 : 1));
-      }
+      for (int j = 0; j < 4; j++)
+        node[i][j] = visit(lam, path, (int64_t(tok[i]) * K + k0 + j) * P + level, node[i][j], l[j],
+                           f.b[(k0 + j) * f.N + node[i][j]]);
     }
 }
 
@@ -248,7 +252,7 @@ void forward_chunk(float* y, float* path, float* lam, const float* x, const Fore
           for (int64_t k = 0; k < s.K; k++) tree_output(y, tok[i], k, f.tree(k), path, lam, s);
     }
   }
-  for (int64_t k = 0; k < s.K && S < P; k++) {  // deep trees: one at a time, levels [0, S) then buckets
+  for (int64_t k = 0; S < P && k < s.K; k++) {  // deep trees: one at a time, levels [0, S) then buckets
     const Tree<W> w = f.tree(k);
     std::fill(node.begin(), node.end(), 0);
     for (int64_t i0 = 0; i0 < M; i0 += kTile) {
@@ -317,9 +321,9 @@ void forward(float* y, float* path, float* lam, const float* x, const W* w_in, c
 // rows' slices (N × 16·NB floats, at most 64 KiB, in L1) that is added to dw at the
 // end, in row order: added in place as the runs end, the rows were cache misses the
 // loop waited on (d=256, K=16, D=5: the weight side took 0.47 us/token instead of
-// 0.39, with the rows prefetched as each run starts). Every loop over l and b unrolls
-// completely, so the sums are registers (captured by a lambda, or indexed by a loop
-// that stays a loop, they would be kept in memory).
+// 0.39; prefetching each run's rows as it started did not help). Every loop over l
+// and b unrolls completely, so the sums are registers (captured by a lambda, or
+// indexed by a loop that stays a loop, they would be kept in memory).
 constexpr int64_t kAhead = 8;  // tokens ahead whose rows are prefetched: sorted, they are anywhere in src
 
 template <int L, int NB>
@@ -338,19 +342,12 @@ void accumulate_levels(float* dw, const float* src, const float* scale, const in
   if (staged) std::fill(stage + n0 * 16 * NB, stage + n1 * 16 * NB, 0.0f);
   float* const out = staged ? stage : dw + c0;
   const int64_t stride = staged ? 16 * NB : C;
-  auto prefetch_rows = [&](int64_t lf, int64_t from) {  // dw's rows of leaf lf's levels from `from` on
-    if (staged) return;
-    for (int64_t l = std::max(l0, from); l < l0 + L; l++)
-      for (int b = 0; b < NB; b++)
-        _mm_prefetch(reinterpret_cast<const char*>(out + ancestor(lf, l, D) * stride + 16 * b), _MM_HINT_T0);
-  };
   __m512 acc[L][NB];
 #pragma GCC unroll 64
   for (int j = 0; j < L * NB; j++) acc[j / NB][j % NB] = _mm512_setzero_ps();
-  if (M > 0) prefetch_rows(leaf[0], 0);
   for (int64_t i = 0; i <= M; i++) {
     if (i > 0 && (i == M || leaf[i] != leaf[i - 1])) {  // levels from `from` on enter new nodes (all at the end)
-      const int64_t from = i == M ? 0 : D + 1 - std::bit_width(uint32_t(leaf[i] ^ leaf[i - 1])), last = leaf[i - 1];
+      const int64_t from = i == M ? 0 : first_split_level(leaf[i], leaf[i - 1], D), last = leaf[i - 1];
 #pragma GCC unroll 64
       for (int j = 0; j < L * NB; j++)
         if (l0 + j / NB >= from) {
@@ -359,7 +356,6 @@ void accumulate_levels(float* dw, const float* src, const float* scale, const in
           _mm512_mask_storeu_ps(row, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, row), acc[j / NB][j % NB]));
           acc[j / NB][j % NB] = _mm512_setzero_ps();
         }
-      if (i < M) prefetch_rows(leaf[i], from);
     }
     if (i == M) break;
     const int64_t t = order[i];
@@ -419,7 +415,7 @@ void accumulate_bias(float* db, const float* scale, const int32_t* leaf, int64_t
   float sum[64] = {};
   for (int64_t i = 0; i <= M; i++) {
     if (i > 0 && (i == M || leaf[i] != leaf[i - 1])) {
-      const int64_t from = i == M ? 0 : s.D + 1 - std::bit_width(uint32_t(leaf[i] ^ leaf[i - 1]));
+      const int64_t from = i == M ? 0 : first_split_level(leaf[i], leaf[i - 1], s.D);
       for (int64_t l = from; l < P; l++) {
         db[ancestor(leaf[i - 1], l, s.D)] += sum[l];
         sum[l] = 0.0f;
@@ -443,12 +439,11 @@ void weight_gradients(float* dw_in, float* db, float* dw_out, const float* dy, c
   const int64_t K = s.K, N = s.nodes(), C = s.C, P = s.path(), blocks = (C + 16 * NB - 1) / (16 * NB);
   static thread_local std::vector<int32_t> order_buf, leaf_buf;
   int32_t *order = scratch(order_buf, K * M), *leaf = scratch(leaf_buf, K * M);
-#pragma omp parallel for schedule(static)
-  for (int64_t k = 0; k < K; k++) sort_by_leaf(order + k * M, leaf + k * M, path, s, k, 0, M);
   static thread_local std::vector<float> sorted_buf;
   float* sorted = scratch(sorted_buf, 2 * K * M * P);  // (2, K, M, P): dλ, GELU(λ) in leaf order
 #pragma omp parallel for schedule(static)
-  for (int64_t k = 0; k < K; k++)
+  for (int64_t k = 0; k < K; k++) {
+    sort_by_leaf(order + k * M, leaf + k * M, path, s, k, 0, M);
     for (int64_t i = 0; i < M; i++) {
       const int64_t v = (int64_t(order[k * M + i]) * K + k) * P, at = (k * M + i) * P;
       for (int64_t l = 0; l < P; l++) {
@@ -456,6 +451,7 @@ void weight_gradients(float* dw_in, float* db, float* dw_out, const float* dy, c
         sorted[K * M * P + at + l] = gelu_lam[v + l];
       }
     }
+  }
 #pragma omp parallel for schedule(static)
   for (int64_t item = 0; item < 2 * blocks * K + K; item++) {
     const int64_t k = item % K, c0 = item / K % blocks * 16 * NB;

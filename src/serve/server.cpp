@@ -127,12 +127,13 @@ bool cancel(const std::vector<std::shared_ptr<Job>>& jobs, Counters& counters) {
   return false;
 }
 
-// cpp-httplib 0.11 (Debian's, compiled) listens with a backlog of 5 connections: 16
-// clients connecting at once while the cores are busy decoding overflow it, and the
-// kernel drops the extra connection requests, which the clients retry only after 1 s
-// (seen as 1-second time-to-first-token outliers under load). Linux lets a listening
-// socket's backlog be raised by calling listen() again; the socket is found among the
-// process's descriptors by its port.
+std::string completion_id() {
+  static std::atomic<uint64_t> next{1};
+  return "cmpl-flopwise-" + std::to_string(std::time(nullptr)) + "-" + std::to_string(next++);
+}
+
+}  // namespace
+
 void widen_listen_backlog(int port) {
   for (const auto& e : std::filesystem::directory_iterator("/proc/self/fd")) {
     int fd = -1;
@@ -154,13 +155,6 @@ void widen_listen_backlog(int port) {
     if (p == port) ::listen(fd, SOMAXCONN);
   }
 }
-
-std::string completion_id() {
-  static std::atomic<uint64_t> next{1};
-  return "cmpl-flopwise-" + std::to_string(std::time(nullptr)) + "-" + std::to_string(next++);
-}
-
-}  // namespace
 
 void serve(LoadedModel& lm, const ServeOptions& o, const std::function<void(const std::string&)>& log) {
   const ModelConfig& mc = lm.config.model;

@@ -23,6 +23,14 @@ struct ServeOptions {
   std::string model_name;   // the id /v1/models lists (default: the run folder's name)
 };
 
+// cpp-httplib 0.11 (Debian's, compiled) listens with a backlog of 5 connections: 16
+// clients connecting at once while the cores are busy decoding overflow it, and the
+// kernel drops the extra connection requests, which the clients retry only after 1 s
+// (seen as 1-second time-to-first-token outliers under load). Linux lets a listening
+// socket's backlog be raised by calling listen() again: this raises it to SOMAXCONN on
+// this process's listening sockets bound to `port` (found among its descriptors).
+void widen_listen_backlog(int port);
+
 // Serves until SIGTERM or SIGINT; `log` gets "listening on http://HOST:PORT" first.
 void serve(LoadedModel& lm, const ServeOptions& o, const std::function<void(const std::string&)>& log);
 

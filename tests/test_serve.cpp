@@ -548,6 +548,15 @@ TEST(Serve, OpenAiNodeSdk) {
   EXPECT_EQ(j["bad_request_status"], 400);
 }
 
+// 127.0.0.1:port (0: any free port).
+sockaddr_in loopback(int port) {
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = htons(uint16_t(port));
+  return a;
+}
+
 // A socket listening on 127.0.0.1 (a free port) with cpp-httplib's backlog of 5, and
 // how many of n simultaneous connections to it complete their handshake within half a
 // second while nobody accepts.
@@ -555,9 +564,7 @@ struct Listener {
   int fd = -1, port = 0;
   Listener() {
     fd = socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    sockaddr_in a = loopback(0);
     socklen_t len = sizeof a;
     EXPECT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
     EXPECT_EQ(listen(fd, 5), 0);
@@ -566,28 +573,24 @@ struct Listener {
   }
   ~Listener() { close(fd); }
   int connected_within_half_a_second(int n) const {
+    const sockaddr_in a = loopback(port);
     std::vector<pollfd> fds;
     for (int i = 0; i < n; i++) {
       const int c = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
-      sockaddr_in a{};
-      a.sin_family = AF_INET;
-      a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-      a.sin_port = htons(uint16_t(port));
-      connect(c, reinterpret_cast<sockaddr*>(&a), sizeof a);  // EINPROGRESS: the handshake goes on
+      connect(c, reinterpret_cast<const sockaddr*>(&a), sizeof a);  // EINPROGRESS: the handshake goes on
       fds.push_back({c, POLLOUT, 0});
     }
     const auto end = std::chrono::steady_clock::now() + std::chrono::milliseconds(500);
     int done = 0;
-    std::vector<bool> seen(size_t(n), false);
     while (done < n && std::chrono::steady_clock::now() < end) {
       poll(fds.data(), fds.size(), 20);
-      for (int i = 0; i < n; i++)
-        if (!seen[size_t(i)] && (fds[size_t(i)].revents & POLLOUT)) {
+      for (pollfd& p : fds)
+        if (p.events && (p.revents & POLLOUT)) {  // the handshake ended: connected, or refused
           int err = 1;
           socklen_t len = sizeof err;
-          getsockopt(fds[size_t(i)].fd, SOL_SOCKET, SO_ERROR, &err, &len);
-          seen[size_t(i)] = true, done += err == 0;
-          fds[size_t(i)].events = 0;
+          getsockopt(p.fd, SOL_SOCKET, SO_ERROR, &err, &len);
+          done += err == 0;
+          p.events = 0;  // counted: poll no longer reports it
         }
     }
     for (const pollfd& p : fds) close(p.fd);

@@ -27,6 +27,7 @@ REQUESTS_PER_CLIENT = 4
 MAX_TOKENS = 64
 RUNS = sys.argv[1] if len(sys.argv) > 1 else "runs/demo"          # holds dense/ and mod/
 RESULT = sys.argv[2] if len(sys.argv) > 2 else "serve_load"      # bench/results/RESULT.json
+PRECISION = sys.argv[3] if len(sys.argv) > 3 else "checkpoint"  # the servers' --precision
 ROUNDS = 3
 
 
@@ -43,7 +44,8 @@ def prompts(n):
 
 
 def start(run, slots):
-    p = subprocess.Popen([FLOPWISE, "serve", "--ckpt", run, "--port", "0", "--slots", str(slots), "--queue", "256"],
+    p = subprocess.Popen([FLOPWISE, "serve", "--ckpt", run, "--port", "0", "--slots", str(slots), "--queue", "256",
+                          "--precision", PRECISION],
                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     line = p.stdout.readline()
     port = int(line.split("127.0.0.1:")[1].split()[0])
@@ -141,7 +143,7 @@ def main():
                platform.processor())
     commit = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True,
                             text=True).stdout.strip()
-    out = {"cpu": cpu, "commit": commit, "cores": os.cpu_count(), "models": f"{RUNS}/dense and {RUNS}/mod",
+    out = {"cpu": cpu, "commit": commit, "cores": os.cpu_count(), "models": f"{RUNS}/dense and {RUNS}/mod", "precision": PRECISION,
            "requests_per_client": REQUESTS_PER_CLIENT, "rounds": ROUNDS, "table": "fastest round per configuration", "max_tokens": MAX_TOKENS, "rows": rows, "ratios": ratios}
     path = os.path.join(ROOT, f"bench/results/{RESULT}.json")
     with open(path, "w") as f:

@@ -194,10 +194,46 @@ TEST(Serve, CompletionsEqualSampleAndStream) {
   }
 }
 
+// A byte's spelling in logprobs' tokens: itself, or "bytes:\xNN" when it is not whole
+// UTF-8 (as OpenAI does); and back.
+std::string spelling(int b) {
+  char hex[16];
+  std::snprintf(hex, sizeof hex, "bytes:\\x%02x", b);
+  return b < 0x80 ? std::string(1, char(b)) : std::string(hex);
+}
+int byte_of(const std::string& t) {
+  for (int b = 0; b < 256; b++)
+    if (spelling(b) == t) return b;
+  ADD_FAILURE() << "not a byte's spelling: " << t;
+  return 0;
+}
+
+// The oracle: log-softmax of the training forward's logits over `text` (no cache, no
+// server; bytes: token id = byte) with the matrix products in bf16 or fp32. Row i: the
+// distribution of the token after text[i], over the byte vocabulary.
+std::vector<std::vector<double>> forward_logprobs(const std::string& run, const std::string& text, bool bf16) {
+  LoadedModel lm = load_model(run);
+  lm.model->set_matmul_bf16(bf16);
+  const int64_t T = int64_t(text.size()), V = std::min<int64_t>(lm.model->cfg.vocab_size, 256), Vm = lm.model->cfg.vocab_size;
+  std::vector<int32_t> ids;
+  for (const unsigned char ch : text) ids.push_back(ch);
+  Activations acts(*lm.model, 1, T, false);
+  model_forward(*lm.model, acts, ids.data(), nullptr, ForwardMode{});
+  std::vector<std::vector<double>> out(static_cast<size_t>(T));
+  for (int64_t t = 0; t < T; t++) {
+    const float* logits = acts.logits + t * Vm;
+    double max = logits[0], sum = 0;
+    for (int64_t v = 1; v < V; v++) max = std::max(max, double(logits[v]));
+    for (int64_t v = 0; v < V; v++) sum += std::exp(double(logits[v]) - max);
+    for (int64_t v = 0; v < V; v++) out[size_t(t)].push_back(double(logits[v]) - max - std::log(sum));
+  }
+  return out;
+}
+
 // logprobs: each sampled token's log-probability and the most likely alternatives are
-// those of the model's own distribution at that position, computed here by the
-// training forward over prompt + completion (no cache, no server); tokens and offsets
-// spell the text; a stream carries the same entries, each with the chunk showing it.
+// those of the model's own distribution at that position (forward_logprobs); tokens
+// and offsets spell the text; a stream carries the same entries, each with the chunk
+// showing it.
 TEST(Serve, LogprobsAreTheModelsOwn) {
   const std::string dir = test::temp_dir("serve_logprobs");
   const std::string run = trained_run("serve_logprobs", "");
@@ -207,18 +243,6 @@ TEST(Serve, LogprobsAreTheModelsOwn) {
   ASSERT_EQ(a.status, 200) << a.body;
   const nlohmann::json lp = a.body["choices"][0]["logprobs"];
   ASSERT_EQ(lp["tokens"].size(), 12u) << lp;
-  // a byte that is not whole UTF-8 is spelled "bytes:\xNN", as OpenAI does
-  const auto spelling = [](int b) {
-    char hex[16];
-    std::snprintf(hex, sizeof hex, "bytes:\\x%02x", b);
-    return b < 0x80 ? std::string(1, char(b)) : std::string(hex);
-  };
-  const auto byte_of = [&](const std::string& t) {
-    for (int b = 0; b < 256; b++)
-      if (spelling(b) == t) return b;
-    ADD_FAILURE() << "not a byte's spelling: " << t;
-    return 0;
-  };
   std::string completion;  // the completion's bytes (the text field has U+FFFD for bytes that are not UTF-8)
   for (size_t i = 0; i < 12; i++) {
     EXPECT_EQ(lp["text_offset"][i], completion.size());
@@ -227,28 +251,19 @@ TEST(Serve, LogprobsAreTheModelsOwn) {
   }
   EXPECT_EQ(nlohmann::json(completion).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace),
             a.body["choices"][0]["text"].dump());
-  // the oracle: log-softmax of the training forward's logits (bytes: token id = byte)
-  LoadedModel lm = load_model(run);
   const std::string all = "The jury" + completion;
-  const int64_t T = int64_t(all.size()), V = std::min<int64_t>(lm.model->cfg.vocab_size, 256), Vm = lm.model->cfg.vocab_size;
-  std::vector<int32_t> ids;
-  for (const unsigned char ch : all) ids.push_back(ch);
-  Activations acts(*lm.model, 1, T, false);
-  model_forward(*lm.model, acts, ids.data(), nullptr, ForwardMode{});
+  const auto oracle = forward_logprobs(run, all, false);
   for (int64_t i = 0; i < 12; i++) {
-    const float* logits = acts.logits + (8 + i - 1) * Vm;  // the position that predicts completion token i
-    double max = logits[0], sum = 0;
-    for (int64_t v = 1; v < V; v++) max = std::max(max, double(logits[v]));
-    for (int64_t v = 0; v < V; v++) sum += std::exp(double(logits[v]) - max);
-    const auto logprob = [&](int64_t v) { return double(logits[v]) - max - std::log(sum); };
-    EXPECT_NEAR(lp["token_logprobs"][size_t(i)].get<double>(), logprob(ids[size_t(8 + i)]), 1e-4) << i;
-    std::vector<int32_t> order(static_cast<size_t>(V));
+    const std::vector<double>& logprob = oracle[size_t(8 + i - 1)];  // the position that predicts completion token i
+    EXPECT_NEAR(lp["token_logprobs"][size_t(i)].get<double>(), logprob[size_t(all[size_t(8 + i)] & 0xFF)], 1e-4) << i;
+    std::vector<int32_t> order(logprob.size());
     std::iota(order.begin(), order.end(), 0);
-    std::partial_sort(order.begin(), order.begin() + 3, order.end(), [&](int32_t x, int32_t y) { return logits[x] > logits[y]; });
+    std::partial_sort(order.begin(), order.begin() + 3, order.end(),
+                      [&](int32_t x, int32_t y) { return logprob[size_t(x)] > logprob[size_t(y)]; });
     for (int k = 0; k < 3; k++) {
       const std::string key = spelling(order[size_t(k)]);
       ASSERT_TRUE(lp["top_logprobs"][size_t(i)].contains(key)) << i << " " << lp["top_logprobs"][size_t(i)];
-      EXPECT_NEAR(lp["top_logprobs"][size_t(i)][key].get<double>(), logprob(order[size_t(k)]), 1e-4);
+      EXPECT_NEAR(lp["top_logprobs"][size_t(i)][key].get<double>(), logprob[size_t(order[size_t(k)])], 1e-4);
     }
   }
   // streamed: the same entries, spread over the chunks
@@ -271,6 +286,46 @@ TEST(Serve, LogprobsAreTheModelsOwn) {
   const Answer bad = post(s, R"({"prompt": "The", "logprobs": 6})");
   EXPECT_EQ(bad.status, 400);
   EXPECT_EQ(bad.body["error"]["param"], "logprobs");
+}
+
+// --precision: a run trained in fp32 served in bf16, and one trained in bf16 served as
+// it trained (the default) and in fp32. Each server's logprobs are the training
+// forward's in the precision asked for (within 1e-4), and somewhere at least 3e-4 from
+// the other precision's, so a server in the wrong precision would fail that check;
+// `flopwise sample --precision` draws the same text.
+TEST(Serve, PrecisionFlagChoosesTheMatrixProducts) {
+  const std::string dir = test::temp_dir("serve_precision");
+  const std::string fp32_run = trained_run("serve_precision_fp32", "");
+  const std::string bf16_run = trained_run("serve_precision_bf16", "--set train.matmul_bf16=true");
+  struct Case {
+    std::string run, flag;
+    bool bf16;
+  };
+  for (const Case& k : {Case{fp32_run, "--precision bf16", true}, Case{bf16_run, "", true},
+                        Case{bf16_run, "--precision checkpoint", true}, Case{bf16_run, "--precision fp32", false}}) {
+    Server s(k.run, "--slots 2 " + k.flag, dir);
+    const Answer a = post(s, R"({"prompt": "The jury", "max_tokens": 12, "temperature": 0.8, "seed": 5, "logprobs": 1})");
+    ASSERT_EQ(a.status, 200) << a.body;
+    const nlohmann::json lp = a.body["choices"][0]["logprobs"];
+    ASSERT_EQ(lp["tokens"].size(), 12u) << lp;
+    std::string all = "The jury";
+    for (const auto& t : lp["tokens"]) all += char(byte_of(t));
+    const auto asked = forward_logprobs(k.run, all, k.bf16), other = forward_logprobs(k.run, all, !k.bf16);
+    double farthest = 0;  // the served logprobs' largest distance from the other precision's
+    for (size_t i = 0; i < 12; i++) {
+      const size_t at = 8 + i - 1, next = size_t(all[8 + i] & 0xFF);
+      const double got = lp["token_logprobs"][i].get<double>();
+      EXPECT_NEAR(got, asked[at][next], 1e-4) << k.run << " " << k.flag << " token " << i;
+      farthest = std::max(farthest, std::abs(got - other[at][next]));
+    }
+    EXPECT_GT(farthest, 3e-4) << k.run << " " << k.flag << ": bf16 and fp32 logprobs this close cannot be told apart";
+    EXPECT_EQ(a.body["choices"][0]["text"],
+              sample_text(k.run, "The jury", 12, "--temperature 0.8 --top-p 1 --seed 5 " + k.flag)) << k.flag;
+  }
+  // a precision that does not exist: one line naming the flag, exit code != 0
+  const auto bad = test::flopwise("sample --ckpt " + fp32_run + " --prompt x --precision fp16");
+  EXPECT_NE(bad.code, 0);
+  EXPECT_NE(bad.out.find("--precision: fp16 not in {checkpoint,fp32,bf16}"), std::string::npos) << bad.out;
 }
 
 TEST(Serve, ConcurrentRequestsGetWhatTheyGetAlone) {

@@ -25,7 +25,8 @@ struct BenchFlags {
   int64_t steps = 10, warmup = 2;
   int64_t prompt_tokens = 64, new_tokens = 256, batch = 1;
   ConfigFlags config;
-  RoutingFlag routing;  // bench sample --ckpt
+  PrecisionFlag precision;  // bench sample
+  RoutingFlag routing;      // bench sample --ckpt
   CommonFlags common;
 };
 
@@ -110,7 +111,7 @@ void bench_sample(const BenchFlags& f) {
     fresh->init_weights(uint64_t(cfg.train.seed));
   }
   Model& model = lm.model ? *lm.model : *fresh;
-  model.set_matmul_bf16(cfg.train.bf16());
+  f.precision.apply(model, cfg);
   if (lm.model) f.routing.apply(model, f.ckpt);
   Rng rng(uint64_t(cfg.train.seed));
   std::vector<std::vector<int32_t>> prompts(size_t(f.batch), std::vector<int32_t>(size_t(f.prompt_tokens)));
@@ -128,7 +129,8 @@ void bench_sample(const BenchFlags& f) {
   const double tps = double(f.batch * f.new_tokens) / r.seconds;
   nlohmann::json j = {{"tokens_per_s", tps},   {"new_tokens", f.new_tokens},
                       {"batch", f.batch},      {"prompt_tokens", f.prompt_tokens},
-                      {"seconds", r.seconds},  {"threads", num_threads()}};
+                      {"seconds", r.seconds},  {"threads", num_threads()},
+                      {"precision", model.bf16_enabled() ? "bf16" : "fp32"}};
   if (cfg.model.mod.enabled) {  // the fraction of fed tokens each routed layer processed
     double processed = 0;
     int64_t n = 0;
@@ -142,8 +144,9 @@ void bench_sample(const BenchFlags& f) {
     j["routing"] = model.calibration.empty() ? "uncalibrated" : "calibrated";
   }
   if (f.common.json) print_json(j);
-  else std::printf("bench sample: %.1f tokens/s (batch %lld, %lld new tokens each after a %lld-token prompt, KV cache)\n",
-                   tps, (long long)f.batch, (long long)f.new_tokens, (long long)f.prompt_tokens);
+  else std::printf("bench sample: %.1f tokens/s (batch %lld, %lld new tokens each after a %lld-token prompt, KV cache, "
+                   "%s)\n", tps, (long long)f.batch, (long long)f.new_tokens, (long long)f.prompt_tokens,
+                   model.bf16_enabled() ? "bf16" : "fp32");
 }
 }  // namespace
 
@@ -164,6 +167,7 @@ void register_bench(CLI::App& app) {
   sa->add_option("--new-tokens", fs->new_tokens, "tokens to generate per sequence");
   sa->add_option("--batch", fs->batch, "sequences decoded side by side (each its own random prompt)");
   fs->config.add(sa);
+  fs->precision.add(sa);
   fs->routing.add(sa);
   fs->common.add(sa);
   sa->callback([fs]() { bench_sample(*fs); });

@@ -31,6 +31,17 @@ void CommonFlags::add(CLI::App* sub) {
 
 void CommonFlags::apply() const { set_num_threads(threads); }
 
+void PrecisionFlag::add(CLI::App* sub) {
+  sub->add_option("--precision", precision,
+                  "matrix products: checkpoint (as the run trained, train.matmul_bf16), fp32, or bf16 (fp32 "
+                  "accumulation)")
+      ->check(CLI::IsMember({"checkpoint", "fp32", "bf16"}));
+}
+
+void PrecisionFlag::apply(Model& model, const Config& cfg) const {
+  model.set_matmul_bf16(precision == "checkpoint" ? cfg.train.bf16() : precision == "bf16");
+}
+
 void RoutingFlag::add(CLI::App* sub) {
   sub->add_option("--routing", routing,
                   "Mixture-of-Depths sampling: calibrated (the checkpoint's thresholds, processing the "

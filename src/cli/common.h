@@ -25,6 +25,17 @@ struct CommonFlags {
   void apply() const;  // sets the thread count
 };
 
+// --precision checkpoint|fp32|bf16 of the commands that run a trained model (sample,
+// serve, bench sample): the matrix products' operands. checkpoint, the default, is what
+// the run trained with (train.matmul_bf16); fp32 or bf16 (bf16 operands, fp32
+// accumulation) whatever it trained with. Inference reads each weight once per token,
+// so bf16's half-size weights pay there even where bf16 training does not.
+struct PrecisionFlag {
+  std::string precision = "checkpoint";
+  void add(CLI::App* sub);
+  void apply(Model& model, const Config& cfg) const;  // bf16 mode on or off
+};
+
 // --routing calibrated|uncalibrated: how a Mixture-of-Depths model decides when sampling
 // (infer/calibration.h). Calibrated, the default, uses the checkpoint's thresholds when it
 // has them; uncalibrated uses the trained rule (σ > 0.5).

@@ -14,6 +14,7 @@ namespace {
 struct ServeFlags {
   std::string ckpt;
   ServeOptions o;
+  PrecisionFlag precision;
   RoutingFlag routing;
   CommonFlags common;
 };
@@ -21,7 +22,7 @@ struct ServeFlags {
 void run_serve(ServeFlags& f) {
   f.common.apply();
   LoadedModel lm = load_model(f.ckpt);
-  lm.model->set_matmul_bf16(lm.config.train.bf16());
+  f.precision.apply(*lm.model, lm.config);
   f.routing.apply(*lm.model, f.ckpt);
   if (f.o.model_name.empty()) {
     const std::filesystem::path p = std::filesystem::absolute(f.ckpt).lexically_normal();
@@ -46,6 +47,7 @@ void register_serve(CLI::App& app) {
   sub->add_option("--ctx", f->o.ctx, "context per slot, prompt + completion (default model.max_seq_len)");
   sub->add_option("--max-body", f->o.max_body, "largest request body in bytes (default 1 MiB; larger: 413)");
   sub->add_option("--model-name", f->o.model_name, "the model id /v1/models lists (default: the run folder's name)");
+  f->precision.add(sub);
   f->routing.add(sub);
   f->common.add(sub);
   sub->callback([f]() { run_serve(*f); });

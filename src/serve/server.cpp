@@ -377,7 +377,7 @@ void serve(LoadedModel& lm, const ServeOptions& o, const std::function<void(cons
     svr.stop();
   });
   log(str("listening on http://", o.host, ":", port, " (model '", name, "', ", o.slots, " slots, queue ", o.queue,
-          ", context ", ctx, ")"));
+          ", context ", ctx, ", ", lm.model->bf16_enabled() ? "bf16" : "fp32", " matrix products)"));
   std::thread http([&] {
     svr.listen_after_bind();
     g_terminate = true;  // the server stopped for another reason: end the watcher

@@ -359,6 +359,101 @@ TEST(MoD, BatchedDecodingDivergesAndMatchesEachSequenceAlone) {
       << "all rows skipped equally many tokens: the caches did not diverge";
 }
 
+// Continuous batching's forward (Generator::mixed): prompt chunks of some rows beside
+// one new token of each decoding row, in one pass. Each entry must get the logits and
+// routing decisions that separate feed() and step() calls give it, for a dense, a MoD
+// and an FFF model. The scenario: rows 0 and 1 decode while row 2 feeds a 13-token
+// prompt in chunks of 8 and row 3 a 5-token one; row 3 then decodes beside row 2's
+// last chunk; then all four decode together (a mixed() without chunks).
+TEST(MoD, MixedForwardEqualsSeparateFeedsAndSteps) {
+  for (const std::string kind : {"dense", "mod", "fff"}) {
+    ModelConfig c = test::small_model(32, 4, 4, 40);
+    if (kind == "mod") c.mod.enabled = true, c.mod.causal = Causal::router_bce;
+    if (kind == "fff") c.mlp = MlpKind::fff, c.fff.trees = 2, c.fff.depth = 3;
+    Model m(c);
+    m.init_weights(29);
+    for (size_t i = 0; i < m.params.size(); i++) m.params.data()[i] *= 5.0f;
+    const int64_t V = c.vocab_size, chunk = 8;
+    std::vector<std::vector<int32_t>> prompts;
+    for (int64_t b = 0; b < 4; b++) {
+      std::vector<int32_t> p(size_t(b == 2 ? 13 : 5 + b));
+      for (size_t i = 0; i < p.size(); i++) p[i] = int32_t((int64_t(i) * 53 + 29 * b + 7) % 256);
+      prompts.push_back(p);
+    }
+    Generator mixed(m, 40, chunk, 4, 4 * chunk), separate(m, 40, chunk, 4);
+    for (int64_t b : {0, 1}) {
+      mixed.feed(prompts[size_t(b)].data(), int64_t(prompts[size_t(b)].size()), b);
+      separate.feed(prompts[size_t(b)].data(), int64_t(prompts[size_t(b)].size()), b);
+    }
+    bool diverged = false;  // a routed layer processed some of one call's tokens and not others
+    // compares entries [first, first + n) of the mixed call with the separate call's n entries
+    auto same = [&](const float* got, int64_t first, const float* want, int64_t n, const std::string& what) {
+      for (int64_t i = 0; i < n; i++)
+        for (int64_t v = 0; v < V; v++)
+          ASSERT_NEAR(got[(first + i) * V + v], want[i * V + v], 1e-4) << kind << " " << what << " entry " << i;
+      if (kind != "mod") return;
+      for (int64_t l : {1, 3}) {
+        int64_t processed = 0;
+        for (int64_t i = 0; i < n; i++) {
+          EXPECT_EQ(mixed.decisions(l)[size_t(first + i)].processed, separate.decisions(l)[size_t(i)].processed)
+              << what << " entry " << i << " layer " << l;
+          EXPECT_NEAR(mixed.decisions(l)[size_t(first + i)].router, separate.decisions(l)[size_t(i)].router, 1e-4);
+          processed += separate.decisions(l)[size_t(i)].processed;
+        }
+        diverged |= processed > 0 && processed < n;
+      }
+    };
+    auto logits = [&](const float* p, int64_t n) { return std::vector<float>(p, p + n * V); };
+    for (int64_t t = 0; t < 6; t++) {
+      const int32_t next[4] = {int32_t(11 + t), int32_t(97 + 3 * t), int32_t(200 - t), int32_t(5 * t + 1)};
+      std::vector<Generator::Chunk> chunks;
+      std::vector<int64_t> rows;
+      std::vector<int32_t> toks;
+      if (t == 0) chunks = {{2, prompts[2].data(), chunk}, {3, prompts[3].data(), 5}};
+      if (t == 1) chunks = {{2, prompts[2].data() + chunk, 5}};
+      for (int64_t r = 0; r < 4; r++)
+        if ((r < 2 || t >= 2 || (r == 3 && t == 1))) rows.push_back(r), toks.push_back(next[r]);
+      const std::vector<float> got =
+          logits(mixed.mixed(chunks.data(), int64_t(chunks.size()), toks.data(), rows.data(), int64_t(rows.size())),
+                 [&] { int64_t n = int64_t(rows.size()); for (const auto& ch : chunks) n += ch.n; return n; }());
+      int64_t first = 0;
+      for (const auto& ch : chunks) {
+        const std::vector<float> want = logits(separate.feed(ch.tokens, ch.n, ch.row) - (ch.n - 1) * V, ch.n);
+        same(got.data(), first, want.data(), ch.n, "step " + std::to_string(t) + " chunk of row " + std::to_string(ch.row));
+        first += ch.n;
+      }
+      if (!rows.empty()) {
+        const std::vector<float> want = logits(separate.step(toks.data(), rows.data(), int64_t(rows.size())), int64_t(rows.size()));
+        same(got.data(), first, want.data(), int64_t(rows.size()), "step " + std::to_string(t) + " decoding rows");
+      }
+    }
+    for (int64_t b = 0; b < 4; b++) {
+      EXPECT_EQ(mixed.length(b), separate.length(b)) << kind << " row " << b;
+      EXPECT_EQ(cache_lengths(mixed, b), cache_lengths(separate, b)) << kind << " row " << b;
+    }
+    if (kind == "mod") EXPECT_TRUE(diverged) << "every call routed all its tokens alike: the test would prove little";
+  }
+}
+
+// mixed() refuses a row given twice (as a chunk and a step), a chunk longer than the
+// generator's chunk, and more tokens than batch_tokens().
+TEST(MoD, MixedForwardRejectsBadBatches) {
+  ModelConfig c = test::small_model(32, 4, 2, 16);
+  Model m(c);
+  m.init_weights(1);
+  Generator g(m, 16, 4, 3, 8);
+  const int32_t toks[5] = {1, 2, 3, 4, 5};
+  const int64_t row0[1] = {0}, row2[1] = {2};
+  const Generator::Chunk chunk0{0, toks, 4}, long_chunk{1, toks, 5}, chunks12[2] = {{1, toks, 4}, {2, toks, 4}};
+  EXPECT_THROW(g.mixed(&chunk0, 1, toks, row0, 1), Error);
+  EXPECT_THROW(g.mixed(&long_chunk, 1, toks, row2, 1), Error);
+  EXPECT_THROW(g.mixed(chunks12, 2, toks, row0, 1), Error);  // 4 + 4 + 1 > 8
+  EXPECT_THROW(g.mixed(nullptr, 0, toks, row0, 0), Error);   // nothing
+  EXPECT_NO_THROW(g.mixed(chunks12, 2, toks, row0, 0));
+  EXPECT_EQ(g.length(1), 4);
+  EXPECT_EQ(g.length(2), 4);
+}
+
 // A batched step refuses a row listed twice or one whose cache is full.
 TEST(MoD, BatchedStepRejectsBadRows) {
   ModelConfig c = test::small_model(32, 4, 2, 8);

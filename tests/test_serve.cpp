@@ -328,24 +328,37 @@ TEST(Serve, PrecisionFlagChoosesTheMatrixProducts) {
   EXPECT_NE(bad.out.find("--precision: fp16 not in {checkpoint,fp32,bf16}"), std::string::npos) << bad.out;
 }
 
+// Concurrent requests, some with prompts of two or three 64-token chunks, each get what
+// they get alone: with the default token budget per forward and with the least one
+// (one chunk beside the other slots' tokens, so prompts wait for their turn), and a
+// bad budget is refused with one line.
 TEST(Serve, ConcurrentRequestsGetWhatTheyGetAlone) {
   const std::string dir = test::temp_dir("serve");
-  const std::string run = trained_run("serve_concurrent", "--set mod.enabled=true --set mod.capacity=0.25");
-  Server s(run, "--slots 4 --queue 64", dir);
+  const std::string run = trained_run("serve_concurrent", "--set mod.enabled=true --set mod.capacity=0.25", 192);
   const int n = 12;
-  auto body = [](int i) {
-    return nlohmann::json{{"prompt", i % 2 ? "The city" : "He said that"}, {"max_tokens", 10 + 3 * i},
-                          {"temperature", 0.9}, {"seed", 100 + i}}.dump();
+  const std::string longer = "The jury further said in term-end presentments that the City Executive Committee, "
+                             "which had over-all charge of the election, deserves praise";  // 137 bytes: 3 chunks
+  auto body = [&](int i) {
+    const std::string prompt = i % 3 == 0 ? longer.substr(0, size_t(70 + 20 * (i / 3))) : i % 2 ? "The city" : "He said that";
+    return nlohmann::json{{"prompt", prompt}, {"max_tokens", 10 + 3 * i}, {"temperature", 0.9}, {"seed", 100 + i}}.dump();
   };
   std::vector<std::string> alone;
-  for (int i = 0; i < n; i++) alone.push_back(post(s, body(i)).body["choices"][0]["text"]);
-  std::vector<std::future<Answer>> together;
-  for (int i = 0; i < n; i++) together.push_back(std::async(std::launch::async, [&, i] { return post(s, body(i)); }));
-  for (int i = 0; i < n; i++) {
-    const Answer a = together[size_t(i)].get();
-    ASSERT_EQ(a.status, 200) << a.body;
-    EXPECT_EQ(a.body["choices"][0]["text"], alone[size_t(i)]) << "request " << i;
+  for (const std::string budget : {"", "--batch-tokens 67"}) {
+    Server s(run, "--slots 4 --queue 64 " + budget, dir);
+    if (alone.empty())
+      for (int i = 0; i < n; i++) alone.push_back(post(s, body(i)).body["choices"][0]["text"]);
+    std::vector<std::future<Answer>> together;
+    for (int i = 0; i < n; i++) together.push_back(std::async(std::launch::async, [&, i] { return post(s, body(i)); }));
+    for (int i = 0; i < n; i++) {
+      const Answer a = together[size_t(i)].get();
+      ASSERT_EQ(a.status, 200) << a.body;
+      EXPECT_EQ(a.body["choices"][0]["text"], alone[size_t(i)]) << "request " << i << " " << budget;
+    }
   }
+  const auto bad = test::flopwise("serve --ckpt " + run + " --port 0 --slots 4 --batch-tokens 66");
+  EXPECT_EQ(bad.code, 1);
+  EXPECT_NE(bad.out.find("serve: --batch-tokens 66 is below 67 (one prompt chunk of 64 tokens beside 3 decoding slots)"),
+            std::string::npos) << bad.out;
 }
 
 TEST(Serve, BadInputsGetTheirStatusAndTheServerKeepsServing) {

@@ -45,6 +45,9 @@ void register_serve(CLI::App& app) {
   sub->add_option("--slots", f->o.slots, "sequences decoded side by side (default 4)");
   sub->add_option("--queue", f->o.queue, "choices that may wait for a slot; beyond, 503 (default 64)");
   sub->add_option("--ctx", f->o.ctx, "context per slot, prompt + completion (default model.max_seq_len)");
+  sub->add_option("--batch-tokens", f->o.batch_tokens,
+                  "most tokens one forward runs: every decoding slot's next token, then 64-token prompt chunks "
+                  "while they fit (default 256, at least 63 + slots)");
   sub->add_option("--max-body", f->o.max_body, "largest request body in bytes (default 1 MiB; larger: 413)");
   sub->add_option("--model-name", f->o.model_name, "the model id /v1/models lists (default: the run folder's name)");
   f->precision.add(sub);

@@ -61,10 +61,10 @@ static std::vector<PackedProduct> packed_products(const ModelConfig& c, ModelWei
   return out;
 }
 
-size_t Generator::bytes(const ModelConfig& cfg, int64_t capacity, int64_t chunk, int64_t rows) {
+size_t Generator::bytes(const ModelConfig& cfg, int64_t capacity, int64_t chunk, int64_t rows, int64_t batch_tokens) {
   Buffers b;
   size_t floats = 0;
-  layout(b, cfg, capacity, std::max(std::min(chunk, capacity), rows), rows,
+  layout(b, cfg, capacity, std::max({std::min(chunk, capacity), rows, batch_tokens}), rows,
          [&](float*&, size_t n) { floats += Arena::rounded(n); });
   ModelWeights shapes;
   shapes.blocks.resize(size_t(cfg.n_layers));
@@ -73,18 +73,22 @@ size_t Generator::bytes(const ModelConfig& cfg, int64_t capacity, int64_t chunk,
   return floats * sizeof(float) + packed;
 }
 
-Generator::Generator(const Model& model, int64_t capacity, int64_t chunk, int64_t rows)
+Generator::Generator(const Model& model, int64_t capacity, int64_t chunk, int64_t rows, int64_t batch_tokens)
     : m_(model), cap_(capacity), chunk_(std::min(chunk, capacity)), rows_(rows) {
   FW_CHECK(!model.cfg.encoder(), "sample: this model is an encoder (model.kind = 'encoder'): it fills in masked "
            "tokens and does not generate text");
   FW_CHECK(capacity >= 2, "sample: context capacity ", capacity, " too small");
   FW_CHECK(rows >= 1, "sample: batch of ", rows, " sequences");
-  tokens_ = std::max(chunk_, rows_);
+  tokens_ = std::max({chunk_, rows_, batch_tokens});
   layout(b_, m_.cfg, cap_, tokens_, rows_, [&](float*&, size_t n) { arena_.reserve(n); });
   arena_.allocate();
   layout(b_, m_.cfg, cap_, tokens_, rows_, [&](float*& p, size_t n) { p = arena_.take(n); });
   for (auto* v : {&pos_, &sel_pos_}) v->resize(size_t(tokens_));
   for (auto* v : {&sel_rows_, &past_, &sel_entry_}) v->resize(size_t(tokens_));
+  sel_spans_.resize(size_t(tokens_));
+  groups_.resize(size_t(tokens_));
+  mixed_tokens_.resize(size_t(tokens_));
+  mixed_spans_.resize(size_t(rows_ + 1));
   len_.assign(size_t(rows_), 0);
   seen_.assign(size_t(rows_), 0);
   processed_.resize(size_t(tokens_));
@@ -117,18 +121,27 @@ void Generator::reset_row(int64_t row) {
   std::fill_n(kv_len_.begin() + row * m_.cfg.n_layers, m_.cfg.n_layers, 0);
 }
 
-void Generator::run_block(int64_t l, const int64_t* rows, int64_t B, int64_t T, float* y, const float* x,
-                          const int32_t* pos) {
+void Generator::run_block(int64_t l, const Span* spans, int64_t S, float* y, const float* x, const int32_t* pos) {
   const int64_t L = m_.cfg.n_layers;
-  for (int64_t b = 0; b < B; b++) past_[size_t(b)] = kv_len_[size_t(rows[b] * L + l)];
-  block_forward(BlockDims::of(m_.cfg, B, T), ForwardMode{}, w_.blocks[size_t(l)], b_.acts, b_.scratch, y, x, pos, rope_,
-                KvSlot{b_.k[size_t(l)], b_.v[size_t(l)], cap_, rows, past_.data()}, cap_);
-  for (int64_t b = 0; b < B; b++) kv_len_[size_t(rows[b] * L + l)] += T;
+  int64_t N = 0, at = 0;  // tokens, batch rows so far
+  for (int64_t g = 0; g < S; g++) {
+    const Span& sp = spans[g];
+    for (int64_t b = 0; b < sp.B; b++) past_[size_t(at + b)] = kv_len_[size_t(sp.rows[b] * L + l)];
+    groups_[size_t(g)] = {sp.B, sp.T, KvSlot{b_.k[size_t(l)], b_.v[size_t(l)], cap_, sp.rows, past_.data() + at}};
+    N += sp.B * sp.T;
+    at += sp.B;
+  }
+  block_forward_groups(BlockDims::of(m_.cfg, 1, N), ForwardMode{}, w_.blocks[size_t(l)], b_.acts, b_.scratch, y, x,
+                       pos, rope_, groups_.data(), S, cap_);
+  for (int64_t g = 0; g < S; g++)
+    for (int64_t b = 0; b < spans[g].B; b++) kv_len_[size_t(spans[g].rows[b] * L + l)] += spans[g].T;
 }
 
-void Generator::routed_layer(int64_t l, const int64_t* rows, int64_t B, int64_t T) {
+void Generator::routed_layer(int64_t l, const Span* spans, int64_t S) {
   const ModelConfig& c = m_.cfg;
-  const int64_t C = c.d_model, N = B * T;
+  int64_t N = 0;
+  for (int64_t g = 0; g < S; g++) N += spans[g].B * spans[g].T;
+  const int64_t C = c.d_model;
   const RouterWeights& rw = w_.routers[size_t(l)];
   const float* decider = nullptr;
   causal_route(processed_.data(), &decider, b_.r, b_.pred_p, b_.pred_h, b_.x, rw, c.mod,
@@ -137,45 +150,52 @@ void Generator::routed_layer(int64_t l, const int64_t* rows, int64_t B, int64_t 
   dec.resize(size_t(N));
   for (int64_t i = 0; i < N; i++) dec[size_t(i)] = {b_.r[i], decider[i], processed_[size_t(i)] != 0};
   std::memcpy(b_.y, b_.x, size_t(N * C) * 4);  // skipped tokens pass by unchanged
-  const Gate gate = c.mod.gate;
-  // One token per sequence (a step): the processed tokens form one batch of rows.
-  // Several tokens per sequence (a feed): each sequence's processed tokens form one row.
-  const bool one_token_each = T == 1;
-  for (int64_t g = 0; g < (one_token_each ? 1 : B); g++) {
-    const int64_t first = one_token_each ? 0 : g * T, count = one_token_each ? B : T;
-    int64_t m = 0;
-    for (int64_t i = first; i < first + count; i++) {
+  // The processed tokens, gathered in entry order, as spans of their own: a step's
+  // processed rows form one span of rows (one token each), a chunk's processed tokens
+  // one span of its sequence.
+  int64_t m = 0, P = 0;
+  for (int64_t g = 0, first = 0; g < S; first += spans[g].B * spans[g].T, g++) {
+    const Span& sp = spans[g];
+    const int64_t m0 = m;
+    for (int64_t i = first; i < first + sp.B * sp.T; i++) {
       if (!dec[size_t(i)].processed) continue;
       std::memcpy(b_.xs + m * C, b_.x + i * C, size_t(C) * 4);
       sel_pos_[size_t(m)] = pos_[size_t(i)];
-      sel_rows_[size_t(m)] = rows[i / T];
+      sel_rows_[size_t(m)] = sp.rows[(i - first) / sp.T];
       sel_entry_[size_t(m++)] = i;
     }
-    if (m == 0) continue;
-    if (one_token_each) run_block(l, sel_rows_.data(), m, 1, b_.ys, b_.xs, sel_pos_.data());
-    else run_block(l, rows + g, 1, m, b_.ys, b_.xs, sel_pos_.data());
-    for (int64_t j = 0; j < m; j++) {
-      const int64_t i = sel_entry_[size_t(j)];
-      add_gated_update(b_.y + i * C, b_.xs + j * C, b_.ys + j * C, gate_value(gate, b_.r[i]), C);
-    }
+    if (m > m0) sel_spans_[size_t(P++)] = sp.T == 1 ? Span{&sel_rows_[size_t(m0)], m - m0, 1} : Span{sp.rows, 1, m - m0};
+  }
+  if (m == 0) return;
+  run_block(l, sel_spans_.data(), P, b_.ys, b_.xs, sel_pos_.data());
+  const Gate gate = c.mod.gate;
+  for (int64_t j = 0; j < m; j++) {
+    const int64_t i = sel_entry_[size_t(j)];
+    add_gated_update(b_.y + i * C, b_.xs + j * C, b_.ys + j * C, gate_value(gate, b_.r[i]), C);
   }
 }
 
-void Generator::forward(const int64_t* rows, int64_t B, int64_t T, const int32_t* tokens) {
+void Generator::forward(const Span* spans, int64_t S, const int32_t* tokens) {
   const ModelConfig& c = m_.cfg;
-  const int64_t C = c.d_model, N = B * T;
-  for (int64_t i = 0; i < N; i++) {
-    FW_CHECK(tokens[i] >= 0 && tokens[i] < c.vocab_size, "sample: token id ", tokens[i],
-             " >= model.vocab_size = ", c.vocab_size);
-    pos_[size_t(i)] = int32_t(len_[size_t(rows[i / T])] + i % T);
+  const int64_t C = c.d_model;
+  int64_t N = 0;
+  for (int64_t g = 0; g < S; g++) {
+    const Span& sp = spans[g];
+    FW_CHECK(sp.B == 1 || sp.T == 1, "internal: a span of ", sp.B, " sequences x ", sp.T, " tokens");
+    for (int64_t i = 0; i < sp.B * sp.T; i++, N++) {
+      FW_CHECK(tokens[N] >= 0 && tokens[N] < c.vocab_size, "sample: token id ", tokens[N],
+               " >= model.vocab_size = ", c.vocab_size);
+      pos_[size_t(N)] = int32_t(len_[size_t(sp.rows[i / sp.T])] + i % sp.T);
+    }
   }
   embedding_forward(b_.x, tokens, w_.embedding, N, C);
   for (int64_t l = 0; l < c.n_layers; l++) {
-    if (c.mod.routed(l)) routed_layer(l, rows, B, T);
-    else run_block(l, rows, B, T, b_.y, b_.x, pos_.data());
+    if (c.mod.routed(l)) routed_layer(l, spans, S);
+    else run_block(l, spans, S, b_.y, b_.x, pos_.data());
     std::swap(b_.x, b_.y);
   }
-  for (int64_t b = 0; b < B; b++) len_[size_t(rows[b])] += T;
+  for (int64_t g = 0; g < S; g++)
+    for (int64_t b = 0; b < spans[g].B; b++) len_[size_t(spans[g].rows[b])] += spans[g].T;
   rmsnorm_forward(b_.lnf, b_.rstd, b_.x, w_.final_norm, N, C);
   linear_forward(b_.logits, b_.lnf, w_.lm_head, w_.lm_head16, N, C, c.vocab_size, w_.lm_head_packed);
 }
@@ -188,21 +208,49 @@ float* Generator::feed(const int32_t* tokens, int64_t n, int64_t row) {
   int64_t last = 0;
   for (int64_t start = 0; start < n; start += chunk_) {
     last = std::min(chunk_, n - start);
-    forward(&row, 1, last, tokens + start);
+    const Span sp{&row, 1, last};
+    forward(&sp, 1, tokens + start);
   }
   return b_.logits + (last - 1) * m_.cfg.vocab_size;
+}
+
+// The checks step() and mixed() make of the sequences they are given: each one in the
+// batch, listed once (seen_ marks them), with room for `n` more tokens.
+void Generator::check_row(int64_t row, int64_t n) {
+  FW_CHECK(row >= 0 && row < rows_, "sample: sequence ", row, " outside the batch of ", rows_);
+  FW_CHECK(!seen_[size_t(row)], "sample: sequence ", row, " twice in one step");
+  seen_[size_t(row)] = 1;
+  FW_CHECK(len_[size_t(row)] + n <= cap_, "sample: sequence ", row, " would overflow its cache (", len_[size_t(row)],
+           " + ", n, " tokens, capacity ", cap_, ")");
 }
 
 float* Generator::step(const int32_t* tokens, const int64_t* rows, int64_t n) {
   FW_CHECK(n >= 1 && n <= rows_, "sample: a step of ", n, " sequences in a batch of ", rows_);
   std::fill(seen_.begin(), seen_.end(), 0);
-  for (int64_t i = 0; i < n; i++) {
-    FW_CHECK(rows[i] >= 0 && rows[i] < rows_, "sample: sequence ", rows[i], " outside the batch of ", rows_);
-    FW_CHECK(!seen_[size_t(rows[i])], "sample: sequence ", rows[i], " twice in one step");
-    seen_[size_t(rows[i])] = 1;
-    FW_CHECK(len_[size_t(rows[i])] < cap_, "sample: sequence ", rows[i], " has filled its cache (", cap_, ")");
+  for (int64_t i = 0; i < n; i++) check_row(rows[i], 1);
+  const Span sp{rows, n, 1};
+  forward(&sp, 1, tokens);
+  return b_.logits;
+}
+
+float* Generator::mixed(const Chunk* chunks, int64_t n_chunks, const int32_t* tokens, const int64_t* rows, int64_t n) {
+  FW_CHECK(n_chunks >= 0 && n >= 0 && n_chunks + n >= 1 && n_chunks + n <= rows_, "sample: a forward of ", n_chunks,
+           " chunks and ", n, " steps in a batch of ", rows_, " sequences");
+  std::fill(seen_.begin(), seen_.end(), 0);
+  int64_t N = 0, S = 0;
+  for (int64_t c = 0; c < n_chunks; c++) {
+    const Chunk& ch = chunks[c];
+    FW_CHECK(ch.n >= 1 && ch.n <= chunk_, "sample: a chunk of ", ch.n, " tokens (1..", chunk_, ")");
+    FW_CHECK(N + ch.n + n <= tokens_, "sample: a forward of more than ", tokens_, " tokens");
+    check_row(ch.row, ch.n);
+    std::copy(ch.tokens, ch.tokens + ch.n, mixed_tokens_.begin() + N);
+    mixed_spans_[size_t(S++)] = {&ch.row, 1, ch.n};
+    N += ch.n;
   }
-  forward(rows, n, 1, tokens);
+  for (int64_t i = 0; i < n; i++) check_row(rows[i], 1);
+  std::copy(tokens, tokens + n, mixed_tokens_.begin() + N);
+  if (n > 0) mixed_spans_[size_t(S++)] = {rows, n, 1};
+  forward(mixed_spans_.data(), S, mixed_tokens_.data());
   return b_.logits;
 }
 

@@ -28,10 +28,12 @@ namespace fw {
 class Generator {
  public:
   // capacity: cache rows per sequence (tokens of context); chunk: most tokens one
-  // feed() runs at once; rows: sequences decoded side by side.
-  Generator(const Model& model, int64_t capacity, int64_t chunk = 64, int64_t rows = 1);
+  // feed() runs at once; rows: sequences decoded side by side; batch_tokens: most
+  // tokens one mixed() runs (at least max(chunk, rows), the default).
+  Generator(const Model& model, int64_t capacity, int64_t chunk = 64, int64_t rows = 1, int64_t batch_tokens = 0);
   // Bytes a Generator of this shape allocates (for the memory estimate).
-  static size_t bytes(const ModelConfig& cfg, int64_t capacity, int64_t chunk = 64, int64_t rows = 1);
+  static size_t bytes(const ModelConfig& cfg, int64_t capacity, int64_t chunk = 64, int64_t rows = 1,
+                      int64_t batch_tokens = 0);
 
   // Appends n tokens to the context of sequence `row` (prefill, chunk tokens at a
   // time); returns the logits (V) after the last one. Fails if the cache would overflow.
@@ -39,9 +41,25 @@ class Generator {
   // One new token for each of n distinct sequences at once (batched decode):
   // tokens[i] goes to sequence rows[i]. Returns the logits (n,V), entry i for rows[i].
   float* step(const int32_t* tokens, const int64_t* rows, int64_t n);
+  // A prompt's chunk for mixed(): n tokens (1..chunk()) appended to sequence `row`.
+  struct Chunk {
+    int64_t row;
+    const int32_t* tokens;
+    int64_t n;
+  };
+  // Continuous batching's forward: prompt chunks of some sequences and one new token
+  // (tokens[i]) for each of n other sequences (rows[i]), all in one pass. The norms,
+  // products and MLPs run over every token at once, so the decoding rows ride along
+  // with the prompts' products instead of costing a step of their own; each chunk and
+  // the step attend to their own sequences' caches. A token's result is what feed() or
+  // step() would give it. Entries: the chunks' tokens in order, then the steps';
+  // returns their logits (entries, V). Every sequence at most once; at most
+  // batch_tokens() tokens in all.
+  float* mixed(const Chunk* chunks, int64_t n_chunks, const int32_t* tokens, const int64_t* rows, int64_t n);
 
-  // The last feed() or step() ran "entries": the tokens of its last chunk (feed) or
-  // one token per listed row (step). Their logits (V) and routing decisions:
+  // The last feed(), step() or mixed() ran "entries": the tokens of its last chunk
+  // (feed), one token per listed row (step), or mixed()'s entries. Their logits (V)
+  // and routing decisions:
   const float* logits(int64_t entry) const { return b_.logits + entry * m_.cfg.vocab_size; }
   // A routed layer's decision for one token: its router logit r, the logit the rule
   // compared with the layer's threshold (r, or the predictor's with mod.causal =
@@ -55,7 +73,7 @@ class Generator {
   // constructor sets the model's, Model::causal_thresholds). Set between sequences,
   // not within one.
   void set_thresholds(const std::vector<float>& per_layer);
-  // Decisions of routed layer l, per entry of the last feed() or step().
+  // Decisions of routed layer l, per entry of the last feed(), step() or mixed().
   const std::vector<Decision>& decisions(int64_t l) const { return decisions_[size_t(l)]; }
 
   int64_t length(int64_t row = 0) const { return len_[size_t(row)]; }
@@ -64,10 +82,11 @@ class Generator {
   int64_t capacity() const { return cap_; }
   int64_t rows() const { return rows_; }
   int64_t chunk() const { return chunk_; }
+  int64_t batch_tokens() const { return tokens_; }
   int64_t vocab_size() const { return m_.cfg.vocab_size; }
   const Model& model() const { return m_; }
-  // The activations of the last block call of the last feed() or step() (tests use
-  // it to read an FFF's tree paths).
+  // The activations of the last block call of the last feed(), step() or mixed()
+  // (tests use it to read an FFF's tree paths).
   const BlockActs& last_block_acts() const { return b_.acts; }
   void reset();               // every sequence
   void reset_row(int64_t row);
@@ -75,7 +94,7 @@ class Generator {
  private:
   struct Buffers {
     std::vector<float*> k, v;  // per layer (rows,H,cap,hd): rotated keys, values
-    BlockActs acts;            // one block's activations for N = max(chunk, rows) tokens; P is (N,H,cap)
+    BlockActs acts;            // one block's activations for N = batch_tokens() tokens; P is (N,H,cap)
     BlockScratch scratch;
     float *x, *y;              // (N, C) residual stream in and out of a block
     float *lnf, *rstd;         // (N, C), (N): final norm
@@ -86,14 +105,21 @@ class Generator {
   };
   static void layout(Buffers& b, const ModelConfig& c, int64_t cap, int64_t tokens, int64_t rows,
                      const std::function<void(float*&, size_t)>& f);
-  // Runs all layers on B sequences × T new tokens each (b-major): B = 1 (feed) or T = 1 (step).
-  void forward(const int64_t* rows, int64_t B, int64_t T, const int32_t* tokens);
+  // New tokens of B sequences × T each (b-major) that attend together: B = 1 (a
+  // prompt's chunk) or T = 1 (one token of each of B sequences). A forward runs
+  // several spans' tokens one span after another.
+  struct Span {
+    const int64_t* rows;
+    int64_t B, T;
+  };
+  // Runs all layers on the spans' tokens (S spans, tokens in span order).
+  void forward(const Span* spans, int64_t S, const int32_t* tokens);
   // One routed block on those tokens at b_.x → b_.y: decide, gather, run, scatter.
-  void routed_layer(int64_t l, const int64_t* rows, int64_t B, int64_t T);
-  // A block on B sequences × T tokens whose inputs are at x (positions pos_), appending
-  // to layer l's caches of those sequences.
-  void run_block(int64_t l, const int64_t* rows, int64_t B, int64_t T, float* y, const float* x,
-                 const int32_t* pos);
+  void routed_layer(int64_t l, const Span* spans, int64_t S);
+  // A block on the spans' tokens whose inputs are at x (positions pos), appending to
+  // layer l's caches of their sequences.
+  void run_block(int64_t l, const Span* spans, int64_t S, float* y, const float* x, const int32_t* pos);
+  void check_row(int64_t row, int64_t n);  // step() and mixed(): in the batch, listed once, room for n
 
   const Model& m_;
   std::vector<PackedMatrix> packed_;     // the packed copies w_ points to
@@ -107,6 +133,10 @@ class Generator {
   std::vector<int32_t> pos_, sel_pos_;   // (tokens_) positions of the entries / of those a routed block processes
   std::vector<int64_t> sel_rows_, past_; // (tokens_) per batch row of a block call: sequence, cached tokens
   std::vector<int64_t> sel_entry_;       // (tokens_) entry of each processed token
+  std::vector<Span> sel_spans_;          // (tokens_) the spans of those a routed block processes
+  std::vector<AttentionGroup> groups_;   // (tokens_) run_block's attention groups
+  std::vector<int32_t> mixed_tokens_;    // (tokens_) mixed()'s tokens, chunks then steps
+  std::vector<Span> mixed_spans_;        // (rows_ + 1) and its spans
   std::vector<uint8_t> processed_;       // (tokens_) a routed layer's causal decisions
   std::vector<std::vector<Decision>> decisions_;  // per layer, per entry
   std::vector<float> threshold_;                 // (L) causal_route's threshold per layer

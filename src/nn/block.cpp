@@ -60,12 +60,25 @@ void for_each_block_scratch(BlockScratch& s, const BlockDims& d, bool backward,
 double block_forward(const BlockDims& d, const ForwardMode& mode, const BlockWeights& w, BlockActs& a,
                      BlockScratch& s, float* y, const float* x, const int32_t* pos, const RopeTable& rope,
                      const KvSlot& kv, int64_t ldp) {
+  const AttentionGroup all{d.B, d.T, kv};
+  return block_forward_groups(d, mode, w, a, s, y, x, pos, rope, &all, 1, ldp);
+}
+
+double block_forward_groups(const BlockDims& d, const ForwardMode& mode, const BlockWeights& w, BlockActs& a,
+                            BlockScratch& s, float* y, const float* x, const int32_t* pos, const RopeTable& rope,
+                            const AttentionGroup* groups, int64_t G, int64_t ldp) {
   const int64_t BT = d.B * d.T, C = d.C;
-  // attention sub-block
+  // attention sub-block: the projection over every token, then each group's rotation
+  // and attention on its own tokens (q and atty hold the groups one after another;
+  // each group's probabilities reuse the start of P)
   rmsnorm_forward(a.ln1, a.rstd1, x, w.attn_norm, BT, C);
   linear_forward(s.qkv, a.ln1, w.qkv, w.qkv16, BT, C, 3 * C, w.qkv_packed);
-  rope_split_forward(a.q, kv, s.qkv, pos, rope.cos.data(), rope.sin.data(), d.B, d.T, d.H, d.hd());
-  attention_forward(a.atty, a.P, a.q, kv, d.B, d.H, d.T, d.hd(), ldp, d.mask);
+  for (int64_t g = 0, at = 0; g < G; at += groups[g].B * groups[g].T, g++) {
+    const AttentionGroup& gr = groups[g];
+    rope_split_forward(a.q + at * C, gr.kv, s.qkv + at * 3 * C, pos + at, rope.cos.data(), rope.sin.data(), gr.B,
+                       gr.T, d.H, d.hd());
+    attention_forward(a.atty + at * C, a.P, a.q + at * C, gr.kv, gr.B, d.H, gr.T, d.hd(), ldp, d.mask);
+  }
   linear_forward(a.h, a.atty, w.out, w.out16, BT, C, C, w.out_packed);
 #pragma omp parallel for simd schedule(static) if (BT * C >= kParallelFloats)
   for (int64_t i = 0; i < BT * C; i++) a.h[i] += x[i];

@@ -90,6 +90,21 @@ double block_forward(const BlockDims& d, const ForwardMode& mode, const BlockWei
                      BlockScratch& s, float* y, const float* x, const int32_t* pos, const RopeTable& rope,
                      const KvSlot& kv, int64_t ldp);
 
+// Tokens that attend as B sequences × T tokens each (b-major), with the slot their
+// keys and values go to. A decoding forward may hold several groups one after another
+// (the decoding sequences' new tokens beside a prompt's chunk): block_forward_groups
+// runs the norms, products and MLP over all their tokens at once, and the rotation and
+// attention group by group.
+struct AttentionGroup {
+  int64_t B, T;
+  KvSlot kv;
+};
+// d: the dimensions of all the groups' tokens together (d.B · d.T of them, in group
+// order); groups (G): how they attend. block_forward is the one-group case.
+double block_forward_groups(const BlockDims& d, const ForwardMode& mode, const BlockWeights& w, BlockActs& a,
+                            BlockScratch& s, float* y, const float* x, const int32_t* pos, const RopeTable& rope,
+                            const AttentionGroup* groups, int64_t G, int64_t ldp);
+
 // dres (B,T,C): in = ∂L/∂y, out = ∂L/∂x. Weight gradients accumulate into dw.
 // aux_scale: the scale of the MLP's auxiliary loss (fff_leaf hardening) in the loss.
 void block_backward(const BlockDims& d, const BlockWeights& w, const BlockWeights& dw,

@@ -20,9 +20,13 @@ size_t complete_utf8_prefix(const std::string& s) {
   return need > 1 && back + 1 < need ? i - 1 : s.size();
 }
 
-Scheduler::Scheduler(const Model& model, const Tokenizer& tokenizer, int64_t slots, int64_t queue, int64_t ctx)
-    : model_(model), tok_(tokenizer), gen_(model, ctx, 64, slots), slots_(slots), queue_cap_(queue), ctx_(ctx),
-      rows_(size_t(slots)), rng_(size_t(slots)), drawn_logprobs_(size_t(slots)) {
+Scheduler::Scheduler(const Model& model, const Tokenizer& tokenizer, int64_t slots, int64_t queue, int64_t ctx,
+                     int64_t batch_tokens)
+    : model_(model), tok_(tokenizer),
+      gen_(model, ctx, kChunk, slots,
+           batch_tokens > 0 ? batch_tokens : std::max(kBatchTokens, min_batch_tokens(slots, ctx))),
+      slots_(slots), queue_cap_(queue), ctx_(ctx), rows_(size_t(slots)), rng_(size_t(slots)), admitted_(size_t(slots)),
+      drawn_logprobs_(size_t(slots)) {
   stats_.slots = slots;
   for (int64_t l = 0; l < model.cfg.n_layers; l++)
     if (model.cfg.mod.routed(l)) stats_.routed_layers.push_back(l);
@@ -90,6 +94,7 @@ void Scheduler::admit() {
     j->fed = 0;
     rows_[size_t(r)] = j;
     rng_[size_t(r)] = Rng(j->seed);
+    admitted_[size_t(r)] = admissions_++;
     gen_.reset_row(r);
     stats_.busy_slots++;
   }
@@ -180,36 +185,54 @@ void Scheduler::iterate() {
   // the rows decoding now: all their prompt fed, their last token not yet fed
   step_rows_.clear();
   step_tokens_.clear();
+  chunks_.clear();
   for (int64_t r = 0; r < slots_; r++) {
     const auto& j = rows_[size_t(r)];
-    if (j && j->fed == j->prompt.size() && !j->tokens.empty())
-      step_rows_.push_back(r), step_tokens_.push_back(j->tokens.back());
+    if (!j) continue;
+    if (j->fed == j->prompt.size()) {
+      if (!j->tokens.empty()) step_rows_.push_back(r), step_tokens_.push_back(j->tokens.back());
+    } else {  // prefilling: the next chunk of its prompt
+      const int64_t n = std::min<int64_t>(gen_.chunk(), int64_t(j->prompt.size() - j->fed));
+      chunks_.push_back({r, j->prompt.data() + j->fed, n});
+    }
   }
-  // prefill: one chunk of each prompt still being fed
-  for (int64_t r = 0; r < slots_; r++) {
-    const auto& j = rows_[size_t(r)];
-    if (!j || j->fed == j->prompt.size()) continue;
-    const int64_t n = std::min<int64_t>(gen_.chunk(), int64_t(j->prompt.size() - j->fed));
-    float* logits = gen_.feed(j->prompt.data() + j->fed, n, r);
-    count_routing(n);
-    j->fed += size_t(n);
-    if (j->fed == j->prompt.size() && deliver(r, draw(r, logits))) release(r);
-  }
-  // decode: one batched step of every decoding row
   const int64_t n = int64_t(step_rows_.size()), V = model_.cfg.vocab_size;
-  if (n == 0) return;
+  // the chunks that fit the forward's token budget beside the decoding rows, the
+  // longest-admitted rows first (a chunk always fits: batch_tokens ≥ chunk + slots − 1)
+  std::sort(chunks_.begin(), chunks_.end(), [&](const Generator::Chunk& x, const Generator::Chunk& y) {
+    return admitted_[size_t(x.row)] < admitted_[size_t(y.row)];
+  });
+  int64_t used = n;
+  size_t fit = 0;
+  while (fit < chunks_.size() && used + chunks_[fit].n <= gen_.batch_tokens()) used += chunks_[fit++].n;
+  chunks_.resize(fit);
+  if (n == 0 && chunks_.empty()) return;
+  // one forward: the chunks, then one token of each decoding row (Generator::mixed)
   const double t0 = now_seconds();
-  float* logits = gen_.step(step_tokens_.data(), step_rows_.data(), n);
-  count_routing(n);
-  // the rows' draws in parallel (each its own stream), then delivered in row order
+  float* logits = gen_.mixed(chunks_.data(), int64_t(chunks_.size()), step_tokens_.data(), step_rows_.data(), n);
+  int64_t entries = 0, drawn = n;
+  for (const auto& ch : chunks_) entries += ch.n;
+  count_routing(entries + n);
+  // the decoding rows' draws in parallel (each its own stream)
   drawn_.resize(size_t(n));
+  float* step_logits = logits + entries * V;
 #pragma omp parallel for if (n > 1)
-  for (int64_t i = 0; i < n; i++) drawn_[size_t(i)] = draw(step_rows_[size_t(i)], logits + i * V);
+  for (int64_t i = 0; i < n; i++) drawn_[size_t(i)] = draw(step_rows_[size_t(i)], step_logits + i * V);
+  // a prompt fed to its end draws its first token from its last entry's logits
+  int64_t at = 0;
+  for (const auto& ch : chunks_) {
+    at += ch.n;
+    Job& j = *rows_[size_t(ch.row)];
+    j.fed += size_t(ch.n);
+    if (j.fed < j.prompt.size()) continue;
+    drawn++;
+    if (deliver(ch.row, draw(ch.row, logits + (at - 1) * V))) release(ch.row);
+  }
   for (int64_t i = 0; i < n; i++)
     if (deliver(step_rows_[size_t(i)], drawn_[size_t(i)])) release(step_rows_[size_t(i)]);
   std::lock_guard<std::mutex> lk(mutex_);
-  stats_.decode_seconds += now_seconds() - t0;
-  stats_.decode_tokens += n;
+  stats_.forward_seconds += now_seconds() - t0;
+  stats_.drawn_tokens += drawn;
 }
 
 void Scheduler::run() {

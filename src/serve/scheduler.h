@@ -1,9 +1,13 @@
 // Continuous batching for `flopwise serve`: one thread (run()'s) owns the model's
 // Generator, whose rows are the server's slots. Requests wait in a bounded queue, take
-// a free row at the next token boundary, prefill their prompt one chunk per iteration
-// (so a long prompt delays the rows already decoding by one chunk's forward at a time,
-// not by its whole prefill), then decode in one batched step with every other decoding
-// row; a finished or cancelled request frees its row at once. Each request samples from its own random
+// a free row at the next token boundary, prefill their prompt one chunk (64 tokens) per
+// iteration, then decode one token per iteration. Each iteration is one forward
+// (Generator::mixed) over the decoding rows' tokens and, within a token budget, the
+// prefilling rows' chunks (the longest-waiting first): prompts delay the rows already
+// decoding by at most one budget's forward at a time, not by their whole prefill, and
+// the decoding rows' products ride along with the chunks' instead of costing a step of
+// their own. A finished or cancelled request
+// frees its row at once. Each request samples from its own random
 // stream (seed), so its tokens are those `flopwise sample --seed` gives it alone.
 // run() belongs on the thread that loaded the model (the process's main thread): with
 // libgomp, once one thread has run OpenMP work, parallel regions started from another
@@ -62,8 +66,8 @@ struct Job {
 struct SchedulerStats {  // for /metrics (copied under the scheduler's lock)
   int64_t queued = 0, busy_slots = 0, slots = 0;
   int64_t prompt_tokens = 0, completion_tokens = 0;  // totals
-  double decode_seconds = 0;  // in batched decode steps
-  int64_t decode_tokens = 0;  // tokens those steps produced
+  double forward_seconds = 0;  // in the iterations' forwards and draws (prompt chunks and decoding together)
+  int64_t drawn_tokens = 0;    // tokens those iterations sampled
   std::vector<int64_t> routed_layers;         // Mixture-of-Depths: the routed blocks
   std::vector<int64_t> routed_processed;      // per routed block: tokens it processed
   int64_t routed_seen = 0;                    // tokens every routed block decided on
@@ -72,8 +76,19 @@ struct SchedulerStats {  // for /metrics (copied under the scheduler's lock)
 class Scheduler {
  public:
   // slots: rows decoded side by side; queue: jobs that may wait for a row; ctx: tokens
-  // of context per row (prompt + completion).
-  Scheduler(const Model& model, const Tokenizer& tokenizer, int64_t slots, int64_t queue, int64_t ctx);
+  // of context per row (prompt + completion); batch_tokens: most tokens one forward runs
+  // (the decoding rows' one each, then prompt chunks while they fit), at least
+  // min_batch_tokens(slots, ctx); 0: kBatchTokens, or that least if it is more.
+  Scheduler(const Model& model, const Tokenizer& tokenizer, int64_t slots, int64_t queue, int64_t ctx,
+            int64_t batch_tokens = 0);
+  // The default budget: four chunks. Measured (bench shape, 16 rows, a throwaway
+  // harness over Generator): one forward of k 64-token chunks beside 16 − k decoding
+  // rows took 0.83-0.89 of separate feeds and a step for k = 1, 4 and 15, so larger
+  // budgets gain little throughput while each token of the decoding rows waits for
+  // the whole forward; 256 bounds that wait at about four chunks' forward.
+  static constexpr int64_t kBatchTokens = 256;
+  static constexpr int64_t kChunk = 64;  // prompt tokens a row feeds per forward at most
+  static int64_t min_batch_tokens(int64_t slots, int64_t ctx) { return std::min(kChunk, ctx) + slots - 1; }
   ~Scheduler();  // unfinished jobs end as "cancelled"
 
   // Runs jobs on the calling thread until stop() is called (from another thread).
@@ -90,13 +105,14 @@ class Scheduler {
   // unexpected fault inside the model would.
   void fail_next_iteration(const std::string& what);
   int64_t ctx() const { return ctx_; }
+  int64_t batch_tokens() const { return gen_.batch_tokens(); }
 
  private:
-  void iterate();                       // one token boundary: cancellations, prefill chunks, a decode step
+  void iterate();                       // one token boundary: cancellations, then one forward of prefill chunks and decoding rows
   void admit();                         // queued jobs into free rows
   int32_t draw(int64_t row, float* logits);  // the next token of the row's job (its logprobs into drawn_logprobs_)
   bool deliver(int64_t row, int32_t token);  // a sampled token: text, stop, finish; whether the job ended
-  void count_routing(int64_t entries);  // MoD: what each routed block of the last feed or step processed
+  void count_routing(int64_t entries);  // MoD: what each routed block of the last forward processed
   void release(int64_t row);
 
   const Model& model_;
@@ -108,7 +124,10 @@ class Scheduler {
   std::deque<std::shared_ptr<Job>> queue_;
   std::vector<std::shared_ptr<Job>> rows_;  // (slots) the job in each row, or null
   std::vector<Rng> rng_;                    // (slots) each row's job's stream
-  std::vector<int64_t> step_rows_;          // iterate()'s scratch: the rows a decode step runs,
+  std::vector<uint64_t> admitted_;          // (slots) when each row's job was admitted (prefill goes oldest first)
+  uint64_t admissions_ = 0;
+  std::vector<Generator::Chunk> chunks_;    // iterate()'s scratch: the prefilling rows' chunks,
+  std::vector<int64_t> step_rows_;          // the decoding rows,
   std::vector<int32_t> step_tokens_, drawn_;  // their last tokens, the tokens drawn for them
   std::vector<TokenLogprobs> drawn_logprobs_;  // (slots) of each row's last draw, when its job asks
   SchedulerStats stats_;

@@ -164,12 +164,15 @@ void serve(LoadedModel& lm, const ServeOptions& o, const std::function<void(cons
   FW_CHECK(o.slots >= 1 && o.slots <= 256, "serve: --slots must be in [1, 256], not ", o.slots);
   FW_CHECK(o.queue >= 1, "serve: --queue must be >= 1, not ", o.queue);
   FW_CHECK(ctx >= 2, "serve: --ctx must be >= 2, not ", ctx);
+  FW_CHECK(o.batch_tokens == 0 || o.batch_tokens >= Scheduler::min_batch_tokens(o.slots, ctx), "serve: --batch-tokens ",
+           o.batch_tokens, " is below ", Scheduler::min_batch_tokens(o.slots, ctx), " (one prompt chunk of ",
+           std::min(Scheduler::kChunk, ctx), " tokens beside ", o.slots - 1, " decoding slots)");
   const std::string name = o.model_name;
   // the tokenizer that prompts are encoded with (one at a time) and the scheduler's own
   std::unique_ptr<Tokenizer> request_tok = make_tokenizer(lm.tokenizer), decode_tok = make_tokenizer(lm.tokenizer);
   std::mutex tok_mutex;
   const int64_t vocab_limit = decode_tok->vocab_size();
-  Scheduler sched(*lm.model, *decode_tok, o.slots, o.queue, ctx);
+  Scheduler sched(*lm.model, *decode_tok, o.slots, o.queue, ctx, o.batch_tokens);
   Counters counters;
   std::atomic<bool> draining{false};
   std::atomic<int64_t> in_flight{0};  // completion handlers running (streams included)
@@ -239,9 +242,9 @@ void serve(LoadedModel& lm, const ServeOptions& o, const std::function<void(cons
            "flopwise_queue_length " << s.queued << "\n"
         << "# HELP flopwise_busy_slots Slots decoding or prefilling.\n# TYPE flopwise_busy_slots gauge\n"
            "flopwise_busy_slots " << s.busy_slots << "\nflopwise_slots " << s.slots << "\n"
-        << "# HELP flopwise_decode_seconds_per_token Batched decode time per token sampled, since start.\n"
-           "# TYPE flopwise_decode_seconds_per_token gauge\nflopwise_decode_seconds_per_token "
-        << (s.decode_tokens ? s.decode_seconds / double(s.decode_tokens) : 0.0) << "\n";
+        << "# HELP flopwise_seconds_per_token Forward time (prompt chunks and decoding together) per token "
+           "sampled, since start.\n# TYPE flopwise_seconds_per_token gauge\nflopwise_seconds_per_token "
+        << (s.drawn_tokens ? s.forward_seconds / double(s.drawn_tokens) : 0.0) << "\n";
     if (!s.routed_layers.empty()) {
       out << "# HELP flopwise_mod_processed_share Share of tokens each Mixture-of-Depths block processed.\n"
              "# TYPE flopwise_mod_processed_share gauge\n";
@@ -377,7 +380,7 @@ void serve(LoadedModel& lm, const ServeOptions& o, const std::function<void(cons
     svr.stop();
   });
   log(str("listening on http://", o.host, ":", port, " (model '", name, "', ", o.slots, " slots, queue ", o.queue,
-          ", context ", ctx, ", ", lm.model->bf16_enabled() ? "bf16" : "fp32", " matrix products)"));
+          ", context ", ctx, ", ", sched.batch_tokens(), " tokens per forward", ", ", lm.model->bf16_enabled() ? "bf16" : "fp32", " matrix products)"));
   std::thread http([&] {
     svr.listen_after_bind();
     g_terminate = true;  // the server stopped for another reason: end the watcher

@@ -27,6 +27,9 @@ Scheduler::Scheduler(const Model& model, const Tokenizer& tokenizer, int64_t slo
            batch_tokens > 0 ? batch_tokens : std::max(kBatchTokens, min_batch_tokens(slots, ctx))),
       slots_(slots), queue_cap_(queue), ctx_(ctx), rows_(size_t(slots)), rng_(size_t(slots)), admitted_(size_t(slots)),
       drawn_logprobs_(size_t(slots)) {
+  FW_CHECK(gen_.batch_tokens() >= min_batch_tokens(slots, ctx), "serve: ", gen_.batch_tokens(),
+           " tokens per forward leave no room for a prompt chunk beside ", slots - 1, " decoding slots (at least ",
+           min_batch_tokens(slots, ctx), ")");
   stats_.slots = slots;
   for (int64_t l = 0; l < model.cfg.n_layers; l++)
     if (model.cfg.mod.routed(l)) stats_.routed_layers.push_back(l);
@@ -182,7 +185,8 @@ void Scheduler::iterate() {
     j->end("cancelled");
     release(r);
   }
-  // the rows decoding now: all their prompt fed, their last token not yet fed
+  // the rows decoding now (all their prompt fed, their last token not yet fed) and the
+  // next chunk of each prompt still being fed
   step_rows_.clear();
   step_tokens_.clear();
   chunks_.clear();
@@ -191,7 +195,7 @@ void Scheduler::iterate() {
     if (!j) continue;
     if (j->fed == j->prompt.size()) {
       if (!j->tokens.empty()) step_rows_.push_back(r), step_tokens_.push_back(j->tokens.back());
-    } else {  // prefilling: the next chunk of its prompt
+    } else {
       const int64_t n = std::min<int64_t>(gen_.chunk(), int64_t(j->prompt.size() - j->fed));
       chunks_.push_back({r, j->prompt.data() + j->fed, n});
     }

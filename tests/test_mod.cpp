@@ -431,7 +431,9 @@ TEST(MoD, MixedForwardEqualsSeparateFeedsAndSteps) {
       EXPECT_EQ(mixed.length(b), separate.length(b)) << kind << " row " << b;
       EXPECT_EQ(cache_lengths(mixed, b), cache_lengths(separate, b)) << kind << " row " << b;
     }
-    if (kind == "mod") EXPECT_TRUE(diverged) << "every call routed all its tokens alike: the test would prove little";
+    if (kind == "mod") {
+      EXPECT_TRUE(diverged) << "every call routed all its tokens alike: the test would prove little";
+    }
   }
 }
 

@@ -360,9 +360,9 @@ TEST(MoD, BatchedDecodingDivergesAndMatchesEachSequenceAlone) {
 }
 
 // Continuous batching's forward (Generator::mixed): prompt chunks of some rows beside
-// one new token of each decoding row, in one pass. Each entry must get the logits and
-// routing decisions that separate feed() and step() calls give it, for a dense, a MoD
-// and an FFF model. The scenario: rows 0 and 1 decode while row 2 feeds a 13-token
+// one new token of each decoding row, in one pass. Each chunk's last token and each
+// decoding row must get the logits, and every token the routing decisions, that
+// separate feed() and step() calls give them, for a dense, a MoD and an FFF model. The scenario: rows 0 and 1 decode while row 2 feeds a 13-token
 // prompt in chunks of 8 and row 3 a 5-token one; row 3 then decodes beside row 2's
 // last chunk; then all four decode together (a mixed() without chunks).
 TEST(MoD, MixedForwardEqualsSeparateFeedsAndSteps) {
@@ -386,11 +386,12 @@ TEST(MoD, MixedForwardEqualsSeparateFeedsAndSteps) {
       separate.feed(prompts[size_t(b)].data(), int64_t(prompts[size_t(b)].size()), b);
     }
     bool diverged = false;  // a routed layer processed some of one call's tokens and not others
-    // compares entries [first, first + n) of the mixed call with the separate call's n entries
-    auto same = [&](const float* got, int64_t first, const float* want, int64_t n, const std::string& what) {
-      for (int64_t i = 0; i < n; i++)
-        for (int64_t v = 0; v < V; v++)
-          ASSERT_NEAR(got[(first + i) * V + v], want[i * V + v], 1e-4) << kind << " " << what << " entry " << i;
+    // mixed()'s logits number `out` against `want` (V)
+    auto same_logits = [&](const float* got, int64_t out, const float* want, const std::string& what) {
+      for (int64_t v = 0; v < V; v++) ASSERT_NEAR(got[out * V + v], want[v], 1e-4) << kind << " " << what;
+    };
+    // the routing decisions of mixed()'s entries [first, first + n) against the separate call's n
+    auto same_decisions = [&](int64_t first, int64_t n, const std::string& what) {
       if (kind != "mod") return;
       for (int64_t l : {1, 3}) {
         int64_t processed = 0;
@@ -403,7 +404,6 @@ TEST(MoD, MixedForwardEqualsSeparateFeedsAndSteps) {
         diverged |= processed > 0 && processed < n;
       }
     };
-    auto logits = [&](const float* p, int64_t n) { return std::vector<float>(p, p + n * V); };
     for (int64_t t = 0; t < 6; t++) {
       const int32_t next[4] = {int32_t(11 + t), int32_t(97 + 3 * t), int32_t(200 - t), int32_t(5 * t + 1)};
       std::vector<Generator::Chunk> chunks;
@@ -413,18 +413,22 @@ TEST(MoD, MixedForwardEqualsSeparateFeedsAndSteps) {
       if (t == 1) chunks = {{2, prompts[2].data() + chunk, 5}};
       for (int64_t r = 0; r < 4; r++)
         if ((r < 2 || t >= 2 || (r == 3 && t == 1))) rows.push_back(r), toks.push_back(next[r]);
-      const std::vector<float> got =
-          logits(mixed.mixed(chunks.data(), int64_t(chunks.size()), toks.data(), rows.data(), int64_t(rows.size())),
-                 [&] { int64_t n = int64_t(rows.size()); for (const auto& ch : chunks) n += ch.n; return n; }());
-      int64_t first = 0;
-      for (const auto& ch : chunks) {
-        const std::vector<float> want = logits(separate.feed(ch.tokens, ch.n, ch.row) - (ch.n - 1) * V, ch.n);
-        same(got.data(), first, want.data(), ch.n, "step " + std::to_string(t) + " chunk of row " + std::to_string(ch.row));
+      const int64_t C = int64_t(chunks.size()), n = int64_t(rows.size());
+      const float* out = mixed.mixed(chunks.data(), C, toks.data(), rows.data(), n);
+      const std::vector<float> got(out, out + (C + n) * V);  // each chunk's last token's, then the steps'
+      int64_t first = 0;  // entry
+      for (int64_t c = 0; c < C; c++) {
+        const Generator::Chunk& ch = chunks[size_t(c)];
+        const std::string what = "step " + std::to_string(t) + " chunk of row " + std::to_string(ch.row);
+        same_logits(got.data(), c, separate.feed(ch.tokens, ch.n, ch.row), what);  // feed: its last token's
+        same_decisions(first, ch.n, what);
         first += ch.n;
       }
-      if (!rows.empty()) {
-        const std::vector<float> want = logits(separate.step(toks.data(), rows.data(), int64_t(rows.size())), int64_t(rows.size()));
-        same(got.data(), first, want.data(), int64_t(rows.size()), "step " + std::to_string(t) + " decoding rows");
+      if (n > 0) {
+        const float* want = separate.step(toks.data(), rows.data(), n);
+        const std::string what = "step " + std::to_string(t) + " decoding rows";
+        for (int64_t i = 0; i < n; i++) same_logits(got.data(), C + i, want + i * V, what + " row " + std::to_string(rows[size_t(i)]));
+        same_decisions(first, n, what);
       }
     }
     for (int64_t b = 0; b < 4; b++) {

@@ -89,6 +89,7 @@ Generator::Generator(const Model& model, int64_t capacity, int64_t chunk, int64_
   groups_.resize(size_t(tokens_));
   mixed_tokens_.resize(size_t(tokens_));
   mixed_spans_.resize(size_t(rows_ + 1));
+  mixed_out_.resize(size_t(rows_));
   len_.assign(size_t(rows_), 0);
   seen_.assign(size_t(rows_), 0);
   processed_.resize(size_t(tokens_));
@@ -175,7 +176,7 @@ void Generator::routed_layer(int64_t l, const Span* spans, int64_t S) {
   }
 }
 
-void Generator::forward(const Span* spans, int64_t S, const int32_t* tokens) {
+void Generator::forward(const Span* spans, int64_t S, const int32_t* tokens, const int64_t* outputs, int64_t n_out) {
   const ModelConfig& c = m_.cfg;
   const int64_t C = c.d_model;
   int64_t N = 0;
@@ -196,7 +197,13 @@ void Generator::forward(const Span* spans, int64_t S, const int32_t* tokens) {
   }
   for (int64_t g = 0; g < S; g++)
     for (int64_t b = 0; b < spans[g].B; b++) len_[size_t(spans[g].rows[b])] += spans[g].T;
-  rmsnorm_forward(b_.lnf, b_.rstd, b_.x, w_.final_norm, N, C);
+  const float* last = b_.x;  // the entries whose logits are asked for: all, or those listed, gathered
+  if (outputs) {
+    for (int64_t i = 0; i < n_out; i++) std::memcpy(b_.y + i * C, b_.x + outputs[i] * C, size_t(C) * 4);
+    last = b_.y;
+    N = n_out;
+  }
+  rmsnorm_forward(b_.lnf, b_.rstd, last, w_.final_norm, N, C);
   linear_forward(b_.logits, b_.lnf, w_.lm_head, w_.lm_head16, N, C, c.vocab_size, w_.lm_head_packed);
 }
 
@@ -250,7 +257,12 @@ float* Generator::mixed(const Chunk* chunks, int64_t n_chunks, const int32_t* to
   for (int64_t i = 0; i < n; i++) check_row(rows[i], 1);
   std::copy(tokens, tokens + n, mixed_tokens_.begin() + N);
   if (n > 0) mixed_spans_[size_t(S++)] = {rows, n, 1};
-  forward(mixed_spans_.data(), S, mixed_tokens_.data());
+  // logits of each chunk's last token and of each step's: the other chunk tokens' are
+  // never sampled from, and at 2048 pieces the head is an eighth of a token's forward
+  int64_t n_out = 0;
+  for (int64_t c = 0, at = 0; c < n_chunks; c++) mixed_out_[size_t(n_out++)] = (at += chunks[c].n) - 1;
+  for (int64_t i = 0; i < n; i++) mixed_out_[size_t(n_out++)] = N + i;
+  forward(mixed_spans_.data(), S, mixed_tokens_.data(), mixed_out_.data(), n_out);
   return b_.logits;
 }
 

@@ -52,14 +52,14 @@ class Generator {
   // products and MLPs run over every token at once, so the decoding rows ride along
   // with the prompts' products instead of costing a step of their own; each chunk and
   // the step attend to their own sequences' caches. A token's result is what feed() or
-  // step() would give it. Entries: the chunks' tokens in order, then the steps';
-  // returns their logits (entries, V). Every sequence at most once; at most
-  // batch_tokens() tokens in all.
+  // step() would give it. Entries: the chunks' tokens in order, then the steps'.
+  // Returns the logits (n_chunks + n, V) of each chunk's last token, then of each
+  // step's. Every sequence at most once; at most batch_tokens() tokens in all.
   float* mixed(const Chunk* chunks, int64_t n_chunks, const int32_t* tokens, const int64_t* rows, int64_t n);
 
-  // The last feed(), step() or mixed() ran "entries": the tokens of its last chunk
-  // (feed), one token per listed row (step), or mixed()'s entries. Their logits (V)
-  // and routing decisions:
+  // The last feed() or step() ran "entries": the tokens of its last chunk (feed) or
+  // one token per listed row (step); their logits (V). (After mixed(), the logits are
+  // those it returned, and decisions() covers all its entries.)
   const float* logits(int64_t entry) const { return b_.logits + entry * m_.cfg.vocab_size; }
   // A routed layer's decision for one token: its router logit r, the logit the rule
   // compared with the layer's threshold (r, or the predictor's with mod.causal =
@@ -112,8 +112,10 @@ class Generator {
     const int64_t* rows;
     int64_t B, T;
   };
-  // Runs all layers on the spans' tokens (S spans, tokens in span order).
-  void forward(const Span* spans, int64_t S, const int32_t* tokens);
+  // Runs all layers on the spans' tokens (S spans, tokens in span order); the logits
+  // of every token, or of the n_out entries listed in outputs.
+  void forward(const Span* spans, int64_t S, const int32_t* tokens, const int64_t* outputs = nullptr,
+               int64_t n_out = 0);
   // One routed block on those tokens at b_.x → b_.y: decide, gather, run, scatter.
   void routed_layer(int64_t l, const Span* spans, int64_t S);
   // A block on the spans' tokens whose inputs are at x (positions pos), appending to
@@ -136,7 +138,8 @@ class Generator {
   std::vector<Span> sel_spans_;          // (tokens_) the spans of those a routed block processes
   std::vector<AttentionGroup> groups_;   // (tokens_) run_block's attention groups
   std::vector<int32_t> mixed_tokens_;    // (tokens_) mixed()'s tokens, chunks then steps
-  std::vector<Span> mixed_spans_;        // (rows_ + 1) and its spans
+  std::vector<Span> mixed_spans_;        // (rows_ + 1) and its spans,
+  std::vector<int64_t> mixed_out_;       // (rows_) the entries it returns logits of
   std::vector<uint8_t> processed_;       // (tokens_) a routed layer's causal decisions
   std::vector<std::vector<Decision>> decisions_;  // per layer, per entry
   std::vector<float> threshold_;                 // (L) causal_route's threshold per layer

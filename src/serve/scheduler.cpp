@@ -213,24 +213,25 @@ void Scheduler::iterate() {
   if (n == 0 && chunks_.empty()) return;
   // one forward: the chunks, then one token of each decoding row (Generator::mixed)
   const double t0 = now_seconds();
-  float* logits = gen_.mixed(chunks_.data(), int64_t(chunks_.size()), step_tokens_.data(), step_rows_.data(), n);
-  int64_t entries = 0, drawn = n;
+  const int64_t n_chunks = int64_t(chunks_.size());
+  float* logits = gen_.mixed(chunks_.data(), n_chunks, step_tokens_.data(), step_rows_.data(), n);
+  int64_t entries = n, drawn = n;
   for (const auto& ch : chunks_) entries += ch.n;
-  count_routing(entries + n);
-  // the decoding rows' draws in parallel (each its own stream)
+  count_routing(entries);
+  // the decoding rows' draws in parallel (each its own stream); mixed() returned each
+  // chunk's last logits, then theirs
   drawn_.resize(size_t(n));
-  float* step_logits = logits + entries * V;
+  float* step_logits = logits + n_chunks * V;
 #pragma omp parallel for if (n > 1)
   for (int64_t i = 0; i < n; i++) drawn_[size_t(i)] = draw(step_rows_[size_t(i)], step_logits + i * V);
-  // a prompt fed to its end draws its first token from its last entry's logits
-  int64_t at = 0;
-  for (const auto& ch : chunks_) {
-    at += ch.n;
+  // a prompt fed to its end draws its first token from its last chunk's last logits
+  for (int64_t c = 0; c < n_chunks; c++) {
+    const Generator::Chunk& ch = chunks_[size_t(c)];
     Job& j = *rows_[size_t(ch.row)];
     j.fed += size_t(ch.n);
     if (j.fed < j.prompt.size()) continue;
     drawn++;
-    if (deliver(ch.row, draw(ch.row, logits + (at - 1) * V))) release(ch.row);
+    if (deliver(ch.row, draw(ch.row, logits + c * V))) release(ch.row);
   }
   for (int64_t i = 0; i < n; i++)
     if (deliver(step_rows_[size_t(i)], drawn_[size_t(i)])) release(step_rows_[size_t(i)]);

@@ -6,9 +6,9 @@
 // prefilling rows' chunks (the longest-waiting first): prompts delay the rows already
 // decoding by at most one budget's forward at a time, not by their whole prefill, and
 // the decoding rows' products ride along with the chunks' instead of costing a step of
-// their own. A finished or cancelled request
-// frees its row at once. Each request samples from its own random
-// stream (seed), so its tokens are those `flopwise sample --seed` gives it alone.
+// their own. A finished or cancelled request frees its row at once. Each request
+// samples from its own random stream (seed), so its tokens are those `flopwise sample
+// --seed` gives it alone.
 // run() belongs on the thread that loaded the model (the process's main thread): with
 // libgomp, once one thread has run OpenMP work, parallel regions started from another
 // thread run 3-8x slower on 2 cores (an empty region 8 µs instead of 3, a 1-row matrix
@@ -108,7 +108,7 @@ class Scheduler {
   int64_t batch_tokens() const { return gen_.batch_tokens(); }
 
  private:
-  void iterate();                       // one token boundary: cancellations, then one forward of prefill chunks and decoding rows
+  void iterate();                       // one token boundary: cancellations, then one forward (chunks, decoding rows)
   void admit();                         // queued jobs into free rows
   int32_t draw(int64_t row, float* logits);  // the next token of the row's job (its logprobs into drawn_logprobs_)
   bool deliver(int64_t row, int32_t token);  // a sampled token: text, stop, finish; whether the job ended

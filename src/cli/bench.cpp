@@ -127,10 +127,11 @@ void bench_sample(const BenchFlags& f) {
     if (run.seconds < r.seconds) r = std::move(run);
   }
   const double tps = double(f.batch * f.new_tokens) / r.seconds;
+  const char* precision = model.bf16_enabled() ? "bf16" : "fp32";
   nlohmann::json j = {{"tokens_per_s", tps},   {"new_tokens", f.new_tokens},
                       {"batch", f.batch},      {"prompt_tokens", f.prompt_tokens},
                       {"seconds", r.seconds},  {"threads", num_threads()},
-                      {"precision", model.bf16_enabled() ? "bf16" : "fp32"}};
+                      {"precision", precision}};
   if (cfg.model.mod.enabled) {  // the fraction of fed tokens each routed layer processed
     double processed = 0;
     int64_t n = 0;
@@ -145,8 +146,7 @@ void bench_sample(const BenchFlags& f) {
   }
   if (f.common.json) print_json(j);
   else std::printf("bench sample: %.1f tokens/s (batch %lld, %lld new tokens each after a %lld-token prompt, KV cache, "
-                   "%s)\n", tps, (long long)f.batch, (long long)f.new_tokens, (long long)f.prompt_tokens,
-                   model.bf16_enabled() ? "bf16" : "fp32");
+                   "%s)\n", tps, (long long)f.batch, (long long)f.new_tokens, (long long)f.prompt_tokens, precision);
 }
 }  // namespace
 

@@ -253,16 +253,15 @@ float* Generator::mixed(const Chunk* chunks, int64_t n_chunks, const int32_t* to
     std::copy(ch.tokens, ch.tokens + ch.n, mixed_tokens_.begin() + N);
     mixed_spans_[size_t(S++)] = {&ch.row, 1, ch.n};
     N += ch.n;
+    mixed_out_[size_t(c)] = N - 1;  // its last token's logits (see below)
   }
   for (int64_t i = 0; i < n; i++) check_row(rows[i], 1);
   std::copy(tokens, tokens + n, mixed_tokens_.begin() + N);
   if (n > 0) mixed_spans_[size_t(S++)] = {rows, n, 1};
   // logits of each chunk's last token and of each step's: the other chunk tokens' are
   // never sampled from, and at 2048 pieces the head is an eighth of a token's forward
-  int64_t n_out = 0;
-  for (int64_t c = 0, at = 0; c < n_chunks; c++) mixed_out_[size_t(n_out++)] = (at += chunks[c].n) - 1;
-  for (int64_t i = 0; i < n; i++) mixed_out_[size_t(n_out++)] = N + i;
-  forward(mixed_spans_.data(), S, mixed_tokens_.data(), mixed_out_.data(), n_out);
+  for (int64_t i = 0; i < n; i++) mixed_out_[size_t(n_chunks + i)] = N + i;
+  forward(mixed_spans_.data(), S, mixed_tokens_.data(), mixed_out_.data(), n_chunks + n);
   return b_.logits;
 }
 

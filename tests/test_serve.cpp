@@ -329,9 +329,10 @@ TEST(Serve, PrecisionFlagChoosesTheMatrixProducts) {
 }
 
 // Concurrent requests, some with prompts of two or three 64-token chunks, each get what
-// they get alone: with the default token budget per forward and with the least one
-// (one chunk beside the other slots' tokens, so prompts wait for their turn), and a
-// bad budget is refused with one line.
+// they get alone: with the default token budget per forward, with the least one (one
+// chunk beside the other slots' tokens, so prompts wait for their turn) and with one
+// far beyond what a forward can hold (used as every slot's chunk, not allocated); a
+// budget below the least is refused with one line.
 TEST(Serve, ConcurrentRequestsGetWhatTheyGetAlone) {
   const std::string dir = test::temp_dir("serve");
   const std::string run = trained_run("serve_concurrent", "--set mod.enabled=true --set mod.capacity=0.25", 192);
@@ -343,7 +344,7 @@ TEST(Serve, ConcurrentRequestsGetWhatTheyGetAlone) {
     return nlohmann::json{{"prompt", prompt}, {"max_tokens", 10 + 3 * i}, {"temperature", 0.9}, {"seed", 100 + i}}.dump();
   };
   std::vector<std::string> alone;
-  for (const std::string budget : {"", "--batch-tokens 67"}) {
+  for (const std::string budget : {"", "--batch-tokens 67", "--batch-tokens 1000000000"}) {
     Server s(run, "--slots 4 --queue 64 " + budget, dir);
     if (alone.empty())
       for (int i = 0; i < n; i++) alone.push_back(post(s, body(i)).body["choices"][0]["text"]);

@@ -47,7 +47,7 @@ void register_serve(CLI::App& app) {
   sub->add_option("--ctx", f->o.ctx, "context per slot, prompt + completion (default model.max_seq_len)");
   sub->add_option("--batch-tokens", f->o.batch_tokens,
                   "most tokens one forward runs: every decoding slot's next token, then 64-token prompt chunks "
-                  "while they fit (default 256, at least 63 + slots)");
+                  "while they fit (default 256, at least 63 + slots; beyond 64 x slots unused)");
   sub->add_option("--max-body", f->o.max_body, "largest request body in bytes (default 1 MiB; larger: 413)");
   sub->add_option("--model-name", f->o.model_name, "the model id /v1/models lists (default: the run folder's name)");
   f->precision.add(sub);

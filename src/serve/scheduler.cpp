@@ -22,18 +22,20 @@ size_t complete_utf8_prefix(const std::string& s) {
 
 Scheduler::Scheduler(const Model& model, const Tokenizer& tokenizer, int64_t slots, int64_t queue, int64_t ctx,
                      int64_t batch_tokens)
-    : model_(model), tok_(tokenizer),
-      gen_(model, ctx, kChunk, slots,
-           batch_tokens > 0 ? batch_tokens : std::max(kBatchTokens, min_batch_tokens(slots, ctx))),
+    : model_(model), tok_(tokenizer), gen_(model, ctx, kChunk, slots, forward_budget(slots, ctx, batch_tokens)),
       slots_(slots), queue_cap_(queue), ctx_(ctx), rows_(size_t(slots)), rng_(size_t(slots)), admitted_(size_t(slots)),
       drawn_logprobs_(size_t(slots)) {
-  FW_CHECK(gen_.batch_tokens() >= min_batch_tokens(slots, ctx), "serve: ", gen_.batch_tokens(),
-           " tokens per forward leave no room for a prompt chunk beside ", slots - 1, " decoding slots (at least ",
-           min_batch_tokens(slots, ctx), ")");
   stats_.slots = slots;
   for (int64_t l = 0; l < model.cfg.n_layers; l++)
     if (model.cfg.mod.routed(l)) stats_.routed_layers.push_back(l);
   stats_.routed_processed.assign(stats_.routed_layers.size(), 0);
+}
+
+int64_t Scheduler::forward_budget(int64_t slots, int64_t ctx, int64_t asked) {
+  const int64_t chunk = std::min(kChunk, ctx), least = chunk + slots - 1, most = slots * chunk;
+  FW_CHECK(asked == 0 || asked >= least, "serve: --batch-tokens ", asked, " is below ", least,
+           " (one prompt chunk of ", chunk, " tokens beside ", slots - 1, " decoding slots)");
+  return std::min(asked == 0 ? std::max(kBatchTokens, least) : asked, most);
 }
 
 void Job::end(const std::string& reason) {

@@ -77,8 +77,8 @@ class Scheduler {
  public:
   // slots: rows decoded side by side; queue: jobs that may wait for a row; ctx: tokens
   // of context per row (prompt + completion); batch_tokens: most tokens one forward runs
-  // (the decoding rows' one each, then prompt chunks while they fit), at least
-  // min_batch_tokens(slots, ctx); 0: kBatchTokens, or that least if it is more.
+  // (the decoding rows' one each, then prompt chunks while they fit; 0: kBatchTokens),
+  // see forward_budget.
   Scheduler(const Model& model, const Tokenizer& tokenizer, int64_t slots, int64_t queue, int64_t ctx,
             int64_t batch_tokens = 0);
   // The default budget: four chunks. Measured (bench shape, 16 rows, a throwaway
@@ -88,7 +88,6 @@ class Scheduler {
   // the whole forward; 256 bounds that wait at about four chunks' forward.
   static constexpr int64_t kBatchTokens = 256;
   static constexpr int64_t kChunk = 64;  // prompt tokens a row feeds per forward at most
-  static int64_t min_batch_tokens(int64_t slots, int64_t ctx) { return std::min(kChunk, ctx) + slots - 1; }
   ~Scheduler();  // unfinished jobs end as "cancelled"
 
   // Runs jobs on the calling thread until stop() is called (from another thread).
@@ -108,6 +107,10 @@ class Scheduler {
   int64_t batch_tokens() const { return gen_.batch_tokens(); }
 
  private:
+  // The tokens per forward for batch_tokens = asked: at least one chunk beside the other
+  // slots' tokens (less is refused, naming --batch-tokens), and no more than every slot's
+  // chunk, all a forward can ever hold (more would only allocate unused buffers).
+  static int64_t forward_budget(int64_t slots, int64_t ctx, int64_t asked);
   void iterate();                       // one token boundary: cancellations, then one forward (chunks, decoding rows)
   void admit();                         // queued jobs into free rows
   int32_t draw(int64_t row, float* logits);  // the next token of the row's job (its logprobs into drawn_logprobs_)

@@ -164,9 +164,6 @@ void serve(LoadedModel& lm, const ServeOptions& o, const std::function<void(cons
   FW_CHECK(o.slots >= 1 && o.slots <= 256, "serve: --slots must be in [1, 256], not ", o.slots);
   FW_CHECK(o.queue >= 1, "serve: --queue must be >= 1, not ", o.queue);
   FW_CHECK(ctx >= 2, "serve: --ctx must be >= 2, not ", ctx);
-  FW_CHECK(o.batch_tokens == 0 || o.batch_tokens >= Scheduler::min_batch_tokens(o.slots, ctx), "serve: --batch-tokens ",
-           o.batch_tokens, " is below ", Scheduler::min_batch_tokens(o.slots, ctx), " (one prompt chunk of ",
-           std::min(Scheduler::kChunk, ctx), " tokens beside ", o.slots - 1, " decoding slots)");
   const std::string name = o.model_name;
   // the tokenizer that prompts are encoded with (one at a time) and the scheduler's own
   std::unique_ptr<Tokenizer> request_tok = make_tokenizer(lm.tokenizer), decode_tok = make_tokenizer(lm.tokenizer);
@@ -380,7 +377,8 @@ void serve(LoadedModel& lm, const ServeOptions& o, const std::function<void(cons
     svr.stop();
   });
   log(str("listening on http://", o.host, ":", port, " (model '", name, "', ", o.slots, " slots, queue ", o.queue,
-          ", context ", ctx, ", ", sched.batch_tokens(), " tokens per forward", ", ", lm.model->bf16_enabled() ? "bf16" : "fp32", " matrix products)"));
+          ", context ", ctx, ", ", sched.batch_tokens(), " tokens per forward, ",
+          lm.model->bf16_enabled() ? "bf16" : "fp32", " matrix products)"));
   std::thread http([&] {
     svr.listen_after_bind();
     g_terminate = true;  // the server stopped for another reason: end the watcher

@@ -5,7 +5,7 @@ the same budget), each with continuous batching (--slots 16) and one request at 
 (--slots 1). Per configuration: total completion tokens per second (all clients, wall
 time), p50/p99 time to first token, p50/p99 time per token after the first (per
 request: (end - first token) / (tokens - 1), tokens from the stream's usage chunk).
-    bench/serve_load.sh [--shape bench]
+    bench/serve_load.sh [--shape bench] [--precision fp32|bf16] [--kv-cache fp32|bf16]
 (the demo's models, trained first if runs/demo is missing; --shape bench: the default
 config's shape, d=512, 6 layers, bytes, as bench/mod_vs_dense.sh measures MoD's
 decoding speed; its models in runs/serve_bench, results in serve_load_bench.json)
@@ -28,6 +28,7 @@ MAX_TOKENS = 64
 RUNS = sys.argv[1] if len(sys.argv) > 1 else "runs/demo"          # holds dense/ and mod/
 RESULT = sys.argv[2] if len(sys.argv) > 2 else "serve_load"      # bench/results/RESULT.json
 PRECISION = sys.argv[3] if len(sys.argv) > 3 else "checkpoint"  # the servers' --precision
+KV_CACHE = sys.argv[4] if len(sys.argv) > 4 else "fp32"         # and --kv-cache
 ROUNDS = 3
 
 
@@ -45,7 +46,7 @@ def prompts(n):
 
 def start(run, slots):
     p = subprocess.Popen([FLOPWISE, "serve", "--ckpt", run, "--port", "0", "--slots", str(slots), "--queue", "256",
-                          "--precision", PRECISION],
+                          "--precision", PRECISION, "--kv-cache", KV_CACHE],
                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     line = p.stdout.readline()
     port = int(line.split("127.0.0.1:")[1].split()[0])
@@ -144,6 +145,7 @@ def main():
     commit = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True,
                             text=True).stdout.strip()
     out = {"cpu": cpu, "commit": commit, "cores": os.cpu_count(), "models": f"{RUNS}/dense and {RUNS}/mod", "precision": PRECISION,
+           "kv_cache": KV_CACHE,
            "requests_per_client": REQUESTS_PER_CLIENT, "rounds": ROUNDS, "table": "fastest round per configuration", "max_tokens": MAX_TOKENS, "rows": rows, "ratios": ratios}
     path = os.path.join(ROOT, f"bench/results/{RESULT}.json")
     with open(path, "w") as f:

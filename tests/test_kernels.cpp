@@ -217,6 +217,74 @@ TEST(Kernels, AttentionWithCacheOffsets) {
       }
 }
 
+// A bf16 cache: rope_split_forward writes each key and value as the fp32 cache holds
+// it, rounded to bf16 (nearest even), at the same place; the bf16 slots it does not
+// write stay as they were.
+TEST(Kernels, RopeSplitIntoABf16CacheRoundsWhatAnFp32CacheHolds) {
+  const int64_t B = 2, T = 5, H = 2, hd = 16, C = H * hd, Tcap = 9;
+  const int64_t rows[B] = {1, 0}, past[B] = {4, 2};
+  auto qkv = randn(B * T * 3 * C, 31);
+  std::vector<int32_t> pos(B * T);
+  for (int64_t i = 0; i < B * T; i++) pos[i] = int32_t((i * 3) % 9);
+  std::vector<float> cs(9 * hd / 2), sn(9 * hd / 2);
+  rope_table(cs.data(), sn.data(), 9, hd);
+  std::vector<float> q(B * H * T * hd), q16(B * H * T * hd), k(B * H * Tcap * hd), v(B * H * Tcap * hd);
+  std::vector<bf16> k16(k.size(), 0x7FC1), v16(v.size(), 0x7FC1);  // a NaN marks slots not written
+  rope_split_forward(q.data(), KvSlot{k.data(), v.data(), Tcap, rows, past}, qkv.data(), pos.data(), cs.data(),
+                     sn.data(), B, T, H, hd);
+  rope_split_forward(q16.data(), KvSlot{nullptr, nullptr, Tcap, rows, past, k16.data(), v16.data()}, qkv.data(),
+                     pos.data(), cs.data(), sn.data(), B, T, H, hd);
+  EXPECT_EQ(q, q16);  // queries stay fp32
+  int64_t written = 0;
+  for (int64_t b = 0; b < B; b++)
+    for (int64_t h = 0; h < H; h++)
+      for (int64_t t = 0; t < Tcap; t++)
+        for (int64_t c = 0; c < hd; c++) {
+          const size_t i = size_t(((rows[b] * H + h) * Tcap + t) * hd + c);
+          if (t >= past[b] && t < past[b] + T) {
+            ASSERT_EQ(k16[i], round_bf16(k[i])) << b << " " << h << " " << t << " " << c;
+            ASSERT_EQ(v16[i], round_bf16(v[i])) << b << " " << h << " " << t << " " << c;
+            written++;
+          } else {
+            ASSERT_EQ(k16[i], 0x7FC1);
+            ASSERT_EQ(v16[i], 0x7FC1);
+          }
+        }
+  EXPECT_EQ(written, B * H * T * hd);
+}
+
+// Attention over a bf16 cache equals the reference over the rounded keys and values,
+// for one query per row (decoding: the one-query kernel at hd = 16 and 64, and the
+// widened rows at hd = 12, not a multiple of 16) and for blocks of queries (prompt
+// chunks), rows permuted, pasts unequal, long enough for several key blocks.
+TEST(Kernels, AttentionOverABf16CacheEqualsTheReferenceOverRoundedKeys) {
+  for (const int64_t hd : {16, 64, 12})
+    for (const int64_t Tq : {1, 3}) {
+      const int64_t B = 3, H = 2, Tcap = 90, C = H * hd, ldp = Tcap;
+      const int64_t rows[B] = {2, 0, 1}, past[B] = {70, 0, 33};
+      auto q = randn(B * H * Tq * hd, 41), k = randn(B * H * Tcap * hd, 42, 2.0), v = randn(B * H * Tcap * hd, 43);
+      std::vector<bf16> k16(k.size()), v16(v.size());
+      to_bf16(k16.data(), k.data(), int64_t(k.size()));
+      to_bf16(v16.data(), v.data(), int64_t(v.size()));
+      std::vector<float> kr(k.size()), vr(v.size());  // the rounded values, in fp32
+      for (size_t i = 0; i < k.size(); i++) kr[i] = bf16_to_float(k16[i]), vr[i] = bf16_to_float(v16[i]);
+      std::vector<float> y(B * Tq * C), yr(B * Tq * C), P(B * H * Tq * ldp, -1.0f);
+      attention_forward(y.data(), P.data(), q.data(), KvSlot{nullptr, nullptr, Tcap, rows, past, k16.data(), v16.data()},
+                        B, H, Tq, hd, ldp);
+      for (int64_t b = 0; b < B; b++) {
+        const int64_t cache = rows[b] * H * Tcap * hd, Tk = past[b] + Tq;
+        std::vector<float> yb(Tq * C), Pb(H * Tq * Tk);
+        ref::attention_forward(yb.data(), Pb.data(), q.data() + b * H * Tq * hd, kr.data() + cache, vr.data() + cache,
+                               1, H, Tq, Tk, Tcap, hd, past[b]);
+        std::copy(yb.begin(), yb.end(), yr.begin() + b * Tq * C);
+        for (int64_t r = 0; r < H * Tq; r++)
+          for (int64_t j = 0; j < Tk; j++)
+            ASSERT_NEAR(P[(b * H * Tq + r) * ldp + j], Pb[r * Tk + j], 1e-5) << hd << " " << Tq << " " << b << " " << r;
+      }
+      EXPECT_LT(max_rel(y, yr), 1e-5) << "hd " << hd << " Tq " << Tq;
+    }
+}
+
 TEST(Kernels, SoftmaxCrossEntropy) {
   const int64_t M = 13, V = 37;
   auto logits = randn(M * V, 20, 2.0);

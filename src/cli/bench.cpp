@@ -26,6 +26,7 @@ struct BenchFlags {
   int64_t prompt_tokens = 64, new_tokens = 256, batch = 1;
   ConfigFlags config;
   PrecisionFlag precision;  // bench sample
+  KvCacheFlag kv;
   RoutingFlag routing;      // bench sample --ckpt
   CommonFlags common;
 };
@@ -116,8 +117,9 @@ void bench_sample(const BenchFlags& f) {
   Rng rng(uint64_t(cfg.train.seed));
   std::vector<std::vector<int32_t>> prompts(size_t(f.batch), std::vector<int32_t>(size_t(f.prompt_tokens)));
   for (auto& p : prompts) random_tokens(p, cfg.model.vocab_size, rng);  // each row its own prompt
-  check_memory(Generator::bytes(cfg.model, f.prompt_tokens + f.new_tokens, 64, f.batch), "this bench sample");
-  Generator gen(model, f.prompt_tokens + f.new_tokens, 64, f.batch);
+  check_memory(Generator::bytes(cfg.model, f.prompt_tokens + f.new_tokens, 64, f.batch, 0, f.kv.value()),
+               "this bench sample");
+  Generator gen(model, f.prompt_tokens + f.new_tokens, 64, f.batch, 0, f.kv.value());
   generate_batch(gen, prompts, 8, SamplingParams{}, 1);  // warm up caches and threads
   // the best of 3 runs: a single short run on a shared machine can read far slow
   BatchGenerateResult r;
@@ -131,7 +133,7 @@ void bench_sample(const BenchFlags& f) {
   nlohmann::json j = {{"tokens_per_s", tps},   {"new_tokens", f.new_tokens},
                       {"batch", f.batch},      {"prompt_tokens", f.prompt_tokens},
                       {"seconds", r.seconds},  {"threads", num_threads()},
-                      {"precision", precision}};
+                      {"precision", precision},      {"kv_cache", f.kv.kv_cache}};
   if (cfg.model.mod.enabled) {  // the fraction of fed tokens each routed layer processed
     double processed = 0;
     int64_t n = 0;
@@ -145,8 +147,9 @@ void bench_sample(const BenchFlags& f) {
     j["routing"] = model.calibration.empty() ? "uncalibrated" : "calibrated";
   }
   if (f.common.json) print_json(j);
-  else std::printf("bench sample: %.1f tokens/s (batch %lld, %lld new tokens each after a %lld-token prompt, KV cache, "
-                   "%s)\n", tps, (long long)f.batch, (long long)f.new_tokens, (long long)f.prompt_tokens, precision);
+  else std::printf("bench sample: %.1f tokens/s (batch %lld, %lld new tokens each after a %lld-token prompt, %s "
+                   "products, %s KV cache)\n", tps, (long long)f.batch, (long long)f.new_tokens, (long long)f.prompt_tokens, precision,
+                   f.kv.kv_cache.c_str());
 }
 }  // namespace
 
@@ -168,6 +171,7 @@ void register_bench(CLI::App& app) {
   sa->add_option("--batch", fs->batch, "sequences decoded side by side (each its own random prompt)");
   fs->config.add(sa);
   fs->precision.add(sa);
+  fs->kv.add(sa);
   fs->routing.add(sa);
   fs->common.add(sa);
   sa->callback([fs]() { bench_sample(*fs); });

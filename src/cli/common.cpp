@@ -42,6 +42,13 @@ void PrecisionFlag::apply(Model& model, const Config& cfg) const {
   model.set_matmul_bf16(precision == "checkpoint" ? cfg.train.bf16() : precision == "bf16");
 }
 
+void KvCacheFlag::add(CLI::App* sub) {
+  sub->add_option("--kv-cache", kv_cache,
+                  "KV cache precision: fp32 (the model's own numbers) or bf16 (keys and values rounded as "
+                  "cached: half the bytes a decoding step reads)")
+      ->check(CLI::IsMember({"fp32", "bf16"}));
+}
+
 void RoutingFlag::add(CLI::App* sub) {
   sub->add_option("--routing", routing,
                   "Mixture-of-Depths sampling: calibrated (the checkpoint's thresholds, processing the "

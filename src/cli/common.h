@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "config/config.h"
+#include "infer/generator.h"  // KvCache
 #include "nn/model.h"
 #include "train/checkpoint.h"
 
@@ -34,6 +35,16 @@ struct PrecisionFlag {
   std::string precision = "checkpoint";
   void add(CLI::App* sub);
   void apply(Model& model, const Config& cfg) const;  // bf16 mode on or off
+};
+
+// --kv-cache fp32|bf16 of the same commands: how the KV cache holds keys and values
+// (infer/generator.h, KvCache). fp32, the default, gives the model's own numbers; bf16
+// halves the bytes each decoding step reads from the cache, which under many
+// concurrent sequences is most of what a step reads.
+struct KvCacheFlag {
+  std::string kv_cache = "fp32";
+  void add(CLI::App* sub);
+  KvCache value() const { return kv_cache == "bf16" ? KvCache::bf16 : KvCache::fp32; }
 };
 
 // --routing calibrated|uncalibrated: how a Mixture-of-Depths model decides when sampling

@@ -23,6 +23,7 @@ struct SampleFlags {
   uint64_t seed = 0;
   SamplingParams sp{0.8, 0, 0.95};
   PrecisionFlag precision;
+  KvCacheFlag kv;
   RoutingFlag routing;
   CommonFlags common;
 };
@@ -70,10 +71,10 @@ SampleResult draw_samples(const SampleFlags& f, const std::function<void(const s
   }
   const int64_t B = int64_t(prompts.size());
   const int64_t cap = f.context > 0 ? f.context : lm.config.model.max_seq_len;
-  check_memory(Generator::bytes(lm.config.model, cap, 64, B), "sampling with this --context and batch");
+  check_memory(Generator::bytes(lm.config.model, cap, 64, B, 0, f.kv.value()), "sampling with this --context and batch");
   f.precision.apply(*lm.model, lm.config);
   f.routing.apply(*lm.model, f.ckpt);
-  Generator gen(*lm.model, cap, 64, B);
+  Generator gen(*lm.model, cap, 64, B, 0, f.kv.value());
   std::unique_ptr<RoutingTrace> trace;
   if (!f.trace.empty()) trace = std::make_unique<RoutingTrace>(f.trace, tok.get());
   FeedCallback on_feed = nullptr;
@@ -133,6 +134,7 @@ void register_sample(CLI::App& app) {
   sub->add_option("--context", f->context, "KV cache length (default: model.max_seq_len)");
   sub->add_option("--trace", f->trace, "write per-token Mixture-of-Depths routing decisions (JSON lines)");
   f->precision.add(sub);
+  f->kv.add(sub);
   f->routing.add(sub);
   f->common.add(sub);
   sub->callback([f]() { run_sample(*f); });

@@ -15,6 +15,7 @@ struct ServeFlags {
   std::string ckpt;
   ServeOptions o;
   PrecisionFlag precision;
+  KvCacheFlag kv;
   RoutingFlag routing;
   CommonFlags common;
 };
@@ -23,6 +24,7 @@ void run_serve(ServeFlags& f) {
   f.common.apply();
   LoadedModel lm = load_model(f.ckpt);
   f.precision.apply(*lm.model, lm.config);
+  f.o.kv = f.kv.value();
   f.routing.apply(*lm.model, f.ckpt);
   if (f.o.model_name.empty()) {
     const std::filesystem::path p = std::filesystem::absolute(f.ckpt).lexically_normal();
@@ -51,6 +53,7 @@ void register_serve(CLI::App& app) {
   sub->add_option("--max-body", f->o.max_body, "largest request body in bytes (default 1 MiB; larger: 413)");
   sub->add_option("--model-name", f->o.model_name, "the model id /v1/models lists (default: the run folder's name)");
   f->precision.add(sub);
+  f->kv.add(sub);
   f->routing.add(sub);
   f->common.add(sub);
   sub->callback([f]() { run_serve(*f); });

@@ -11,14 +11,15 @@
 
 namespace fw {
 
-void Generator::layout(Buffers& b, const ModelConfig& c, int64_t cap, int64_t tokens, int64_t rows,
+void Generator::layout(Buffers& b, const ModelConfig& c, int64_t cap, int64_t tokens, int64_t rows, KvCache kv,
                        const std::function<void(float*&, size_t)>& f) {
   const size_t C = size_t(c.d_model), L = size_t(c.n_layers), N = size_t(tokens);
+  const size_t cache = size_t(rows * cap) * C, floats = kv == KvCache::bf16 ? (cache + 1) / 2 : cache;
   b.k.resize(L);
   b.v.resize(L);
   for (size_t l = 0; l < L; l++) {
-    f(b.k[l], size_t(rows * cap) * C);
-    f(b.v[l], size_t(rows * cap) * C);
+    f(b.k[l], floats);
+    f(b.v[l], floats);
   }
   // (1, N) tokens with P rows of cap keys covers both shapes a block runs in:
   // (1, T ≤ chunk) for a feed and (B ≤ rows, 1) for a step
@@ -61,10 +62,11 @@ static std::vector<PackedProduct> packed_products(const ModelConfig& c, ModelWei
   return out;
 }
 
-size_t Generator::bytes(const ModelConfig& cfg, int64_t capacity, int64_t chunk, int64_t rows, int64_t batch_tokens) {
+size_t Generator::bytes(const ModelConfig& cfg, int64_t capacity, int64_t chunk, int64_t rows, int64_t batch_tokens,
+                        KvCache kv) {
   Buffers b;
   size_t floats = 0;
-  layout(b, cfg, capacity, std::max({std::min(chunk, capacity), rows, batch_tokens}), rows,
+  layout(b, cfg, capacity, std::max({std::min(chunk, capacity), rows, batch_tokens}), rows, kv,
          [&](float*&, size_t n) { floats += Arena::rounded(n); });
   ModelWeights shapes;
   shapes.blocks.resize(size_t(cfg.n_layers));
@@ -73,16 +75,17 @@ size_t Generator::bytes(const ModelConfig& cfg, int64_t capacity, int64_t chunk,
   return floats * sizeof(float) + packed;
 }
 
-Generator::Generator(const Model& model, int64_t capacity, int64_t chunk, int64_t rows, int64_t batch_tokens)
-    : m_(model), cap_(capacity), chunk_(std::min(chunk, capacity)), rows_(rows) {
+Generator::Generator(const Model& model, int64_t capacity, int64_t chunk, int64_t rows, int64_t batch_tokens,
+                     KvCache kv)
+    : m_(model), cap_(capacity), chunk_(std::min(chunk, capacity)), rows_(rows), kv_(kv) {
   FW_CHECK(!model.cfg.encoder(), "sample: this model is an encoder (model.kind = 'encoder'): it fills in masked "
            "tokens and does not generate text");
   FW_CHECK(capacity >= 2, "sample: context capacity ", capacity, " too small");
   FW_CHECK(rows >= 1, "sample: batch of ", rows, " sequences");
   tokens_ = std::max({chunk_, rows_, batch_tokens});
-  layout(b_, m_.cfg, cap_, tokens_, rows_, [&](float*&, size_t n) { arena_.reserve(n); });
+  layout(b_, m_.cfg, cap_, tokens_, rows_, kv_, [&](float*&, size_t n) { arena_.reserve(n); });
   arena_.allocate();
-  layout(b_, m_.cfg, cap_, tokens_, rows_, [&](float*& p, size_t n) { p = arena_.take(n); });
+  layout(b_, m_.cfg, cap_, tokens_, rows_, kv_, [&](float*& p, size_t n) { p = arena_.take(n); });
   for (auto* v : {&pos_, &sel_pos_}) v->resize(size_t(tokens_));
   for (auto* v : {&sel_rows_, &past_, &sel_entry_}) v->resize(size_t(tokens_));
   sel_spans_.resize(size_t(tokens_));
@@ -128,7 +131,11 @@ void Generator::run_block(int64_t l, const Span* spans, int64_t S, float* y, con
   for (int64_t g = 0; g < S; g++) {
     const Span& sp = spans[g];
     for (int64_t b = 0; b < sp.B; b++) past_[size_t(at + b)] = kv_len_[size_t(sp.rows[b] * L + l)];
-    groups_[size_t(g)] = {sp.B, sp.T, KvSlot{b_.k[size_t(l)], b_.v[size_t(l)], cap_, sp.rows, past_.data() + at}};
+    float *k = b_.k[size_t(l)], *v = b_.v[size_t(l)];
+    groups_[size_t(g)] = {sp.B, sp.T,
+                          kv_ == KvCache::bf16 ? KvSlot{nullptr, nullptr, cap_, sp.rows, past_.data() + at,
+                                                        reinterpret_cast<bf16*>(k), reinterpret_cast<bf16*>(v)}
+                                               : KvSlot{k, v, cap_, sp.rows, past_.data() + at}};
     N += sp.B * sp.T;
     at += sp.B;
   }

@@ -25,15 +25,22 @@
 
 namespace fw {
 
+// How the caches hold the rotated keys and the values: fp32, the model's own numbers,
+// or bf16, rounded as they are written (half the bytes; at 16 sequences of ~170
+// tokens a step reads more cache than weights). With bf16, a token's result differs
+// from fp32's by the rounding of what it attends to (docs/methods.md, serving).
+enum class KvCache { fp32, bf16 };
+
 class Generator {
  public:
   // capacity: cache rows per sequence (tokens of context); chunk: most tokens one
   // feed() runs at once; rows: sequences decoded side by side; batch_tokens: most
-  // tokens one mixed() runs (at least max(chunk, rows), the default).
-  Generator(const Model& model, int64_t capacity, int64_t chunk = 64, int64_t rows = 1, int64_t batch_tokens = 0);
+  // tokens one mixed() runs (at least max(chunk, rows), the default); kv: the caches' precision.
+  Generator(const Model& model, int64_t capacity, int64_t chunk = 64, int64_t rows = 1, int64_t batch_tokens = 0,
+            KvCache kv = KvCache::fp32);
   // Bytes a Generator of this shape allocates (for the memory estimate).
   static size_t bytes(const ModelConfig& cfg, int64_t capacity, int64_t chunk = 64, int64_t rows = 1,
-                      int64_t batch_tokens = 0);
+                      int64_t batch_tokens = 0, KvCache kv = KvCache::fp32);
 
   // Appends n tokens to the context of sequence `row` (prefill, chunk tokens at a
   // time); returns the logits (V) after the last one. Fails if the cache would overflow.
@@ -84,6 +91,7 @@ class Generator {
   int64_t chunk() const { return chunk_; }
   int64_t batch_tokens() const { return tokens_; }
   int64_t vocab_size() const { return m_.cfg.vocab_size; }
+  KvCache kv_cache() const { return kv_; }
   const Model& model() const { return m_; }
   // The activations of the last block call of the last feed(), step() or mixed()
   // (tests use it to read an FFF's tree paths).
@@ -93,7 +101,7 @@ class Generator {
 
  private:
   struct Buffers {
-    std::vector<float*> k, v;  // per layer (rows,H,cap,hd): rotated keys, values
+    std::vector<float*> k, v;  // per layer (rows,H,cap,hd): rotated keys, values (bf16 caches: half as many floats, as bf16)
     BlockActs acts;            // one block's activations for N = batch_tokens() tokens; P is (N,H,cap)
     BlockScratch scratch;
     float *x, *y;              // (N, C) residual stream in and out of a block
@@ -103,7 +111,7 @@ class Generator {
     float *pred_h;             // (N, P)
     float *xs, *ys;            // (N, C) the processed tokens in and out of a routed block
   };
-  static void layout(Buffers& b, const ModelConfig& c, int64_t cap, int64_t tokens, int64_t rows,
+  static void layout(Buffers& b, const ModelConfig& c, int64_t cap, int64_t tokens, int64_t rows, KvCache kv,
                      const std::function<void(float*&, size_t)>& f);
   // New tokens of B sequences × T each (b-major) that attend together: B = 1 (a
   // prompt's chunk) or T = 1 (one token of each of B sequences). A forward runs
@@ -127,6 +135,7 @@ class Generator {
   std::vector<PackedMatrix> packed_;     // the packed copies w_ points to
   ModelWeights w_;                       // m_'s weights, with the packed copies set
   int64_t cap_, chunk_, rows_, tokens_;  // tokens_: most tokens one forward() runs
+  KvCache kv_;
   Arena arena_;
   Buffers b_;
   std::vector<int64_t> len_;             // (rows) context length

@@ -27,6 +27,9 @@ struct AttentionMask {
 // before, Tq = Tcap). P (B,H,Tq,ldp) with ldp ≥ past(b) + Tq: softmax probabilities,
 // kept for backward (zero at keys not visible).
 // y (B,Tq,C), C = H·hd: the heads' outputs side by side, ready for the projection.
+// A bf16 cache (kv.k16, kv.v16) is read widened to fp32: one query per row (decoding)
+// by a kernel that widens each row as it loads it, blocks of queries (prompt chunks)
+// through sgemm over the visible rows widened first. Scores, softmax and sums in fp32.
 void attention_forward(float* y, float* P, const float* q, const KvSlot& kv, int64_t B, int64_t H,
                        int64_t Tq, int64_t hd, int64_t ldp, const AttentionMask& mask = {});
 

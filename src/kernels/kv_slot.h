@@ -4,8 +4,14 @@
 // Training keeps its own keys per batch row (rows = len = null: cache row b, empty);
 // the batched generator passes, per batch row, which sequence it is and how many
 // tokens that sequence has cached in this layer (they differ under Mixture-of-Depths).
+// A generator may keep its caches in bf16 (k16, v16 instead of k, v; --kv-cache bf16):
+// the rotated keys and the values are rounded to bf16 as they are written, halving
+// the bytes a decoding step reads, which at 16 sequences of ~170 tokens are more than
+// the weights' (kernels/attention.h).
 #pragma once
 #include <cstdint>
+
+#include "kernels/matmul_bf16.h"  // bf16
 
 namespace fw {
 
@@ -15,12 +21,16 @@ struct KvSlot {
   int64_t Tcap;
   const int64_t* rows = nullptr;  // (B) cache row of each batch row; null: b
   const int64_t* len = nullptr;   // (B) tokens already cached there; null: 0
+  bf16* k16 = nullptr;            // bf16 caches, the same shape, instead of k and v
+  bf16* v16 = nullptr;
 
+  bool bf16_cache() const { return k16 != nullptr; }
   int64_t row(int64_t b) const { return rows ? rows[b] : b; }
   int64_t past(int64_t b) const { return len ? len[b] : 0; }
-  // The (Tcap, hd) keys / values of head h for batch row b.
-  float* k_head(int64_t b, int64_t h, int64_t H, int64_t hd) const { return k + ((row(b) * H + h) * Tcap) * hd; }
-  float* v_head(int64_t b, int64_t h, int64_t H, int64_t hd) const { return v + ((row(b) * H + h) * Tcap) * hd; }
+  // Offset of the (Tcap, hd) keys / values of head h for batch row b, in k, v (or k16, v16).
+  int64_t head(int64_t b, int64_t h, int64_t H, int64_t hd) const { return ((row(b) * H + h) * Tcap) * hd; }
+  float* k_head(int64_t b, int64_t h, int64_t H, int64_t hd) const { return k + head(b, h, H, hd); }
+  float* v_head(int64_t b, int64_t h, int64_t H, int64_t hd) const { return v + head(b, h, H, hd); }
 };
 
 }  // namespace fw

@@ -17,15 +17,19 @@ void rope_table(float* cos_t, float* sin_t, int64_t npos, int64_t hd) {
     }
 }
 
-// Rotate pairs by +angle (sign = 1) or −angle (sign = −1, the transpose).
-static inline void rotate(float* out, const float* in, const float* c, const float* s,
-                          int64_t half, float sign) {
+static inline float to(float*, float v) { return v; }
+static inline bf16 to(bf16*, float v) { return round_bf16(v); }  // a bf16 cache's keys
+
+// Rotate pairs by +angle (sign = 1) or −angle (sign = −1, the transpose), in fp32;
+// written as fp32 or rounded to bf16.
+template <typename Out>
+static inline void rotate(Out* out, const float* in, const float* c, const float* s, int64_t half, float sign) {
 #pragma omp simd
   for (int64_t i = 0; i < half; i++) {
     float x0 = in[2 * i], x1 = in[2 * i + 1];
     float si = sign * s[i];
-    out[2 * i] = x0 * c[i] - x1 * si;
-    out[2 * i + 1] = x0 * si + x1 * c[i];
+    out[2 * i] = to(out, x0 * c[i] - x1 * si);
+    out[2 * i + 1] = to(out, x0 * si + x1 * c[i]);
   }
 }
 
@@ -42,10 +46,14 @@ void rope_split_forward(float* q, const KvSlot& kv, const float* qkv, const int3
       const float* s = sin_t + p * half;
       for (int64_t h = 0; h < H; h++) {
         rotate(q + ((b * H + h) * T + t) * hd, src + h * hd, c, s, half, 1.0f);
-        const int64_t row = (kv.past(b) + t) * hd;
-        rotate(kv.k_head(b, h, H, hd) + row, src + C + h * hd, c, s, half, 1.0f);
-        float* v = kv.v_head(b, h, H, hd) + row;
-        for (int64_t i = 0; i < hd; i++) v[i] = src[2 * C + h * hd + i];
+        const int64_t at = kv.head(b, h, H, hd) + (kv.past(b) + t) * hd;  // the token's cache row
+        if (kv.bf16_cache()) {
+          rotate(kv.k16 + at, src + C + h * hd, c, s, half, 1.0f);
+          for (int64_t i = 0; i < hd; i++) kv.v16[at + i] = round_bf16(src[2 * C + h * hd + i]);
+        } else {
+          rotate(kv.k + at, src + C + h * hd, c, s, half, 1.0f);
+          for (int64_t i = 0; i < hd; i++) kv.v[at + i] = src[2 * C + h * hd + i];
+        }
       }
     }
 }

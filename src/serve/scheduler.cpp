@@ -21,8 +21,8 @@ size_t complete_utf8_prefix(const std::string& s) {
 }
 
 Scheduler::Scheduler(const Model& model, const Tokenizer& tokenizer, int64_t slots, int64_t queue, int64_t ctx,
-                     int64_t batch_tokens)
-    : model_(model), tok_(tokenizer), gen_(model, ctx, kChunk, slots, forward_budget(slots, ctx, batch_tokens)),
+                     int64_t batch_tokens, KvCache kv)
+    : model_(model), tok_(tokenizer), gen_(model, ctx, kChunk, slots, forward_budget(slots, ctx, batch_tokens), kv),
       slots_(slots), queue_cap_(queue), ctx_(ctx), rows_(size_t(slots)), rng_(size_t(slots)), admitted_(size_t(slots)),
       drawn_logprobs_(size_t(slots)) {
   stats_.slots = slots;

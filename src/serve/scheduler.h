@@ -80,7 +80,7 @@ class Scheduler {
   // (the decoding rows' one each, then prompt chunks while they fit; 0: kBatchTokens),
   // see forward_budget.
   Scheduler(const Model& model, const Tokenizer& tokenizer, int64_t slots, int64_t queue, int64_t ctx,
-            int64_t batch_tokens = 0);
+            int64_t batch_tokens = 0, KvCache kv = KvCache::fp32);
   // The default budget: four chunks. Measured (bench shape, 16 rows, a throwaway
   // harness over Generator): one forward of k 64-token chunks beside 16 − k decoding
   // rows took 0.83-0.89 of separate feeds and a step for k = 1, 4 and 15, so larger

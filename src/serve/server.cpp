@@ -169,7 +169,7 @@ void serve(LoadedModel& lm, const ServeOptions& o, const std::function<void(cons
   std::unique_ptr<Tokenizer> request_tok = make_tokenizer(lm.tokenizer), decode_tok = make_tokenizer(lm.tokenizer);
   std::mutex tok_mutex;
   const int64_t vocab_limit = decode_tok->vocab_size();
-  Scheduler sched(*lm.model, *decode_tok, o.slots, o.queue, ctx, o.batch_tokens);
+  Scheduler sched(*lm.model, *decode_tok, o.slots, o.queue, ctx, o.batch_tokens, o.kv);
   Counters counters;
   std::atomic<bool> draining{false};
   std::atomic<int64_t> in_flight{0};  // completion handlers running (streams included)
@@ -378,7 +378,8 @@ void serve(LoadedModel& lm, const ServeOptions& o, const std::function<void(cons
   });
   log(str("listening on http://", o.host, ":", port, " (model '", name, "', ", o.slots, " slots, queue ", o.queue,
           ", context ", ctx, ", ", sched.batch_tokens(), " tokens per forward, ",
-          lm.model->bf16_enabled() ? "bf16" : "fp32", " matrix products)"));
+          lm.model->bf16_enabled() ? "bf16" : "fp32", " matrix products, ", o.kv == KvCache::bf16 ? "bf16" : "fp32",
+          " KV cache)"));
   std::thread http([&] {
     svr.listen_after_bind();
     g_terminate = true;  // the server stopped for another reason: end the watcher

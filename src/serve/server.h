@@ -9,6 +9,7 @@
 #include <functional>
 #include <string>
 
+#include "infer/generator.h"  // KvCache
 #include "train/checkpoint.h"
 
 namespace fw {
@@ -20,6 +21,7 @@ struct ServeOptions {
   int64_t queue = 64;       // requests' choices that may wait for a slot
   int64_t ctx = 0;          // context per slot (0: model.max_seq_len)
   int64_t batch_tokens = 0; // most tokens one forward runs (0: Scheduler's default; Scheduler::forward_budget)
+  KvCache kv = KvCache::fp32;  // the slots' KV cache precision (--kv-cache)
   size_t max_body = 1 << 20;  // request bodies larger than this get 413
   std::string model_name;   // the id /v1/models lists (default: the run folder's name)
 };

@@ -28,7 +28,7 @@ namespace fw {
 // How the caches hold the rotated keys and the values: fp32, the model's own numbers,
 // or bf16, rounded as they are written (half the bytes; at 16 sequences of ~170
 // tokens a step reads more cache than weights). With bf16, a token's result differs
-// from fp32's by the rounding of what it attends to (docs/methods.md, serving).
+// from fp32's by the rounding of what it attends to (kernels/kv_slot.h).
 enum class KvCache { fp32, bf16 };
 
 class Generator {
@@ -91,7 +91,6 @@ class Generator {
   int64_t chunk() const { return chunk_; }
   int64_t batch_tokens() const { return tokens_; }
   int64_t vocab_size() const { return m_.cfg.vocab_size; }
-  KvCache kv_cache() const { return kv_; }
   const Model& model() const { return m_; }
   // The activations of the last block call of the last feed(), step() or mixed()
   // (tests use it to read an FFF's tree paths).

@@ -7,7 +7,6 @@
 #include <cmath>
 #include <vector>
 
-
 #include "kernels/row_ops.h"  // widened bf16 loads, lane sums
 #include "kernels/vec_math.h"
 

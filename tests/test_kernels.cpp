@@ -418,7 +418,9 @@ TEST(Kernels, MatmulBf16EqualsRoundedFp32) {
 // for every row count a decoding step or prefill chunk has, in both precisions; the
 // packed copy is a copy (W may change after); and a row's result does not depend on
 // how many rows share the call, bit for bit, which is what lets a sequence decode the
-// same alone or in any batch (infer/generator.h, the server's equality tests).
+// same alone or in any batch (infer/generator.h, the server's equality tests); and the
+// primitives stay few: rows go in at most two parts (16·⌊M/16⌋ and the rest), so
+// products of every row count up to 70 build 19 of them, not 70.
 TEST(Kernels, PackedMatrixEqualsPlainProductForEveryRowCount) {
   struct Shape { int64_t K, N; };
   for (const Shape sh : {Shape{29, 23}, Shape{256, 768}, Shape{37, 1000}})
@@ -439,7 +441,8 @@ TEST(Kernels, PackedMatrixEqualsPlainProductForEveryRowCount) {
       std::fill(w16.begin(), w16.end(), bf16(0));
       std::vector<float> alone(size_t(Mmax * N));  // each row in a call of its own
       for (int64_t i = 0; i < Mmax; i++) packed.forward(alone.data() + i * N, x.data() + i * K, 1);
-      for (const int64_t M : {int64_t(0), int64_t(1), int64_t(2), int64_t(15), int64_t(16), int64_t(17), int64_t(64), Mmax}) {
+      for (const int64_t M : {int64_t(0), int64_t(1), int64_t(2), int64_t(15), int64_t(16), int64_t(17), int64_t(33),
+                              int64_t(48), int64_t(64), Mmax}) {
         SCOPED_TRACE("K=" + std::to_string(K) + " N=" + std::to_string(N) + " M=" + std::to_string(M) +
                      (bf16_mode ? " bf16" : " fp32"));
         std::vector<float> y(size_t(M * N), -7.0f), yr(size_t(M * N));
@@ -448,6 +451,12 @@ TEST(Kernels, PackedMatrixEqualsPlainProductForEveryRowCount) {
         EXPECT_LT(max_rel(y, yr), 1e-5);
         EXPECT_TRUE(std::equal(y.begin(), y.end(), alone.begin()));
       }
+      // every row count up to Mmax: primitives for 1-16 rows and for 32, 48, 64 only
+      for (int64_t M = 1; M <= Mmax; M++) {
+        std::vector<float> y(size_t(M * N));
+        packed.forward(y.data(), x.data(), M);
+      }
+      EXPECT_EQ(packed.primitives(), 16u + 3u);
     }
 }
 

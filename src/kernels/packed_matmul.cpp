@@ -68,19 +68,37 @@ size_t PackedMatrix::bytes(int64_t N, int64_t K, bool bf16) {
   return preferred_layout(N, K, precision(bf16)).get_size();
 }
 
+// Each primitive is code generated for its row count (its own mapped pages, whose
+// permission changes interrupt the other core), and a server's forwards come in every
+// row count up to --batch-tokens. Built on demand per count, code kept being generated
+// all through a server's work: 813 code buffers over three loads of 64 requests at the
+// bench shape (a throwaway harness over Scheduler), still 40-50 a second at the end.
+// So a product runs in at most two parts, rows [0, 16·⌊M/16⌋) and the rest: row counts
+// 1-16 and the multiples of 16, at most 31 primitives per matrix at 256 tokens per
+// forward (275 buffers over the same loads, almost all in the first; throughput alike
+// within the noise). Each row's result does not depend on the row count, so the parts
+// give the same bits as one call.
 void PackedMatrix::forward(float* y, const float* x, int64_t M) const {
   if (M == 0) return;
   Impl& p = *impl_;
-  const void* src = x;
+  const size_t bytes = p.type == memory::data_type::bf16 ? sizeof(bf16) : sizeof(float);
+  const char* src = reinterpret_cast<const char*>(x);
   if (p.type == memory::data_type::bf16) {
     if (p.x16.size() < size_t(M * p.K)) p.x16.resize(size_t(M * p.K));
     to_bf16(p.x16.data(), x, M * p.K);
-    src = p.x16.data();
+    src = reinterpret_cast<const char*>(p.x16.data());
   }
-  memory A({{M, p.K}, p.type, tag::ab}, onednn_engine(), const_cast<void*>(src));
-  memory Y({{M, p.N}, memory::data_type::f32, tag::ab}, onednn_engine(), y);
-  p.primitive(M).execute(onednn_stream(), {{DNNL_ARG_SRC, A}, {DNNL_ARG_WEIGHTS, p.packed}, {DNNL_ARG_DST, Y}});
+  auto part = [&](int64_t r0, int64_t rows) {  // rows [r0, r0 + rows)
+    memory A({{rows, p.K}, p.type, tag::ab}, onednn_engine(), const_cast<char*>(src + size_t(r0 * p.K) * bytes));
+    memory Y({{rows, p.N}, memory::data_type::f32, tag::ab}, onednn_engine(), y + r0 * p.N);
+    p.primitive(rows).execute(onednn_stream(), {{DNNL_ARG_SRC, A}, {DNNL_ARG_WEIGHTS, p.packed}, {DNNL_ARG_DST, Y}});
+  };
+  const int64_t whole = M <= 16 ? M : M / 16 * 16;
+  part(0, whole);
+  if (whole < M) part(whole, M - whole);
   onednn_stream().wait();
 }
+
+size_t PackedMatrix::primitives() const { return impl_->by_rows.size(); }
 
 }  // namespace fw

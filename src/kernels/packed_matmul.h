@@ -21,9 +21,12 @@ class PackedMatrix {
   PackedMatrix(PackedMatrix&&) noexcept;
   PackedMatrix& operator=(PackedMatrix&&) noexcept;
 
-  // y (M,N) = x (M,K) · Wᵀ, any M ≥ 0 (a primitive per M, built on first use). Not
-  // for two threads at once.
+  // y (M,N) = x (M,K) · Wᵀ, any M ≥ 0: rows in at most two parts, 16·⌊M/16⌋ and the
+  // rest, each by a primitive for its row count built on first use. Not for two
+  // threads at once.
   void forward(float* y, const float* x, int64_t M) const;
+  // Primitives built so far: at most 16 + ⌊Mmax/16⌋ − 1 after products of up to Mmax rows.
+  size_t primitives() const;
   // Bytes of the packed copy of an (N,K) matrix (padded to oneDNN's blocks).
   static size_t bytes(int64_t N, int64_t K, bool bf16);
 

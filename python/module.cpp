@@ -344,8 +344,8 @@ fw::Config config_of(const std::string& json) {
 class PySampler {
  public:
   PySampler(PyModel& m, const std::vector<std::vector<int32_t>>& prompts, double temperature, int64_t top_k,
-            double top_p, uint64_t seed)
-      : gen_(checked(m, prompts), m.config().model.max_seq_len, 64, int64_t(prompts.size())),
+            double top_p, uint64_t seed, const std::string& kv_cache)
+      : gen_(checked(m, prompts), m.config().model.max_seq_len, 64, int64_t(prompts.size()), 0, kv_of(kv_cache)),
         sampler_(gen_, prompts, {temperature, top_k, top_p, m.tokenizer().vocab_size()}, seed) {}
   std::vector<int32_t> next() {
     py::gil_scoped_release nogil;
@@ -353,6 +353,10 @@ class PySampler {
   }
 
  private:
+  static fw::KvCache kv_of(const std::string& kv_cache) {
+    FW_CHECK(kv_cache == "fp32" || kv_cache == "bf16", "generate: kv_cache '", kv_cache, "' is not 'fp32' or 'bf16'");
+    return kv_cache == "bf16" ? fw::KvCache::bf16 : fw::KvCache::fp32;
+  }
   static const fw::Model& checked(PyModel& m, const std::vector<std::vector<int32_t>>& prompts) {
     const fw::ModelConfig& c = m.config().model;
     FW_CHECK(!c.encoder(), "generate: an encoder does not generate text");
@@ -418,9 +422,10 @@ PYBIND11_MODULE(_flopwise, m) {
       .def("_time_forward", &PyModel::time_forward)
       ;
   py::class_<PySampler>(m, "Sampler")
-      .def(py::init<PyModel&, const std::vector<std::vector<int32_t>>&, double, int64_t, double, uint64_t>(),
+      .def(py::init<PyModel&, const std::vector<std::vector<int32_t>>&, double, int64_t, double, uint64_t,
+                    const std::string&>(),
            py::arg("model"), py::arg("prompts"), py::arg("temperature") = 1.0, py::arg("top_k") = 0,
-           py::arg("top_p") = 1.0, py::arg("seed") = 0, py::keep_alive<1, 2>())
+           py::arg("top_p") = 1.0, py::arg("seed") = 0, py::arg("kv_cache") = "fp32", py::keep_alive<1, 2>())
       .def("next", &PySampler::next);
 
   m.def("train", &train, py::arg("config_json"), py::arg("data"), py::arg("out"), py::arg("on_step") = py::none(),

@@ -138,11 +138,12 @@ class Model:
         return self._m.fff_paths(self._ids(tokens))
 
 
-    def generate(self, prompts, max_tokens=100, temperature=0.8, top_k=0, top_p=0.95, seed=0):
+    def generate(self, prompts, max_tokens=100, temperature=0.8, top_k=0, top_p=0.95, seed=0, kv_cache="fp32"):
         """Samples max_tokens after each prompt (a str, an array of ids, or a list of
         either; several are decoded side by side), yielding (prompt index, token id) as
         each token comes. temperature 0 is greedy. The same seed gives the same tokens
-        as `flopwise sample --seed` (whose defaults these are)."""
+        as `flopwise sample --seed` (whose defaults these are); kv_cache "bf16" keeps
+        the KV cache in bf16, as `sample --kv-cache bf16`."""
         single = (isinstance(prompts, (str, bytes)) or (isinstance(prompts, _np.ndarray) and prompts.ndim == 1)
                   or (len(prompts) > 0 and isinstance(prompts[0], (int, _np.integer))))
         rows = [prompts] if single else list(prompts)
@@ -152,7 +153,7 @@ class Model:
         if max_tokens == 0:
             return
         # one position per step, on this thread (each step releases the GIL)
-        sampler = _flopwise.Sampler(self._m, ids, temperature, top_k, top_p, seed)
+        sampler = _flopwise.Sampler(self._m, ids, temperature, top_k, top_p, seed, kv_cache)
         for _ in range(max_tokens):
             yield from enumerate(sampler.next())
 

@@ -172,6 +172,15 @@ def test_generate_equals_cli_sample(runs, tmp_path):
     assert [t for r, t in both if r == 1] == alone
     with pytest.raises(flopwise.Error, match="empty prompt"):
         list(m.generate([[]], 3))
+    # a bf16 KV cache: the tokens of `sample --kv-cache bf16` (with this seed they leave the
+    # fp32 cache's at the 13th token on the machine this was written on)
+    trace = tmp_path / "trace_kv.jsonl"
+    run("sample", "--ckpt", str(runs["mod"]), "--prompt", "The jury", "--tokens", "20", "--seed", "5", "--kv-cache",
+        "bf16", "--trace", str(trace))
+    expected = [x["token"] for x in map(json.loads, trace.read_text().splitlines()) if x["pos"] >= len("The jury")]
+    assert [t for _, t in m.generate("The jury", 20, seed=5, kv_cache="bf16")][:19] == expected
+    with pytest.raises(flopwise.Error, match="kv_cache 'fp16' is not 'fp32' or 'bf16'"):
+        list(m.generate("The jury", 3, kv_cache="fp16"))
 
 
 def test_fit_and_plan_equal_the_cli(tmp_path):

@@ -345,7 +345,8 @@ class PySampler {
  public:
   PySampler(PyModel& m, const std::vector<std::vector<int32_t>>& prompts, double temperature, int64_t top_k,
             double top_p, uint64_t seed, const std::string& kv_cache)
-      : gen_(checked(m, prompts), m.config().model.max_seq_len, 64, int64_t(prompts.size()), 0, kv_of(kv_cache)),
+      : gen_(checked(m, prompts), m.config().model.max_seq_len, 64, int64_t(prompts.size()), 0,
+             fw::kv_cache_named(kv_cache, "generate: kv_cache")),
         sampler_(gen_, prompts, {temperature, top_k, top_p, m.tokenizer().vocab_size()}, seed) {}
   std::vector<int32_t> next() {
     py::gil_scoped_release nogil;
@@ -353,10 +354,6 @@ class PySampler {
   }
 
  private:
-  static fw::KvCache kv_of(const std::string& kv_cache) {
-    FW_CHECK(kv_cache == "fp32" || kv_cache == "bf16", "generate: kv_cache '", kv_cache, "' is not 'fp32' or 'bf16'");
-    return kv_cache == "bf16" ? fw::KvCache::bf16 : fw::KvCache::fp32;
-  }
   static const fw::Model& checked(PyModel& m, const std::vector<std::vector<int32_t>>& prompts) {
     const fw::ModelConfig& c = m.config().model;
     FW_CHECK(!c.encoder(), "generate: an encoder does not generate text");

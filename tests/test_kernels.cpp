@@ -38,6 +38,26 @@ double max_rel(const std::vector<float>& a, const std::vector<float>& b) {
   return m;
 }
 
+// The reference attention over a cache, one batch row at a time: row b's Tq queries sit
+// at cache rows past[b]..past[b]+Tq of cache row rows[b] of k, v (rows, H, Tcap, hd).
+// y (B,Tq,C); P (B,H,Tq,ldp), each query's visible keys' probabilities.
+void reference_over_cache(std::vector<float>& y, std::vector<float>& P, const std::vector<float>& q,
+                          const std::vector<float>& k, const std::vector<float>& v, int64_t B, int64_t H, int64_t Tq,
+                          int64_t Tcap, int64_t hd, int64_t ldp, const int64_t* rows, const int64_t* past) {
+  const int64_t C = H * hd;
+  y.assign(size_t(B * Tq * C), 0.0f);
+  P.assign(size_t(B * H * Tq * ldp), 0.0f);
+  for (int64_t b = 0; b < B; b++) {
+    const int64_t cache = rows[b] * H * Tcap * hd, Tk = past[b] + Tq;
+    std::vector<float> yb(Tq * C), Pb(H * Tq * Tk);
+    ref::attention_forward(yb.data(), Pb.data(), q.data() + b * H * Tq * hd, k.data() + cache, v.data() + cache,
+                           1, H, Tq, Tk, Tcap, hd, past[b]);
+    std::copy(yb.begin(), yb.end(), y.begin() + b * Tq * C);
+    for (int64_t r = 0; r < H * Tq; r++)  // the kernel's P rows are ldp apart
+      std::copy(Pb.begin() + r * Tk, Pb.begin() + (r + 1) * Tk, P.begin() + (b * H * Tq + r) * ldp);
+  }
+}
+
 }  // namespace
 
 TEST(Kernels, MatmulForwardBackward) {
@@ -197,17 +217,9 @@ TEST(Kernels, AttentionWithCacheOffsets) {
   const int64_t B = 2, H = 2, Tq = 3, Tcap = 10, hd = 4, C = H * hd, ldp = Tcap;
   const int64_t rows[B] = {1, 0}, past[B] = {5, 2};
   auto q = randn(B * H * Tq * hd, 17), k = randn(B * H * Tcap * hd, 18), v = randn(B * H * Tcap * hd, 19);
-  std::vector<float> y(B * Tq * C), yr(B * Tq * C), P(B * H * Tq * ldp), Pr(B * H * Tq * ldp);
+  std::vector<float> y(B * Tq * C), P(B * H * Tq * ldp), yr, Pr;
   attention_forward(y.data(), P.data(), q.data(), KvSlot{k.data(), v.data(), Tcap, rows, past}, B, H, Tq, hd, ldp);
-  for (int64_t b = 0; b < B; b++) {
-    const int64_t cache = rows[b] * H * Tcap * hd, Tk = past[b] + Tq;
-    std::vector<float> yb(Tq * C), Pb(H * Tq * Tk);
-    ref::attention_forward(yb.data(), Pb.data(), q.data() + b * H * Tq * hd, k.data() + cache, v.data() + cache,
-                           1, H, Tq, Tk, Tcap, hd, past[b]);
-    std::copy(yb.begin(), yb.end(), yr.begin() + b * Tq * C);
-    for (int64_t r = 0; r < H * Tq; r++)  // the kernel's P rows are ldp apart
-      std::copy(Pb.begin() + r * Tk, Pb.begin() + (r + 1) * Tk, Pr.begin() + (b * H * Tq + r) * ldp);
-  }
+  reference_over_cache(yr, Pr, q, k, v, B, H, Tq, Tcap, hd, ldp, rows, past);
   EXPECT_LT(max_rel(y, yr), 1e-5);
   for (int64_t b = 0; b < B; b++)
     for (int64_t r = 0; r < H * Tq; r++)
@@ -268,19 +280,16 @@ TEST(Kernels, AttentionOverABf16CacheEqualsTheReferenceOverRoundedKeys) {
       to_bf16(v16.data(), v.data(), int64_t(v.size()));
       std::vector<float> kr(k.size()), vr(v.size());  // the rounded values, in fp32
       for (size_t i = 0; i < k.size(); i++) kr[i] = bf16_to_float(k16[i]), vr[i] = bf16_to_float(v16[i]);
-      std::vector<float> y(B * Tq * C), yr(B * Tq * C), P(B * H * Tq * ldp, -1.0f);
+      std::vector<float> y(B * Tq * C), P(B * H * Tq * ldp, -1.0f), yr, Pr;
       attention_forward(y.data(), P.data(), q.data(), KvSlot{nullptr, nullptr, Tcap, rows, past, k16.data(), v16.data()},
                         B, H, Tq, hd, ldp);
-      for (int64_t b = 0; b < B; b++) {
-        const int64_t cache = rows[b] * H * Tcap * hd, Tk = past[b] + Tq;
-        std::vector<float> yb(Tq * C), Pb(H * Tq * Tk);
-        ref::attention_forward(yb.data(), Pb.data(), q.data() + b * H * Tq * hd, kr.data() + cache, vr.data() + cache,
-                               1, H, Tq, Tk, Tcap, hd, past[b]);
-        std::copy(yb.begin(), yb.end(), yr.begin() + b * Tq * C);
+      reference_over_cache(yr, Pr, q, kr, vr, B, H, Tq, Tcap, hd, ldp, rows, past);
+      for (int64_t b = 0; b < B; b++)
         for (int64_t r = 0; r < H * Tq; r++)
-          for (int64_t j = 0; j < Tk; j++)
-            ASSERT_NEAR(P[(b * H * Tq + r) * ldp + j], Pb[r * Tk + j], 1e-5) << hd << " " << Tq << " " << b << " " << r;
-      }
+          for (int64_t j = 0; j < past[b] + Tq; j++) {
+            const int64_t i = (b * H * Tq + r) * ldp + j;
+            ASSERT_NEAR(P[i], Pr[i], 1e-5) << hd << " " << Tq << " " << b << " " << r;
+          }
       EXPECT_LT(max_rel(y, yr), 1e-5) << "hd " << hd << " Tq " << Tq;
     }
 }

@@ -44,7 +44,7 @@ struct PrecisionFlag {
 struct KvCacheFlag {
   std::string kv_cache = "fp32";
   void add(CLI::App* sub);
-  KvCache value() const { return kv_cache == "bf16" ? KvCache::bf16 : KvCache::fp32; }
+  KvCache value() const { return kv_cache_named(kv_cache, "--kv-cache"); }
 };
 
 // --routing calibrated|uncalibrated: how a Mixture-of-Depths model decides when sampling

@@ -11,6 +11,11 @@
 
 namespace fw {
 
+KvCache kv_cache_named(const std::string& name, const std::string& what) {
+  FW_CHECK(name == "fp32" || name == "bf16", what, " '", name, "' is not 'fp32' or 'bf16'");
+  return name == "bf16" ? KvCache::bf16 : KvCache::fp32;
+}
+
 void Generator::layout(Buffers& b, const ModelConfig& c, int64_t cap, int64_t tokens, int64_t rows, KvCache kv,
                        const std::function<void(float*&, size_t)>& f) {
   const size_t C = size_t(c.d_model), L = size_t(c.n_layers), N = size_t(tokens);

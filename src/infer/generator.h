@@ -15,6 +15,7 @@
 #pragma once
 #include <cstdint>
 #include <functional>
+#include <string>
 #include <vector>
 
 #include "core/buffer.h"
@@ -30,6 +31,9 @@ namespace fw {
 // tokens a step reads more cache than weights). With bf16, a token's result differs
 // from fp32's by the rounding of what it attends to (kernels/kv_slot.h).
 enum class KvCache { fp32, bf16 };
+// "fp32" or "bf16"; a name that is neither fails naming `what` ("<what> 'x' is not ...").
+KvCache kv_cache_named(const std::string& name, const std::string& what);
+inline const char* kv_cache_name(KvCache kv) { return kv == KvCache::bf16 ? "bf16" : "fp32"; }
 
 class Generator {
  public:

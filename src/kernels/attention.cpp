@@ -3,7 +3,6 @@
 #include <omp.h>
 
 #include <algorithm>
-#include <bit>
 #include <cmath>
 #include <vector>
 
@@ -25,12 +24,10 @@ static constexpr int64_t kRows = 64, kRowsBackward = 128;
 
 namespace {
 
-inline float widen(bf16 h) { return std::bit_cast<float>(uint32_t(h) << 16); }
-
 // n rows of a bf16 cache as fp32, for the products of a block of queries.
 void widen_rows(float* dst, const bf16* src, int64_t n) {
 #pragma omp simd
-  for (int64_t i = 0; i < n; i++) dst[i] = widen(src[i]);
+  for (int64_t i = 0; i < n; i++) dst[i] = bf16_to_float(src[i]);
 }
 
 #if defined(__AVX512F__)

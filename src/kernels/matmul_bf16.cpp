@@ -68,8 +68,6 @@ void to_bf16(bf16* dst, const float* src, int64_t n) {
   for (int64_t i = 0; i < n; i++) dst[i] = round_bf16(src[i]);
 }
 
-float bf16_to_float(bf16 x) { return std::bit_cast<float>(uint32_t(x) << 16); }
-
 void matmul_forward_bf16(float* y, const float* x, const bf16* w, int64_t M, int64_t K, int64_t N) {
   bf16* x16 = scratch(0, size_t(M * K));
   to_bf16(x16, x, M * K);

@@ -18,7 +18,8 @@ inline bf16 round_bf16(float v) {
   return bf16(nan ? (u >> 16) | 0x40u : rounded >> 16);
 }
 void to_bf16(bf16* dst, const float* src, int64_t n);
-float bf16_to_float(bf16 x);
+// Exact; inline, so loops over it vectorise.
+inline float bf16_to_float(bf16 x) { return std::bit_cast<float>(uint32_t(x) << 16); }
 
 // y (M,N) = x (M,K) · w (N,K)ᵀ
 void matmul_forward_bf16(float* y, const float* x, const bf16* w, int64_t M, int64_t K, int64_t N);

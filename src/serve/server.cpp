@@ -378,7 +378,7 @@ void serve(LoadedModel& lm, const ServeOptions& o, const std::function<void(cons
   });
   log(str("listening on http://", o.host, ":", port, " (model '", name, "', ", o.slots, " slots, queue ", o.queue,
           ", context ", ctx, ", ", sched.batch_tokens(), " tokens per forward, ",
-          lm.model->bf16_enabled() ? "bf16" : "fp32", " matrix products, ", o.kv == KvCache::bf16 ? "bf16" : "fp32",
+          lm.model->bf16_enabled() ? "bf16" : "fp32", " matrix products, ", kv_cache_name(o.kv),
           " KV cache)"));
   std::thread http([&] {
     svr.listen_after_bind();

@@ -4,6 +4,7 @@
 //   build/bench_kernels [--benchmark_filter=...]
 #include <benchmark/benchmark.h>
 
+#include <type_traits>
 #include <vector>
 
 #include "core/rng.h"
@@ -14,6 +15,7 @@
 #include "kernels/matmul_bf16.h"
 #include "kernels/reference.h"
 #include "kernels/rmsnorm.h"
+#include "kernels/row_ops.h"
 
 using namespace fw;
 
@@ -112,6 +114,100 @@ void BM_RmsNormForward(benchmark::State& s) {
 }
 BENCHMARK(BM_RmsNormForward)->Unit(benchmark::kMillisecond)->UseRealTime();
 
+// The fast feedforward kernels' unit of work (kernels/row_ops.h) at the quick-start
+// FFF layer's width (C = 256, a row is 1 KiB): one thread, each call against rows
+// picked at random from a set of `rows` rows (fixed before timing), as a tree walk
+// meets them. 16 rows (16 KiB) stay in L1; 1008 rows are the layer's whole w_in
+// (1 MiB, L2's size). Beside them, the same width's dense product (oneDNN, one
+// thread, 2048 x 256 x 1008): the rate those rows would get in a matrix product.
+constexpr int64_t kRowWidth = 256;
+
+// `rows` rows of random values in the precision W (float, or bf16 as in bf16 mode)
+template <typename W>
+std::vector<W> random_matrix(int64_t rows) {
+  auto w = randn(rows * kRowWidth);
+  if constexpr (std::is_same_v<W, float>) {
+    return w;
+  } else {
+    std::vector<bf16> h(w.size());
+    to_bf16(h.data(), w.data(), int64_t(w.size()));
+    return h;
+  }
+}
+
+template <typename W>
+std::vector<const W*> random_rows(const std::vector<W>& w, int64_t rows, int64_t n) {
+  Rng r(7);
+  std::vector<const W*> out(static_cast<size_t>(n));
+  for (auto& p : out) p = w.data() + int64_t(r.next_u64() % uint64_t(rows)) * kRowWidth;
+  return out;
+}
+
+template <typename W>
+void BM_RowDot4(benchmark::State& s) {  // a token's vector against 4 rows (four trees, one level)
+  const int threads = num_threads();
+  set_num_threads(1);
+  const int64_t rows = s.range(0), calls = 4096;
+  const auto w = random_matrix<W>(rows), x = random_matrix<W>(32);
+  const auto picked = random_rows(w, rows, 4 * calls);
+  float out[4];
+  int64_t i = 0;
+  for (auto _ : s) {
+    row_dot4(x.data() + (i % 32) * kRowWidth, picked.data() + 4 * (i % calls), kRowWidth, out);
+    benchmark::DoNotOptimize(out);
+    i++;
+  }
+  s.counters["FLOP/s"] = benchmark::Counter(2.0 * 4 * kRowWidth, benchmark::Counter::kIsIterationInvariantRate);
+  set_num_threads(threads);
+}
+BENCHMARK(BM_RowDot4<float>)->Arg(16)->Arg(1008);
+BENCHMARK(BM_RowDot4<bf16>)->Arg(16)->Arg(1008);
+
+template <typename W>
+void BM_RowsCombine(benchmark::State& s) {  // a token's output: y = Σ g·row over 96 rows (16 trees of depth 5)
+  const int threads = num_threads();
+  set_num_threads(1);
+  const int64_t rows = s.range(0), visits = 96, calls = 256;
+  const auto w = random_matrix<W>(rows);
+  const auto g = randn(visits);
+  const auto picked = random_rows(w, rows, visits * calls);
+  std::vector<float> y(kRowWidth);
+  int64_t i = 0;
+  for (auto _ : s) {
+    rows_combine(y.data(), g.data(), picked.data() + visits * (i % calls), visits, kRowWidth, false);
+    benchmark::DoNotOptimize(y.data());
+    i++;
+  }
+  s.counters["FLOP/s"] = benchmark::Counter(2.0 * visits * kRowWidth, benchmark::Counter::kIsIterationInvariantRate);
+  set_num_threads(threads);
+}
+BENCHMARK(BM_RowsCombine<float>)->Arg(16)->Arg(1008);
+BENCHMARK(BM_RowsCombine<bf16>)->Arg(16)->Arg(1008);
+
+void BM_MatmulAtRowWidth(benchmark::State& s) {  // (2048, 256) x (1008, 256)^T on one thread
+  const int threads = num_threads();
+  set_num_threads(1);
+  const int64_t M = 2048, N = 1008;
+  auto x = randn(M * kRowWidth), w = randn(N * kRowWidth);
+  std::vector<float> y(M * N);
+  for (auto _ : s) matmul_forward(y.data(), x.data(), w.data(), M, kRowWidth, N);
+  s.counters["FLOP/s"] = benchmark::Counter(2.0 * M * kRowWidth * N, benchmark::Counter::kIsIterationInvariantRate);
+  set_num_threads(threads);
+}
+BENCHMARK(BM_MatmulAtRowWidth)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+void BM_MatmulAtRowWidthBf16(benchmark::State& s) {  // the same with bf16 weights (train.matmul_bf16)
+  const int threads = num_threads();
+  set_num_threads(1);
+  const int64_t M = 2048, N = 1008;
+  const auto x = randn(M * kRowWidth);
+  const auto w = random_matrix<bf16>(N);
+  std::vector<float> y(M * N);
+  for (auto _ : s) matmul_forward_bf16(y.data(), x.data(), w.data(), M, kRowWidth, N);
+  s.counters["FLOP/s"] = benchmark::Counter(2.0 * M * kRowWidth * N, benchmark::Counter::kIsIterationInvariantRate);
+  set_num_threads(threads);
+}
+BENCHMARK(BM_MatmulAtRowWidthBf16)->Unit(benchmark::kMillisecond)->UseRealTime();
 }  // namespace
 
 BENCHMARK_MAIN();

@@ -2,9 +2,11 @@
 back to back (real prompts: passages of Brown's validation text), against a server of
 the demo's dense model and one of its Mixture-of-Depths model (same shape, trained on
 the same budget), each with continuous batching (--slots 16) and one request at a time
-(--slots 1). Per configuration: total completion tokens per second (all clients, wall
-time), p50/p99 time to first token, p50/p99 time per token after the first (per
-request: (end - first token) / (tokens - 1), tokens from the stream's usage chunk).
+(--slots 1), and the 16-client load on the scheduler in one process without HTTP
+(`flopwise bench serve`, slots "16 in-process"). Per configuration: total completion
+tokens per second (all clients, wall time), p50/p99 time to first token, p50/p99 time
+per token after the first (per request: (end - first token) / (tokens - 1), tokens
+from the stream's usage chunk).
     bench/serve_load.sh [--shape bench] [--precision fp32|bf16] [--kv-cache fp32|bf16]
 (the demo's models, trained first if runs/demo is missing; --shape bench: the default
 config's shape, d=512, 6 layers, bytes, as bench/mod_vs_dense.sh measures MoD's
@@ -17,6 +19,7 @@ import platform
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 
@@ -107,6 +110,23 @@ def load(port, clients, texts):
             "per_token_p99_ms": 1e3 * q(per, 0.99)}
 
 
+def in_process(run, texts):
+    """The 16-client load of 4 requests each on the serving scheduler in one process,
+    without HTTP: the same prompts, sampling and seeds."""
+    with tempfile.NamedTemporaryFile("w", suffix=".txt") as f:
+        f.write("\n".join(texts) + "\n")
+        f.flush()
+        out = subprocess.run([FLOPWISE, "bench", "serve", "--ckpt", run, "--prompts", f.name, "--clients",
+                              str(max(CLIENTS)), "--requests", str(REQUESTS_PER_CLIENT), "--max-tokens", str(MAX_TOKENS),
+                              "--slots", "16", "--rounds", "1", "--precision", PRECISION, "--kv-cache", KV_CACHE,
+                              "--json"], capture_output=True, text=True, check=True).stdout
+    j = json.loads(out.strip().splitlines()[-1])
+    keep = ("clients", "requests", "tokens", "seconds", "tokens_per_s", "ttft_p50_ms", "ttft_p99_ms",
+            "per_token_p50_ms", "per_token_p99_ms", "forward_share", "step_iterations", "step_seconds", "step_tokens",
+            "chunk_iterations", "chunk_seconds", "chunk_prompt_tokens", "chunk_drawn_tokens")
+    return {k: j[k] for k in keep}
+
+
 def main():
     texts = prompts(max(CLIENTS) * REQUESTS_PER_CLIENT)
     rows = []  # every round's
@@ -124,6 +144,10 @@ def main():
                 finally:
                     server.terminate()
                     server.wait(timeout=60)
+            # the same 16-client load on the scheduler without HTTP (flopwise bench serve)
+            r = in_process(run, texts)
+            r.update(model=model, slots="16 in-process", round=round_)
+            rows.append(r)
     best = {}  # per configuration, its fastest round (the table and the ratios)
     for r in rows:
         key = (r["model"], r["slots"], r["clients"])
@@ -139,6 +163,10 @@ def main():
         "mod_over_dense_16_clients": by[("mod", 16, 16)]["tokens_per_s"] / by[("dense", 16, 16)]["tokens_per_s"],
         "p99_per_token_16_over_1_client": {
             m: by[(m, 16, 16)]["per_token_p99_ms"] / by[(m, 16, 1)]["per_token_p99_ms"] for m in ("dense", "mod")},
+        "mod_over_dense_16_clients_in_process":
+            by[("mod", "16 in-process", 16)]["tokens_per_s"] / by[("dense", "16 in-process", 16)]["tokens_per_s"],
+        "http_over_in_process_16_clients": {
+            m: by[(m, 16, 16)]["tokens_per_s"] / by[(m, "16 in-process", 16)]["tokens_per_s"] for m in ("dense", "mod")},
     }
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")),
                platform.processor())

@@ -16,6 +16,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <fstream>
 #include <future>
 #include <numeric>
 #include <thread>
@@ -722,6 +723,55 @@ TEST(Serve, WidenedListenBacklogTakesSixtyFourConnectionsAtOnce) {
   const Listener wide;
   widen_listen_backlog(wide.port);
   EXPECT_EQ(wide.connected_within_half_a_second(64), 64);
+}
+
+// flopwise bench serve: the scheduler under load in-process. Its counters account for
+// every request: each prompt fed once, each completion's first token drawn in the
+// forward that fed its prompt's last chunk, no more tokens than asked for; and bad
+// input gets one line naming the file, line or flag.
+TEST(Serve, BenchServeAccountsForEveryRequest) {
+  const std::string dir = test::temp_dir("serve_bench_serve");
+  const std::string run = trained_run("serve_bench_serve", "--set mod.enabled=true --set mod.capacity=0.25");
+  const std::vector<std::string> lines = {"The jury said", "", "that the city had no evidence.", "The city"};
+  std::string text;
+  for (const auto& l : lines) text += l + "\n";
+  const std::string prompts = dir + "/prompts.txt";
+  std::ofstream(prompts) << text;
+  const auto r = test::flopwise("bench serve --ckpt " + run + " --prompts " + prompts +
+                                " --clients 3 --requests 2 --max-tokens 8 --slots 2 --rounds 2 --json");
+  ASSERT_EQ(r.code, 0) << r.out;
+  const nlohmann::json j = test::last_json_line(r.out);
+  // request i (client i / 2, its (i % 2)-th) takes the i-th non-blank line, in turn
+  const std::vector<std::string> used = {lines[0], lines[2], lines[3]};
+  const std::unique_ptr<Tokenizer> tok = make_tokenizer("bytes");
+  int64_t prompt_tokens = 0;
+  for (int i = 0; i < 6; i++) prompt_tokens += int64_t(tok->encode(used[size_t(i % 3)]).size());
+  EXPECT_EQ(j["requests"], 6);
+  EXPECT_EQ(j["chunk_prompt_tokens"], prompt_tokens);
+  const int64_t drawn = j["step_tokens"].get<int64_t>() + j["chunk_drawn_tokens"].get<int64_t>();
+  EXPECT_GE(j["chunk_drawn_tokens"].get<int64_t>(), 6);  // every request's first token
+  EXPECT_LE(drawn, 6 * 8);
+  EXPECT_LE(j["tokens"].get<int64_t>(), drawn);  // an end of text is drawn, not returned
+  EXPECT_GT(j["tokens"].get<int64_t>(), 0);
+  EXPECT_LE(j["step_tokens"].get<int64_t>(), 2 * j["step_iterations"].get<int64_t>());  // 2 slots
+  EXPECT_GT(j["tokens_per_s"].get<double>(), 0);
+  ASSERT_TRUE(j["processed_share"].is_object());
+  for (const auto& [layer, share] : j["processed_share"].items()) {
+    EXPECT_GE(share.get<double>(), 0.0) << layer;
+    EXPECT_LE(share.get<double>(), 1.0) << layer;
+  }
+
+  test::expect_error(test::flopwise("bench serve --ckpt " + run + " --prompts " + dir + "/missing.txt"),
+                     dir + "/missing.txt");
+  const std::string long_prompts = dir + "/long.txt";
+  std::ofstream(long_prompts) << "short\n" << std::string(60, 'x') << "\n";
+  test::expect_error(test::flopwise("bench serve --ckpt " + run + " --prompts " + long_prompts + " --max-tokens 8"),
+                     long_prompts + " line 2: a prompt of 60 tokens + --max-tokens 8 exceeds the model's context of 64");
+  test::expect_error(test::flopwise("bench serve --ckpt " + run + " --prompts " + prompts + " --clients 0"),
+                     "--clients and --requests must be >= 1");
+  const std::string blank = dir + "/blank.txt";
+  std::ofstream(blank) << "\n\n";
+  test::expect_error(test::flopwise("bench serve --ckpt " + run + " --prompts " + blank), "holds no prompts");
 }
 
 }  // namespace

@@ -1,4 +1,5 @@
-// flopwise bench train | sample: throughput of the configured model on random data.
+// flopwise bench train | sample: throughput of the configured model on random data
+// (bench serve, fff and tokenizer are registered here, written in their own files).
 #include <algorithm>
 #include <cstdio>
 
@@ -154,7 +155,7 @@ void bench_sample(const BenchFlags& f) {
 }  // namespace
 
 void register_bench(CLI::App& app) {
-  auto* bench = app.add_subcommand("bench", "measure training, sampling, FFF layer or tokenizer throughput");
+  auto* bench = app.add_subcommand("bench", "measure training, sampling, serving, FFF layer or tokenizer throughput");
   bench->require_subcommand(1);
   auto ft = std::make_shared<BenchFlags>();
   auto* tr = bench->add_subcommand("train", "training tokens/s and MFU on random tokens");
@@ -175,6 +176,7 @@ void register_bench(CLI::App& app) {
   fs->routing.add(sa);
   fs->common.add(sa);
   sa->callback([fs]() { bench_sample(*fs); });
+  add_bench_serve(bench);
   add_bench_fff(bench);
   add_bench_tokenizer(bench);
 }

@@ -1,6 +1,7 @@
 #include "cli/common.h"
 
 #include <cstdio>
+#include <fstream>
 #include <iostream>
 
 #include "core/error.h"
@@ -77,5 +78,16 @@ void print_json(const nlohmann::json& j) {
 }
 
 void note(const std::string& line) { std::cerr << line << std::endl; }
+
+std::vector<PromptLine> read_prompt_lines(const std::string& path) {
+  std::ifstream in(path);
+  FW_CHECK(in, path, ": cannot read");
+  std::vector<PromptLine> lines;
+  int64_t n = 0;
+  for (std::string line; std::getline(in, line);)
+    if (++n, !line.empty()) lines.push_back({n, line});
+  FW_CHECK(in.eof(), path, ": read failed");
+  return lines;
+}
 
 }  // namespace fw::cli

@@ -65,6 +65,14 @@ std::string validation_file_for(const LoadedModel& lm, const std::string& data_d
 // Prints `j` as one line on stdout (invalid UTF-8 in strings replaced).
 void print_json(const nlohmann::json& j);
 
+// The non-blank lines of a prompts file (--prompts FILE of sample and bench serve), one
+// prompt each, with their line numbers (from 1) for messages.
+struct PromptLine {
+  int64_t line;
+  std::string text;
+};
+std::vector<PromptLine> read_prompt_lines(const std::string& path);
+
 // Progress and notes go to stderr so stdout stays the result.
 void note(const std::string& line);
 
@@ -89,6 +97,7 @@ void print_law_report(const nlohmann::json& j);
 void register_plan(CLI::App& app);
 void register_sweep(CLI::App& app);
 void add_bench_fff(CLI::App* bench);  // flopwise bench fff (bench_fff.cpp)
+void add_bench_serve(CLI::App* bench);  // flopwise bench serve (bench_serve.cpp)
 void register_sample(CLI::App& app);
 void register_serve(CLI::App& app);  // serve (serve.cpp)
 void register_bench(CLI::App& app);

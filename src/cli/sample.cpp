@@ -1,7 +1,6 @@
 // flopwise sample: continue prompts with a trained model (KV-cached decoding; several
 // prompts decode as one batch).
 #include <cstdio>
-#include <fstream>
 #include <functional>
 
 #include "cli/common.h"
@@ -31,13 +30,8 @@ struct SampleFlags {
 // The prompts of --prompt and --prompts FILE (one per line), in that order.
 std::vector<std::string> read_prompts(const SampleFlags& f) {
   std::vector<std::string> texts = f.prompts;
-  if (!f.prompts_file.empty()) {
-    std::ifstream in(f.prompts_file);
-    FW_CHECK(in, f.prompts_file, ": cannot read");
-    for (std::string line; std::getline(in, line);)
-      if (!line.empty()) texts.push_back(line);
-    FW_CHECK(in.eof(), f.prompts_file, ": read failed");
-  }
+  if (!f.prompts_file.empty())
+    for (const PromptLine& p : read_prompt_lines(f.prompts_file)) texts.push_back(p.text);
   FW_CHECK(!texts.empty(), "sample: give --prompt (one or more times) or --prompts FILE");
   return texts;
 }

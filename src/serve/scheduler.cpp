@@ -227,19 +227,29 @@ void Scheduler::iterate() {
 #pragma omp parallel for if (n > 1)
   for (int64_t i = 0; i < n; i++) drawn_[size_t(i)] = draw(step_rows_[size_t(i)], step_logits + i * V);
   // a prompt fed to its end draws its first token from its last chunk's last logits
+  first_.assign(size_t(n_chunks), -1);
   for (int64_t c = 0; c < n_chunks; c++) {
     const Generator::Chunk& ch = chunks_[size_t(c)];
     Job& j = *rows_[size_t(ch.row)];
     j.fed += size_t(ch.n);
     if (j.fed < j.prompt.size()) continue;
     drawn++;
-    if (deliver(ch.row, draw(ch.row, logits + c * V))) release(ch.row);
+    first_[size_t(c)] = draw(ch.row, logits + c * V);
   }
+  // the counters before any job of this iteration is seen to end, so that whoever
+  // waits for a job finds its iteration counted
+  const double seconds = now_seconds() - t0;
+  {
+    std::lock_guard<std::mutex> lk(mutex_);
+    stats_.forward_seconds += seconds;
+    stats_.drawn_tokens += drawn;
+    stats_.iterations++;
+    if (n_chunks > 0) stats_.chunk_iterations++, stats_.chunk_seconds += seconds, stats_.chunk_drawn_tokens += drawn;
+  }
+  for (int64_t c = 0; c < n_chunks; c++)
+    if (first_[size_t(c)] >= 0 && deliver(chunks_[size_t(c)].row, first_[size_t(c)])) release(chunks_[size_t(c)].row);
   for (int64_t i = 0; i < n; i++)
     if (deliver(step_rows_[size_t(i)], drawn_[size_t(i)])) release(step_rows_[size_t(i)]);
-  std::lock_guard<std::mutex> lk(mutex_);
-  stats_.forward_seconds += now_seconds() - t0;
-  stats_.drawn_tokens += drawn;
 }
 
 void Scheduler::run() {

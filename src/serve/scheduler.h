@@ -63,11 +63,19 @@ struct Job {
   void end(const std::string& reason);
 };
 
-struct SchedulerStats {  // for /metrics (copied under the scheduler's lock)
+struct SchedulerStats {  // for /metrics and bench serve (copied under the scheduler's lock)
   int64_t queued = 0, busy_slots = 0, slots = 0;
   int64_t prompt_tokens = 0, completion_tokens = 0;  // totals
-  double forward_seconds = 0;  // in the iterations' forwards and draws (prompt chunks and decoding together)
+  double forward_seconds = 0;  // in the iterations' forwards and draws (prompt chunks and decoding together;
+                               // not the delivery of the tokens drawn)
   int64_t drawn_tokens = 0;    // tokens those iterations sampled
+  int64_t iterations = 0;      // forwards run
+  // of those, the ones that fed prompt chunks (decoding rows riding along): their count,
+  // time (part of forward_seconds) and the tokens they sampled; the rest
+  // were decoding steps alone
+  int64_t chunk_iterations = 0;
+  double chunk_seconds = 0;
+  int64_t chunk_drawn_tokens = 0;
   std::vector<int64_t> routed_layers;         // Mixture-of-Depths: the routed blocks
   std::vector<int64_t> routed_processed;      // per routed block: tokens it processed
   int64_t routed_seen = 0;                    // tokens every routed block decided on
@@ -131,7 +139,8 @@ class Scheduler {
   uint64_t admissions_ = 0;
   std::vector<Generator::Chunk> chunks_;    // iterate()'s scratch: the prefilling rows' chunks,
   std::vector<int64_t> step_rows_;          // the decoding rows,
-  std::vector<int32_t> step_tokens_, drawn_;  // their last tokens, the tokens drawn for them
+  std::vector<int32_t> step_tokens_, drawn_;  // their last tokens, the tokens drawn for them,
+  std::vector<int32_t> first_;              // (chunks) the first token of each prompt fed to its end, or -1
   std::vector<TokenLogprobs> drawn_logprobs_;  // (slots) of each row's last draw, when its job asks
   SchedulerStats stats_;
   bool stop_ = false;

@@ -60,10 +60,7 @@ void attend_one(float* y, float* p, const float* q, const bf16* k, const bf16* v
   }
   for (int64_t u = 0; u < U; u++) _mm512_storeu_ps(y + 16 * u, acc[u]);
 }
-#else  // without AVX-512 every bf16 cache is read through widened rows
-bool one_query_kernel(int64_t) { return false; }
-void attend_one(float*, float*, const float*, const bf16*, const bf16*, int64_t, int64_t, float) {}  // never called
-#endif
+#endif  // without AVX-512 every bf16 cache is read through widened rows
 
 }  // namespace
 
@@ -77,15 +74,18 @@ void attention_forward(float* y, float* P, const float* q, const KvSlot& kv, int
     const float* qb = q + bh * Tq * hd;
     const int64_t q_off = kv.past(b), Tk = q_off + Tq;  // keys this row's queries may see
     float* Pb = P + bh * Tq * ldp;
-    const float *kb, *vb;  // (Tk, hd) keys and values in fp32
-    if (!kv.bf16_cache()) {
-      kb = kv.k_head(b, h, H, hd);
-      vb = kv.v_head(b, h, H, hd);
-    } else if (Tq == 1 && one_query_kernel(hd)) {
+#if defined(__AVX512F__)
+    if (kv.bf16_cache() && Tq == 1 && one_query_kernel(hd)) {
       const int64_t n = mask.visible(b, 0, q_off, Tk), at = kv.head(b, h, H, hd);
       attend_one(y + b * C + h * hd, Pb, qb, kv.k16 + at, kv.v16 + at, n, hd, scale);
       std::fill(Pb + n, Pb + Tk, 0.0f);
       continue;
+    }
+#endif
+    const float *kb, *vb;  // (Tk, hd) keys and values in fp32
+    if (!kv.bf16_cache()) {
+      kb = kv.k_head(b, h, H, hd);
+      vb = kv.v_head(b, h, H, hd);
     } else {  // the rows the queries see, widened
       static thread_local std::vector<float> rows;
       const int64_t n = mask.visible(b, Tq - 1, q_off, Tk), at = kv.head(b, h, H, hd);

@@ -9,6 +9,7 @@
 
 #include "core/rng.h"
 #include "core/threads.h"
+#include "infer/sampling.h"
 #include "kernels/attention.h"
 #include "kernels/gelu.h"
 #include "kernels/matmul.h"
@@ -208,6 +209,23 @@ void BM_MatmulAtRowWidthBf16(benchmark::State& s) {  // the same with bf16 weigh
   set_num_threads(threads);
 }
 BENCHMARK(BM_MatmulAtRowWidthBf16)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+// One draw with temperature 0.8 and top-p 0.95 (the server benchmark's) from logits of
+// V tokens drawn normal with standard deviation spread/10: flat (10: the top-p set is
+// most of V) to peaked (60: a few tokens), at the byte, demo (SentencePiece 2048) and
+// GPT-2 vocabularies.
+void BM_SampleToken(benchmark::State& s) {
+  const int64_t V = s.range(0);
+  std::vector<float> base = randn(size_t(V)), logits = base;
+  for (auto& x : base) x *= float(s.range(1)) / 10;
+  const SamplingParams p{0.8, 0, 0.95};
+  Rng rng(7);
+  for (auto _ : s) {
+    logits = base;
+    benchmark::DoNotOptimize(sample_token(logits.data(), V, p, rng));
+  }
+}
+BENCHMARK(BM_SampleToken)->ArgsProduct({{256, 2048, 50257}, {10, 30, 60}})->Unit(benchmark::kMicrosecond);
 }  // namespace
 
 BENCHMARK_MAIN();

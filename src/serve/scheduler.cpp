@@ -32,6 +32,7 @@ Scheduler::Scheduler(const Model& model, const Tokenizer& tokenizer, int64_t slo
 }
 
 int64_t Scheduler::forward_budget(int64_t slots, int64_t ctx, int64_t asked) {
+  FW_CHECK(slots >= 1 && slots <= 256, "serve: --slots must be in [1, 256], not ", slots);
   const int64_t chunk = std::min(kChunk, ctx), least = chunk + slots - 1, most = slots * chunk;
   FW_CHECK(asked == 0 || asked >= least, "serve: --batch-tokens ", asked, " is below ", least,
            " (one prompt chunk of ", chunk, " tokens beside ", slots - 1, " decoding slots)");

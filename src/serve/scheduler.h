@@ -115,7 +115,8 @@ class Scheduler {
   int64_t batch_tokens() const { return gen_.batch_tokens(); }
 
  private:
-  // The tokens per forward for batch_tokens = asked: at least one chunk beside the other
+  // The tokens per forward for batch_tokens = asked (first checking slots, 1 to 256, for
+  // serve and bench serve alike): at least one chunk beside the other
   // slots' tokens (less is refused, naming --batch-tokens), and no more than every slot's
   // chunk, all a forward can ever hold (more would only allocate unused buffers).
   static int64_t forward_budget(int64_t slots, int64_t ctx, int64_t asked);

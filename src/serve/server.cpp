@@ -161,7 +161,6 @@ void serve(LoadedModel& lm, const ServeOptions& o, const std::function<void(cons
   FW_CHECK(!mc.encoder(), "serve: ", lm.config.model.kind == ModelKind::encoder ? "an encoder" : "this model",
            " does not generate text (serve decoders)");
   const int64_t ctx = o.ctx > 0 ? o.ctx : mc.max_seq_len;
-  FW_CHECK(o.slots >= 1 && o.slots <= 256, "serve: --slots must be in [1, 256], not ", o.slots);
   FW_CHECK(o.queue >= 1, "serve: --queue must be >= 1, not ", o.queue);
   FW_CHECK(ctx >= 2, "serve: --ctx must be >= 2, not ", ctx);
   const std::string name = o.model_name;
